@@ -1,0 +1,43 @@
+"""Peripheral drivers, found by their config name.
+
+    from drivers import DRIVERS, DriverError, CRCError
+    drv = DRIVERS["bme280"](bus, address=None)
+    drv.open(); drv.read().values; drv.close()
+
+Driver modules are imported only when a config names them, so a node never loads code (or
+third-party libraries) for hardware it does not have.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+
+from drivers.base import CRCError, Driver, DriverError, Measurement
+from drivers.quantities import QUANTITIES, Quantity, Unit
+
+# config name -> "module:Class"
+_REGISTRY = {
+    "bme280": "drivers.bme280:BME280",
+    "bmp280": "drivers.bme280:BMP280",
+}
+
+
+class _LazyDrivers(Mapping[str, "type[Driver]"]):
+    def __getitem__(self, name: str) -> type[Driver]:
+        module_name, _, class_name = _REGISTRY[name].partition(":")
+        cls: type[Driver] = getattr(importlib.import_module(module_name), class_name)
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+DRIVERS: Mapping[str, type[Driver]] = _LazyDrivers()
+
+__all__ = [
+    "DRIVERS", "QUANTITIES", "CRCError", "Driver", "DriverError", "Measurement", "Quantity", "Unit",
+]  # fmt: skip

@@ -1,0 +1,88 @@
+"""The contract every peripheral driver follows.
+
+A driver is given its bus (any object with smbus2.SMBus's methods) and an address; it never opens
+hardware itself, so the same code runs against a Pi's /dev/i2c-1 or a simulated chip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
+
+from drivers.quantities import QUANTITIES
+
+
+class DriverError(Exception):
+    """The chip is absent, the wrong chip answered, or it answered nonsense."""
+
+
+class CRCError(DriverError):
+    """A checksum sent by the chip did not match its data."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Every quantity of one measurement, taken at one instant."""
+
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.values) - set(QUANTITIES)
+        if unknown:
+            raise ValueError(f"unknown quantities {sorted(unknown)}; add them to QUANTITIES")
+
+
+class Driver:
+    """Base of all drivers: open() probes and initialises, read() measures once, close()."""
+
+    name: ClassVar[str]
+    default_address: ClassVar[int]
+    quantities: ClassVar[tuple[str, ...]]
+    # Option name -> (type, default). Validated by the config loader before a driver is built.
+    options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {}
+
+    def __init__(
+        self,
+        bus: Any,
+        address: Optional[int] = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        **options: Any,
+    ) -> None:
+        self.bus = bus
+        self.address = self.default_address if address is None else address
+        self.sleep = sleep
+        unknown = set(options) - set(self.options_schema)
+        if unknown:
+            raise ValueError(
+                f"unknown option {sorted(unknown)[0]!r}; "
+                f"{self.name} takes {sorted(self.options_schema) or 'no options'}"
+            )
+        self.options = {k: options.get(k, default) for k, (_, default) in self.options_schema.items()}
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """Raises ValueError naming the first bad option, without touching any bus."""
+        for key, value in options.items():
+            expected = cls.options_schema.get(key, (object, None))[0]
+            if key in cls.options_schema and not isinstance(value, expected):
+                raise ValueError(f"option {key!r} must be {expected.__name__}, got {value!r}")
+        cls(None, **options)
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read(self) -> Measurement:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Leave the chip idle. Most chips need nothing; the bus belongs to the caller."""
+
+    def __enter__(self) -> Driver:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

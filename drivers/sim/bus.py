@@ -1,0 +1,147 @@
+"""A simulated I2C bus that records the conversation, for tests and `--simulate`."""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+NACK_ERRNO = errno.EREMOTEIO  # 121: what Linux i2c-dev reports when no device acknowledges
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One entry of the bus log: who was addressed, which direction, which bytes."""
+
+    address: int
+    kind: str  # "write" or "read"
+    data: bytes
+
+
+class SimChip:
+    """Base of simulated chips: override write() and read(). Set nack to pull it off the bus."""
+
+    nack = False
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, length: int) -> bytes:
+        raise NotImplementedError
+
+
+class RegisterChip(SimChip):
+    """A chip with an 8-bit register pointer that auto-increments, like most Bosch parts."""
+
+    def __init__(self) -> None:
+        self.registers = bytearray(256)
+        self.pointer = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.pointer = data[0]
+        for value in data[1:]:
+            self.write_register(self.pointer, value)
+            self.pointer = (self.pointer + 1) & 0xFF
+
+    def write_register(self, register: int, value: int) -> None:
+        self.registers[register] = value
+
+    def read(self, length: int) -> bytes:
+        out = bytes(self.read_register((self.pointer + i) & 0xFF) for i in range(length))
+        self.pointer = (self.pointer + length) & 0xFF
+        return out
+
+    def read_register(self, register: int) -> int:
+        return self.registers[register]
+
+
+class SimBus:
+    """Has the methods of smbus2.SMBus that drivers use; absent addresses NACK with errno 121."""
+
+    def __init__(self, chips: Optional[dict[int, SimChip]] = None) -> None:
+        self.chips: dict[int, SimChip] = dict(chips or {})
+        self.log: list[Transfer] = []
+        self._lock = threading.Lock()
+
+    def attach(self, address: int, chip: SimChip) -> None:
+        self.chips[address] = chip
+
+    def _chip(self, address: int) -> SimChip:
+        chip = self.chips.get(address)
+        if chip is None or chip.nack:
+            raise OSError(NACK_ERRNO, f"Remote I/O error (no device at 0x{address:02x})")
+        return chip
+
+    def _write(self, address: int, data: bytes) -> None:
+        with self._lock:
+            self.log.append(Transfer(address, "write", bytes(data)))
+            self._chip(address).write(bytes(data))
+
+    def _read(self, address: int, length: int) -> bytes:
+        with self._lock:
+            data = self._chip(address).read(length)
+            self.log.append(Transfer(address, "read", data))
+            return data
+
+    # smbus2.SMBus API -------------------------------------------------------------------------
+    def write_quick(self, i2c_addr: int, force: Optional[bool] = None) -> None:
+        self._write(i2c_addr, b"")
+
+    def read_byte(self, i2c_addr: int, force: Optional[bool] = None) -> int:
+        return self._read(i2c_addr, 1)[0]
+
+    def write_byte(self, i2c_addr: int, value: int, force: Optional[bool] = None) -> None:
+        self._write(i2c_addr, bytes([value]))
+
+    def read_byte_data(self, i2c_addr: int, register: int, force: Optional[bool] = None) -> int:
+        return self.read_i2c_block_data(i2c_addr, register, 1)[0]
+
+    def write_byte_data(
+        self, i2c_addr: int, register: int, value: int, force: Optional[bool] = None
+    ) -> None:
+        self._write(i2c_addr, bytes([register, value]))
+
+    def read_i2c_block_data(
+        self, i2c_addr: int, register: int, length: int, force: Optional[bool] = None
+    ) -> list[int]:
+        # A repeated-start transaction: the pointer write and the read are one bus operation.
+        with self._lock:
+            self.log.append(Transfer(i2c_addr, "write", bytes([register])))
+            chip = self._chip(i2c_addr)
+            chip.write(bytes([register]))
+            data = chip.read(length)
+            self.log.append(Transfer(i2c_addr, "read", data))
+        return list(data)
+
+    def write_i2c_block_data(
+        self, i2c_addr: int, register: int, data: Sequence[int], force: Optional[bool] = None
+    ) -> None:
+        self._write(i2c_addr, bytes([register, *data]))
+
+    def i2c_rdwr(self, *messages: Any) -> None:
+        """smbus2.i2c_msg transfers: a write message carries bytes, a read message is filled."""
+        with self._lock:
+            for msg in messages:
+                chip = self._chip(msg.addr)
+                if msg.flags & 0x0001:  # I2C_M_RD
+                    data = chip.read(msg.len)
+                    for i, value in enumerate(data):
+                        msg.buf[i] = bytes([value])
+                    self.log.append(Transfer(msg.addr, "read", data))
+                else:
+                    data = bytes(msg)
+                    self.log.append(Transfer(msg.addr, "write", data))
+                    chip.write(data)
+
+    def close(self) -> None:
+        """Nothing to release; present because smbus2.SMBus has it."""
+
+    def __enter__(self) -> SimBus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
