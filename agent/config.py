@@ -1,0 +1,342 @@
+"""One TOML file per node, loaded into frozen dataclasses and validated before anything starts.
+
+Every error names the file, the key path and what is wrong, e.g.
+``demo.toml: devices[2].interval: must be ≥ 1 s, got 0``. Key paths count list items from 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Optional, TypeVar
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 in CI
+    import tomli as tomllib
+
+from drivers import DRIVERS
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RESERVED_DEVICE_NAMES = frozenset({"agent"})
+DEFAULT_STATE_DIR = Path("/var/lib/roomagent")
+
+
+class ConfigError(Exception):
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file, self.key, self.message = file, key, message
+        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca: Optional[Path] = None  # None: the system's trusted CAs
+    cert: Optional[Path] = None
+    key: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "localhost"
+    port: int = 1883
+    protocol: str = "5"  # "5" or "3.1.1"
+    keepalive: int = 30
+    client_id: str = ""
+    username: Optional[str] = None
+    password_file: Optional[Path] = None
+    tls: Optional[TLSConfig] = None
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    path: Path = DEFAULT_STATE_DIR / "buffer.sqlite"
+    max_rows: int = 1_000_000
+    max_bytes: int = 256 * 1024 * 1024
+    durability: str = "full"  # "full": fsync every commit; "normal": see docs/buffer.md
+    max_inflight: int = 64
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    driver: str
+    interval: float
+    bus: int = 1
+    address: Optional[int] = None
+    timeout: float = 10.0
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    id: str
+    name: str
+    base_topic: str
+    state_dir: Path
+    simulate: bool = False
+    clock: str = "auto"  # "auto": ask the kernel; "synced"/"unsynced": force (tests, odd systems)
+    health_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    node: NodeConfig
+    broker: BrokerConfig
+    buffer: BufferConfig
+    devices: tuple[DeviceConfig, ...]
+
+
+T = TypeVar("T")
+_REQUIRED: Any = object()
+
+
+class _Table:
+    """Reads one TOML table, tracking which keys were used so leftovers (typos) are errors."""
+
+    def __init__(self, data: Any, path: str, file: str) -> None:
+        self.file, self.path = file, path
+        if not isinstance(data, dict):
+            raise ConfigError(file, path, f"must be a table, got {_show(data)}")
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.file, self.key(name), message)
+
+    def get(
+        self,
+        name: str,
+        kind: type[T],
+        default: Any = _REQUIRED,
+        check: Optional[Callable[[T], Optional[str]]] = None,
+    ) -> T:
+        self.used.add(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise self.error(name, "is required")
+            return default  # type: ignore[no-any-return]
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                raise self.error(name, problem)
+        return value
+
+    def table(self, name: str) -> _Table:
+        self.used.add(name)
+        return _Table(self.data.get(name, {}), self.key(name), self.file)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            raise self.error(unknown[0], f"unknown key (known keys here: {known})")
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "a table"}  # fmt: skip
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _at_least(minimum: float, unit: str = "") -> Callable[[Any], Optional[str]]:
+    suffix = f" {unit}" if unit else ""
+    return lambda v: None if v >= minimum else f"must be ≥ {minimum:g}{suffix}, got {v:g}"
+
+
+def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], Optional[str]]:
+    suffix = f" {unit}" if unit else ""
+    return lambda v: None if lo <= v <= hi else f"must be {lo:g}..{hi:g}{suffix}, got {v:g}"
+
+
+def _one_of(*choices: str) -> Callable[[str], Optional[str]]:
+    return lambda v: None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+
+
+def _name(v: str) -> Optional[str]:
+    if NAME_RE.match(v):
+        return None
+    return f"must be 1-64 letters, digits, '-' or '_' (it becomes part of MQTT topics), got {v!r}"
+
+
+def _topic(v: str) -> Optional[str]:
+    if not v or v.startswith("/") or v.endswith("/") or any(c in v for c in "+#\0"):
+        return f"must be a topic without wildcards or leading/trailing '/', got {v!r}"
+    return None
+
+
+def load(path: os.PathLike[str] | str) -> Config:
+    """Reads and validates a node config; raises ConfigError on the first problem."""
+    path = Path(path)
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(file, "", "no such file") from None
+    except OSError as e:
+        raise ConfigError(file, "", f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(file, "", f"not valid TOML: {e}") from None
+    return parse(data, file, base_dir=path.resolve().parent)
+
+
+def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
+    root = _Table(data, "", file)
+
+    def resolve(p: str) -> Path:
+        return (base_dir / os.path.expanduser(p)).resolve()
+
+    node_t = root.table("node")
+    node_id = node_t.get("id", str, check=_name)
+    state_dir = resolve(node_t.get("state_dir", str, str(DEFAULT_STATE_DIR)))
+    node = NodeConfig(
+        id=node_id,
+        name=node_t.get("name", str, node_id),
+        base_topic=node_t.get("base_topic", str, f"roomagent/{node_id}", check=_topic),
+        state_dir=state_dir,
+        simulate=node_t.get("simulate", bool, False),
+        clock=node_t.get("clock", str, "auto", check=_one_of("auto", "synced", "unsynced")),
+        health_interval=node_t.get("health_interval", float, 60.0, check=_at_least(5, "s")),
+    )
+    node_t.finish()
+
+    broker = _parse_broker(root.table("broker"), node_id, resolve)
+    buffer = _parse_buffer(root.table("buffer"), state_dir, resolve)
+
+    root.used.add("devices")
+    raw_devices = data.get("devices", [])
+    if not isinstance(raw_devices, list):
+        raise root.error("devices", "must be an array of tables ([[devices]])")
+    devices = tuple(_parse_device(d, i, file) for i, d in enumerate(raw_devices))
+    _check_unique(devices, file)
+    root.finish()
+    return Config(Path(file), node, broker, buffer, devices)
+
+
+def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
+    tls: Optional[TLSConfig] = None
+    if "tls" in t.data:
+        tt = t.table("tls")
+        files = {}
+        for name in ("ca", "cert", "key"):
+            value = tt.get(name, str, None)
+            if value is not None:
+                p = resolve(value)
+                if not p.is_file():
+                    raise tt.error(name, f"no such file: {p}")
+                files[name] = p
+        if ("cert" in files) != ("key" in files):
+            raise tt.error("cert" if "key" in files else "key", "cert and key must be given together")
+        if "key" in files and files["key"].stat().st_mode & stat.S_IROTH:
+            raise tt.error("key", f"{files['key']} is world-readable; chmod 600 it")
+        tt.finish()
+        tls = TLSConfig(**files)
+    username = t.get("username", str, None)
+    password_file = None
+    if "password_file" in t.data:
+        password_file = resolve(t.get("password_file", str))
+        if username is None:
+            raise t.error("password_file", "needs broker.username too")
+        if not password_file.is_file():
+            raise t.error("password_file", f"no such file: {password_file}")
+        if password_file.stat().st_mode & stat.S_IROTH:
+            raise t.error("password_file", f"{password_file} is world-readable; chmod 600 it")
+    broker = BrokerConfig(
+        host=t.get("host", str, "localhost", check=lambda v: None if v else "must not be empty"),
+        port=t.get("port", int, 8883 if tls else 1883, check=_between(1, 65535)),
+        protocol=t.get("protocol", str, "5", check=_one_of("5", "3.1.1")),
+        keepalive=t.get("keepalive", int, 30, check=_between(5, 3600, "s")),
+        client_id=t.get("client_id", str, f"roomagent-{node_id}"),
+        username=username,
+        password_file=password_file,
+        tls=tls,
+        reconnect_min=t.get("reconnect_min", float, 1.0, check=_between(0.1, 60, "s")),
+        reconnect_max=t.get("reconnect_max", float, 60.0, check=_between(1, 3600, "s")),
+    )
+    if broker.reconnect_max < broker.reconnect_min:
+        raise t.error("reconnect_max", "must be ≥ reconnect_min")
+    t.finish()
+    return broker
+
+
+def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:
+    buffer = BufferConfig(
+        path=resolve(t.get("path", str, str(state_dir / "buffer.sqlite"))),
+        max_rows=t.get("max_rows", int, 1_000_000, check=_at_least(100, "rows")),
+        max_bytes=t.get("max_bytes", int, 256 * 1024 * 1024, check=_at_least(65536, "bytes")),
+        durability=t.get("durability", str, "full", check=_one_of("full", "normal")),
+        max_inflight=t.get("max_inflight", int, 64, check=_between(1, 1000)),
+    )
+    t.finish()
+    return buffer
+
+
+def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
+    t = _Table(data, f"devices[{index}]", file)
+    driver = t.get("driver", str)
+    if driver not in DRIVERS:
+        raise t.error("driver", f"unknown driver {driver!r}; known: {', '.join(sorted(DRIVERS))}")
+    name = t.get("name", str, driver, check=_name)
+    if name in RESERVED_DEVICE_NAMES:
+        raise t.error("name", f"{name!r} is reserved for the agent's own state topic")
+    address = t.get("address", int, None, check=_between(0x03, 0x77))
+    options_t = t.table("options")
+    try:
+        DRIVERS[driver].validate_options(options_t.data)
+    except ValueError as e:
+        raise ConfigError(file, options_t.path, str(e)) from None
+    device = DeviceConfig(
+        name=name,
+        driver=driver,
+        interval=t.get("interval", float, check=_at_least(1, "s")),
+        bus=t.get("bus", int, 1, check=_at_least(0)),
+        address=address,
+        timeout=t.get("timeout", float, 10.0, check=_between(0.1, 300, "s")),
+        options=MappingProxyType(dict(options_t.data)),
+    )
+    t.finish()
+    return device
+
+
+def _check_unique(devices: tuple[DeviceConfig, ...], file: str) -> None:
+    names: dict[str, int] = {}
+    wires: dict[tuple[int, int], int] = {}
+    for i, d in enumerate(devices):
+        if d.name in names:
+            raise ConfigError(file, f"devices[{i}].name",
+                              f"{d.name!r} is already used by devices[{names[d.name]}]")
+        names[d.name] = i
+        address = d.address if d.address is not None else DRIVERS[d.driver].default_address
+        wire = (d.bus, address)
+        if wire in wires:
+            raise ConfigError(file, f"devices[{i}].address",
+                              f"bus {d.bus} address 0x{address:02x} is already used by "
+                              f"devices[{wires[wire]}]")
+        wires[wire] = i

@@ -1,0 +1,77 @@
+"""The MQTT topic and payload contract: the product's public API, documented in docs/mqtt.md.
+
+Change it only additively (new keys, new topics) without bumping CONTRACT_VERSION.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from drivers.quantities import QUANTITIES
+
+CONTRACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Topics:
+    base: str
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def info(self) -> str:
+        return f"{self.base}/info"
+
+    def telemetry(self, device: str) -> str:
+        return f"{self.base}/telemetry/{device}"
+
+    def state(self, entity: str) -> str:
+        return f"{self.base}/state/{entity}"
+
+
+def iso_utc(timestamp: float) -> str:
+    """RFC 3339 UTC with milliseconds: 2026-11-24T17:32:06.123Z."""
+    dt = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def rounded(values: Mapping[str, float]) -> dict[str, float]:
+    return {q: round(v, QUANTITIES[q].decimals) for q, v in values.items()}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def telemetry_payload(
+    timestamp: float, seq: int, clock_synced: bool, values: Mapping[str, float]
+) -> bytes:
+    return _dumps(
+        {"ts": iso_utc(timestamp), "seq": seq, "clock_synced": clock_synced, "values": values}
+    )
+
+
+def device_state_payload(
+    timestamp: Optional[float],
+    available: bool,
+    values: Mapping[str, float],
+    error: Optional[str] = None,
+) -> bytes:
+    body: dict[str, Any] = {
+        "ts": iso_utc(timestamp) if timestamp is not None else None,
+        "available": available,
+        "values": dict(values),
+    }
+    if error:
+        body["error"] = error
+    return _dumps(body)
+
+
+def json_payload(body: Mapping[str, Any]) -> bytes:
+    return _dumps(dict(body))

@@ -1,0 +1,104 @@
+"""Polls one device on its interval: opens it, reads it off the event loop, survives its faults."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from agent.clock import SystemClock
+from agent.config import DeviceConfig
+from agent.contract import rounded
+from drivers import QUANTITIES, Driver, DriverError
+
+log = logging.getLogger("roomagent.devices")
+
+FAILURES_BEFORE_UNAVAILABLE = 3
+
+
+@dataclass(frozen=True)
+class Sample:
+    device: str
+    timestamp: float
+    clock_synced: bool
+    values: Mapping[str, float]
+
+
+class DeviceRunner:
+    def __init__(
+        self,
+        config: DeviceConfig,
+        driver: Driver,
+        executor: concurrent.futures.Executor,
+        clock: SystemClock,
+        on_sample: Callable[[Sample], Awaitable[None]],
+        on_availability: Callable[[str, bool, Optional[str]], Awaitable[None]],
+    ) -> None:
+        self.config, self.driver, self.executor, self.clock = config, driver, executor, clock
+        self.on_sample, self.on_availability = on_sample, on_availability
+        self.opened = False
+        self.available: Optional[bool] = None
+        self.failures = 0
+        self.reads = 0
+
+    async def _call(self, fn: Callable[[], object]) -> object:
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self.executor, fn), self.config.timeout)
+
+    async def poll_once(self) -> bool:
+        try:
+            if not self.opened:
+                await self._call(self.driver.open)
+                self.opened = True
+            measurement = await self._call(self.driver.read)
+            values = getattr(measurement, "values", measurement)
+            assert isinstance(values, Mapping)
+            _check_plausible(values)
+        except (DriverError, OSError, ValueError, asyncio.TimeoutError) as e:
+            reason = _describe(e, self.config.timeout)
+            # Re-initialise on the next try: a chip that browned out has lost its configuration.
+            self.opened = False
+            self.failures += 1
+            log.warning("%s (%s): %s", self.config.name, self.config.driver, reason)
+            if self.failures >= FAILURES_BEFORE_UNAVAILABLE and self.available is not False:
+                self.available = False
+                await self.on_availability(self.config.name, False, reason)
+            return False
+        self.failures = 0
+        self.reads += 1
+        if self.available is not True:
+            self.available = True
+            await self.on_availability(self.config.name, True, None)
+        await self.on_sample(
+            Sample(self.config.name, self.clock.time(), self.clock.synced(), rounded(values))
+        )
+        return True
+
+    async def run(self) -> None:
+        """Polls on a fixed schedule (no drift); after failures, backs off up to 8 intervals."""
+        next_at = self.clock.monotonic()
+        while True:
+            ok = await self.poll_once()
+            delay = self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
+            next_at = max(next_at + delay, self.clock.monotonic())
+            await asyncio.sleep(max(0.0, next_at - self.clock.monotonic()))
+
+
+def _check_plausible(values: Mapping[str, float]) -> None:
+    for name, value in values.items():
+        q = QUANTITIES[name]
+        if not q.minimum <= value <= q.maximum:
+            raise ValueError(
+                f"implausible {name} {value:g} {q.unit.value} (outside {q.minimum:g}..{q.maximum:g})"
+            )
+
+
+def _describe(e: BaseException, timeout: float) -> str:
+    if isinstance(e, asyncio.TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(e, OSError) and e.errno == 121:
+        return "no acknowledgement on the bus (errno 121): chip missing or miswired"
+    return str(e) or type(e).__name__

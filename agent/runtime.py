@@ -1,0 +1,198 @@
+"""The agent: devices -> outbox (durable) -> forwarder -> MQTT, on one asyncio event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import time
+from typing import Any, Callable, Optional, TypeVar
+
+from agent import __version__
+from agent.clock import SystemClock
+from agent.config import Config
+from agent.contract import (
+    CONTRACT_VERSION,
+    Topics,
+    device_state_payload,
+    iso_utc,
+    json_payload,
+    telemetry_payload,
+)
+from agent.devices import DeviceRunner, Sample
+from agent.forwarder import Forwarder
+from agent.hardware import Hardware
+from agent.mqtt_link import MqttLink
+from agent.outbox import Outbox
+from drivers import DRIVERS, QUANTITIES
+
+log = logging.getLogger("roomagent")
+T = TypeVar("T")
+
+
+class Agent:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        simulate: Optional[bool] = None,
+        clock: Optional[SystemClock] = None,
+        hardware: Optional[Hardware] = None,
+    ) -> None:
+        self.config = config
+        self.simulate = config.node.simulate if simulate is None else simulate
+        self.clock = clock or SystemClock(config.node.clock)
+        self.topics = Topics(config.node.base_topic)
+        self.hardware = hardware or Hardware(config, self.simulate)
+        self.started = time.monotonic()
+        # One writer thread owns the database; one thread per I2C bus serialises its transfers.
+        self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
+        self._bus_threads: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._states: dict[str, bytes] = {}
+        self.outbox: Optional[Outbox] = None
+        self.link: Optional[MqttLink] = None
+        self.forwarder: Optional[Forwarder] = None
+        self.runners: list[DeviceRunner] = []
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._db_thread, functools.partial(fn, *args))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        b = self.config.buffer
+        self.outbox = await self.run_db(
+            functools.partial(
+                Outbox, b.path, max_rows=b.max_rows, max_bytes=b.max_bytes, durability=b.durability
+            )
+        )
+        stats = self.outbox.stats()
+        log.info("buffer %s: %d readings waiting, next seq %d", b.path, stats.rows, stats.next_seq)
+        self.link = MqttLink(
+            self.config.broker,
+            status_topic=self.topics.status,
+            on_connect=lambda: self._threadsafe(self._on_connect),
+            on_disconnect=lambda: None,
+            on_ack=lambda mid, ok: self._threadsafe(self.forwarder.on_ack, mid, ok),  # type: ignore[union-attr]
+            max_inflight=b.max_inflight,
+        )
+        self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
+        self.runners = [self._make_runner(d) for d in self.config.devices]
+        tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
+        tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
+        self.link.start()
+        log.info("roomagent %s running node %s with %d devices%s", __version__,
+                 self.config.node.id, len(self.runners), " (simulated)" if self.simulate else "")
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(tasks)
+
+    def _make_runner(self, d: Any) -> DeviceRunner:
+        if d.bus not in self._bus_threads:
+            self._bus_threads[d.bus] = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix=f"i2c-{d.bus}"
+            )
+        driver = DRIVERS[d.driver](self.hardware.bus(d.bus), d.address, **d.options)
+        return DeviceRunner(d, driver, self._bus_threads[d.bus], self.clock,
+                            self._on_sample, self._on_availability)  # fmt: skip
+
+    def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    async def _on_sample(self, sample: Sample) -> None:
+        assert self.outbox is not None and self.forwarder is not None
+        make = functools.partial(_telemetry, sample)
+        await self.run_db(self.outbox.append, self.topics.telemetry(sample.device), make)
+        self.forwarder.notify()
+        self._set_state(sample.device,
+                        device_state_payload(sample.timestamp, True, sample.values))  # fmt: skip
+
+    async def _on_availability(self, device: str, available: bool, error: Optional[str]) -> None:
+        if not available:
+            log.error("%s is unavailable: %s", device, error)
+            self._set_state(device, device_state_payload(self.clock.time(), False, {}, error))
+        else:
+            log.info("%s is available", device)
+
+    def _set_state(self, entity: str, payload: bytes) -> None:
+        """Retained latest state; not buffered, because only the newest value matters."""
+        self._states[entity] = payload
+        if self.link is not None and self.link.connected:
+            self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
+
+    def _on_connect(self) -> None:
+        assert self.link is not None and self.forwarder is not None
+        self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
+        for entity, payload in self._states.items():
+            self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
+        self._publish_health()
+        self.forwarder.notify()
+
+    def _info(self) -> bytes:
+        return json_payload({
+            "contract": CONTRACT_VERSION,
+            "agent_version": __version__,
+            "node": self.config.node.id,
+            "name": self.config.node.name,
+            "simulated": self.simulate,
+            "devices": [
+                {"name": d.name, "driver": d.driver,
+                 "units": {q: QUANTITIES[q].unit.value for q in DRIVERS[d.driver].quantities}}
+                for d in self.config.devices
+            ],
+        })  # fmt: skip
+
+    def health(self) -> dict[str, Any]:
+        assert self.outbox is not None and self.forwarder is not None and self.link is not None
+        stats = self.outbox.stats()
+        return {
+            "ts": iso_utc(self.clock.time()),
+            "uptime_s": round(time.monotonic() - self.started),
+            "connected": self.link.connected,
+            "clock_synced": self.clock.synced(),
+            "backlog": stats.rows,
+            "backlog_bytes": stats.bytes,
+            "dropped": stats.dropped,
+            "rejected": self.forwarder.rejected,
+            "delivered": self.forwarder.delivered,
+            "devices_up": sum(1 for r in self.runners if r.available),
+            "devices_down": sum(1 for r in self.runners if r.available is False),
+        }
+
+    def _publish_health(self) -> None:
+        self._set_state("agent", json_payload(self.health()))
+
+    async def _health(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.node.health_interval)
+            self._publish_health()
+
+    async def _shutdown(self, tasks: list[asyncio.Future[Any]]) -> None:
+        log.info("stopping")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.forwarder is not None and self.link is not None and self.link.connected:
+            await self.forwarder.drain(timeout=2.0)
+        if self.link is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
+        for runner in self.runners:
+            with contextlib.suppress(Exception):
+                runner.driver.close()
+        if self.outbox is not None:
+            await self.run_db(self.outbox.close)
+        self._db_thread.shutdown(wait=True)
+        for pool in self._bus_threads.values():
+            pool.shutdown(wait=False)
+        self.hardware.close()
+        log.info("stopped")
+
+
+def _telemetry(sample: Sample, seq: int) -> bytes:
+    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values)

@@ -1,0 +1,54 @@
+"""A minimal central-side view: subscribe and print each message as it arrives."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def format_message(topic: str, payload: bytes, retained: bool) -> str:
+    text = payload.decode("utf-8", "replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("values"), dict):
+        values = "  ".join(f"{k}={v}" for k, v in body["values"].items())
+        extra = f"seq={body['seq']} " if "seq" in body else ""
+        text = f"{extra}{values}" + ("" if body.get("available", True) else "  UNAVAILABLE")
+    flag = " (retained)" if retained else ""
+    return f"{time.strftime('%H:%M:%S')}  {topic}{flag}  {text}"
+
+
+def watch(host: str, port: int, topic: str, *, count: int = 0, seconds: float = 0) -> int:
+    done = threading.Event()
+    received = 0
+
+    def on_connect(client: mqtt.Client, *_: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        print(format_message(msg.topic, msg.payload, bool(msg.retain)), flush=True)
+        received += 1
+        if count and received >= count:
+            done.set()
+
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect_async(host, port)
+    client.loop_start()
+    try:
+        done.wait(seconds or None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return 0 if received or not count else 1
