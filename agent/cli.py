@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import faulthandler
 import signal
 import sys
 from pathlib import Path
@@ -57,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.runtime import Agent
 
     logs.setup(args.log_level)
+    # `kill -USR1 <pid>` dumps every thread's stack to the journal: how a hang is diagnosed.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         cfg = _override(_load(args.config), args.broker, args.state_dir)
     except ConfigError as e:

@@ -43,6 +43,7 @@ class DeviceRunner:
         self.available: Optional[bool] = None
         self.failures = 0
         self.reads = 0
+        self.stopped = False
 
     async def _call(self, fn: Callable[[], object]) -> object:
         loop = asyncio.get_running_loop()
@@ -80,7 +81,7 @@ class DeviceRunner:
     async def run(self) -> None:
         """Polls on a fixed schedule (no drift); after failures, backs off up to 8 intervals."""
         next_at = self.clock.monotonic()
-        while True:
+        while not self.stopped:  # see Forwarder.run on why a flag as well as cancellation
             ok = await self.poll_once()
             delay = self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
             next_at = max(next_at + delay, self.clock.monotonic())

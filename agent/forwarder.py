@@ -36,6 +36,7 @@ class Forwarder:
         self.acked: list[int] = []
         self.sent = self.delivered = self.rejected = 0
         self._wake = asyncio.Event()
+        self.stopped = False
 
     def notify(self) -> None:
         """New rows were committed, or the connection came up."""
@@ -58,7 +59,8 @@ class Forwarder:
             self._wake.set()
 
     async def run(self) -> None:
-        while True:
+        # A flag as well as cancellation: before Python 3.12, wait_for() can swallow a cancel.
+        while not self.stopped:
             try:
                 await asyncio.wait_for(self._wake.wait(), ACK_FLUSH_SECONDS * 4)
             except asyncio.TimeoutError:

@@ -1,9 +1,11 @@
 """A thin adapter around paho-mqtt: one connection, our reconnect policy, acks back by message id.
 
-paho's network loop runs in a thread of ours so that reconnection follows capped exponential
-backoff with jitter (paho's own loop has no jitter, and a building full of nodes reconnecting in
-lock-step after a broker restart is a thundering herd). Callbacks run on that thread; the
-runtime hands them over to its event loop.
+paho's own network thread (loop_start) is used, because only then is publish() safe to call from
+another thread: without it paho writes to the socket from the caller's thread. paho reconnects
+with capped exponential backoff but no jitter, and a building full of nodes reconnecting in
+lock-step after a broker restart is a thundering herd, so each failed attempt adds a random
+wait of up to half the current delay. Callbacks run on paho's thread; the runtime hands them
+over to its event loop.
 """
 
 from __future__ import annotations
@@ -21,23 +23,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import BrokerConfig
 
 log = logging.getLogger("roomagent.mqtt")
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter: a delay drawn from [min, current cap]."""
-
-    def __init__(self, minimum: float, maximum: float, rng: Optional[random.Random] = None) -> None:
-        self.minimum, self.maximum = minimum, maximum
-        self.rng = rng or random.Random()
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        cap = min(self.maximum, self.minimum * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 32)
-        return self.rng.uniform(self.minimum, cap)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def tls_context(ca: Optional[str], cert: Optional[str], key: Optional[str]) -> ssl.SSLContext:
@@ -90,12 +75,14 @@ class MqttLink:
         self.client.on_connect = self._handle_connect
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_publish = self._handle_publish
-        self.backoff = Backoff(broker.reconnect_min, broker.reconnect_max)
+        self.client.on_connect_fail = self._handle_connect_fail
+        # paho doubles the delay from min to max between attempts; we add the jitter.
+        self.client.reconnect_delay_set(broker.reconnect_min, broker.reconnect_max)  # type: ignore[arg-type]
+        self._attempt = 0
+        self._rng = random.Random()
         self.connected = False
         self.connects = 0
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._ever_connected = False
 
     # paho callbacks (network thread) ----------------------------------------------------------
     def _handle_connect(
@@ -107,7 +94,7 @@ class MqttLink:
             return
         self.connected = True
         self.connects += 1
-        self.backoff.reset()
+        self._attempt = 0
         log.info("connected to %s:%d", self.broker.host, self.broker.port)
         client.publish(self.status_topic, "online", qos=1, retain=True)
         self._on_connect()
@@ -117,8 +104,17 @@ class MqttLink:
     ) -> None:
         was = self.connected
         self.connected = False
+        if not self._stopping.is_set():
+            self._jitter()
+        if not was and not self._stopping.is_set():
+            log.warning("broker %s:%d closed the connection before accepting it (%s): check the "
+                        "TLS certificates, client certificate and credentials",
+                        self.broker.host, self.broker.port, reason)
         if was:
-            log.warning("disconnected from broker: %s", reason)
+            if self._stopping.is_set():
+                log.info("disconnected from broker")
+            else:
+                log.warning("disconnected from broker: %s", reason)
             self._on_disconnect()
 
     def _handle_publish(
@@ -126,42 +122,22 @@ class MqttLink:
     ) -> None:
         self._on_ack(mid, not reason.is_failure)
 
-    # our network thread -----------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
-        self._thread.start()
+    def _jitter(self, *args: Any) -> None:
+        """on_connect_fail/on_disconnect: an extra random wait before paho's own delay."""
+        cap = min(self.broker.reconnect_max, self.broker.reconnect_min * 2**self._attempt)
+        self._attempt = min(self._attempt + 1, 32)
+        self._stopping.wait(self._rng.uniform(0, cap / 2))
 
-    def _run(self) -> None:
-        socket_open = False
-        while not self._stopping.is_set():
-            if not socket_open:
-                try:
-                    if self._ever_connected:
-                        self.client.reconnect()
-                    else:
-                        self.client.connect(
-                            self.broker.host, self.broker.port, self.broker.keepalive,
-                            clean_start=True if self.broker.protocol == "5" else
-                            mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                        )  # fmt: skip
-                        self._ever_connected = True
-                    socket_open = True
-                except (OSError, ssl.SSLError) as e:
-                    delay = self.backoff.next_delay()
-                    log.warning("cannot reach broker %s:%d (%s); retrying in %.1f s",
-                                self.broker.host, self.broker.port, e, delay)
-                    self._stopping.wait(delay)
-                    continue
-            rc = self.client.loop(timeout=0.5)
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                socket_open = False
-                if self.connected:  # paho did not call on_disconnect (e.g. a socket error)
-                    self._handle_disconnect(self.client, None, None, ReasonCode(2, identifier=0), None)
-                if not self._stopping.is_set():
-                    self._stopping.wait(self.backoff.next_delay())
-        if socket_open:
-            self.client.disconnect()
-            self.client.loop(timeout=0.2)  # writes the DISCONNECT so the will is not sent
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log.warning("cannot reach broker %s:%d; retrying", self.broker.host, self.broker.port)
+        self._jitter()
+
+    def start(self) -> None:
+        clean_start: Any = True if self.broker.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        self.client.connect_async(
+            self.broker.host, self.broker.port, self.broker.keepalive, clean_start=clean_start
+        )
+        self.client.loop_start()
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> int:
         """Queues a message with paho; returns its message id (acks arrive through on_ack)."""
@@ -177,6 +153,6 @@ class MqttLink:
             except (RuntimeError, ValueError):
                 pass
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
         self.connected = False

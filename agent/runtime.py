@@ -175,13 +175,21 @@ class Agent:
 
     async def _shutdown(self, tasks: list[asyncio.Future[Any]]) -> None:
         log.info("stopping")
+        for stoppable in [self.forwarder, *self.runners]:
+            if stoppable is not None:
+                stoppable.stopped = True
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=5)
+        for task in pending:  # a read stuck in a driver: leave its thread, do not wait for it
+            log.warning("task %s did not stop in time", task)
+        log.debug("tasks stopped")
         if self.forwarder is not None and self.link is not None and self.link.connected:
             await self.forwarder.drain(timeout=2.0)
         if self.link is not None:
+            log.debug("forwarder drained; closing the MQTT link")
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
+            log.debug("MQTT link closed")
         for runner in self.runners:
             with contextlib.suppress(Exception):
                 runner.driver.close()

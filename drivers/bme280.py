@@ -146,7 +146,13 @@ class BME280(Driver):
         self.calibration: Optional[Calibration] = None
 
     def open(self) -> None:
-        chip_id = self._read(REG_CHIP_ID, 1)[0]
+        try:
+            chip_id = self._read(REG_CHIP_ID, 1)[0]
+        except OSError as e:
+            raise DriverError(
+                f"{self.name}: no chip answers at 0x{self.address:02x} ({e.strerror or e}); "
+                "check wiring, power and the address"
+            ) from e
         if chip_id not in self.chip_ids:
             hint = ""
             if chip_id == CHIP_ID_BME280:

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.mqtt_fixtures import Broker
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+def node_config(port: int, state_dir: Path, *, devices: str = "", extra: str = "",
+                broker_extra: str = "", host: str = "127.0.0.1") -> str:  # fmt: skip
+    devices = devices or textwrap.dedent("""
+        [[devices]]
+        name = "climate"
+        driver = "bme280"
+        interval = 1
+    """)
+    return textwrap.dedent(f"""
+        [node]
+        id = "test-node"
+        simulate = true
+        clock = "synced"
+        state_dir = "{state_dir}"
+        health_interval = 5
+        {extra}
+        [broker]
+        host = "{host}"
+        port = {port}
+        reconnect_min = 0.2
+        reconnect_max = 1
+        {broker_extra}
+    """) + devices
+
+
+class AgentProcess:
+    """The agent as a real subprocess, as systemd would run it."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", str(self.config), "--log-level", "DEBUG"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # stacks into the log, for the failure report
+            time.sleep(0.5)
+            raise AssertionError(f"agent did not stop on SIGTERM:\n{self.output()[-6000:]}") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def agent_process(tmp_path: Path) -> Iterator[Callable[[str], AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def make(config_text: str) -> AgentProcess:
+        path = tmp_path / f"node{len(started)}.toml"
+        path.write_text(config_text)
+        agent = AgentProcess(path, tmp_path / f"agent{len(started)}.log")
+        started.append(agent)
+        return agent
+
+    yield make
+    for a in started:
+        if a.proc is not None and a.proc.poll() is None:
+            a.proc.kill()
+            a.proc.wait(10)

@@ -1,0 +1,153 @@
+"""The whole path against a real mosquitto, with the agent as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable
+
+from tests.conftest import AgentProcess, node_config
+from tests.mqtt_fixtures import Broker, Subscriber, make_certificates
+
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+BASE = "roomagent/test-node"
+
+
+def telemetry_seqs(sub: Subscriber) -> list[int]:
+    return [json.loads(m.payload)["seq"] for m in sub.on(f"{BASE}/telemetry/")]
+
+
+def test_readings_arrive_with_the_documented_payload(
+    broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    sub = Subscriber(broker.port, f"{BASE}/#")
+    agent = agent_process(node_config(broker.port, tmp_path / "state"))
+    agent.start()
+    assert sub.wait_for(lambda ms: sum("/telemetry/" in m.topic for m in ms) >= 2), agent.output()
+
+    assert sub.on(f"{BASE}/status")[0].payload == b"online"
+    late = Subscriber(broker.port, f"{BASE}/status")  # a late joiner sees the retained birth
+    assert late.wait_for(lambda ms: len(ms) >= 1)
+    assert late.messages[0].payload == b"online" and late.messages[0].retain
+    late.close()
+
+    msg = sub.on(f"{BASE}/telemetry/climate")[0]
+    body = json.loads(msg.payload)
+    assert set(body) == {"ts", "seq", "clock_synced", "values"}
+    assert TS_RE.match(body["ts"]) and isinstance(body["seq"], int)
+    assert body["clock_synced"] is True  # the config forces clock = "synced"
+    assert set(body["values"]) == {"temperature", "humidity", "pressure"}
+    assert 15 < body["values"]["temperature"] < 30 and 900 < body["values"]["pressure"] < 1100
+
+    state = json.loads(sub.on(f"{BASE}/state/climate")[0].payload)
+    assert state["available"] is True and set(state["values"]) == set(body["values"])
+    info = json.loads(sub.on(f"{BASE}/info")[0].payload)
+    assert info["contract"] == 1 and info["devices"][0]["units"]["pressure"] == "hPa"
+
+    assert agent.terminate() == 0
+    assert sub.wait_for(lambda ms: ms[-1].topic == f"{BASE}/status" and ms[-1].payload == b"offline")
+    sub.close()
+
+
+def test_broker_outage_loses_nothing_and_keeps_order(
+    tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    """Stops the broker for 6 s while the agent samples every second; all readings arrive."""
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    sub = Subscriber(broker.port, f"{BASE}/telemetry/#", client_id="central", persistent=True)
+    agent = agent_process(node_config(broker.port, tmp_path / "state"))
+    agent.start()
+    try:
+        assert sub.wait_for(lambda ms: len(ms) >= 2), agent.output()
+        broker.stop()
+        time.sleep(6)
+        broker.start()
+        time.sleep(3)
+        assert agent.terminate() == 0
+        with sqlite3.connect(tmp_path / "state" / "buffer.sqlite") as db:
+            final = db.execute("SELECT value FROM meta WHERE key = 'seq_next'").fetchone()[0] - 1
+        assert sub.wait_for(lambda ms: final in telemetry_seqs(sub), 15), agent.output()
+        seqs = telemetry_seqs(sub)
+        unique = list(dict.fromkeys(seqs))
+        assert unique == sorted(unique), "out of order"
+        assert unique == list(range(unique[0], final + 1)), "a reading is missing"
+        assert final - unique[0] >= 8  # the outage really held back readings
+    finally:
+        sub.close()
+        broker.stop()
+
+
+def test_sigkill_loses_nothing_committed(
+    broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    state = tmp_path / "state"
+    # First run against a port where nothing listens: every reading stays in the buffer.
+    offline = agent_process(node_config(1, state))
+    offline.start()
+    db_path = state / "buffer.sqlite"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if db_path.exists():
+            with sqlite3.connect(db_path) as db:
+                if db.execute("SELECT count(*) FROM outbox").fetchone()[0] >= 4:
+                    break
+        time.sleep(0.2)
+    offline.kill()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        committed = [r[0] for r in db.execute("SELECT seq FROM outbox ORDER BY seq")]
+    assert len(committed) >= 4
+
+    sub = Subscriber(broker.port, f"{BASE}/telemetry/#")
+    online = agent_process(node_config(broker.port, state))
+    online.start()
+    assert sub.wait_for(lambda ms: set(committed) <= set(telemetry_seqs(sub))), online.output()
+    assert sub.wait_for(lambda ms: max(telemetry_seqs(sub)) > max(committed))
+    fresh = [s for s in telemetry_seqs(sub) if s not in committed]
+    assert min(fresh) > max(committed)  # sequence numbers never repeat across the kill
+    online.terminate()
+    sub.close()
+
+
+def test_tls_with_client_certificate(
+    tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    broker = Broker(
+        tmp_path / "broker",
+        extra_conf=(
+            f"cafile {certs['ca.crt']}\ncertfile {certs['server.crt']}\n"
+            f"keyfile {certs['server.key']}\nrequire_certificate true\n"
+            "use_identity_as_username true\ntls_version tlsv1.2\n"
+        ),
+    )
+    broker.start()
+    try:
+        sub = Subscriber(broker.port, f"{BASE}/#", tls={
+            "ca_certs": str(certs["ca.crt"]), "certfile": str(certs["client.crt"]),
+            "keyfile": str(certs["client.key"]),
+        })  # fmt: skip
+        tls = (f'[broker.tls]\nca = "{certs["ca.crt"]}"\ncert = "{certs["client.crt"]}"\n'
+               f'key = "{certs["client.key"]}"\n')  # fmt: skip
+        agent = agent_process(node_config(broker.port, tmp_path / "state", host="localhost",
+                                          broker_extra=tls))  # fmt: skip
+        agent.start()
+        assert sub.wait_for(lambda ms: any("/telemetry/" in m.topic for m in ms)), agent.output()
+        agent.terminate()
+
+        # Without a client certificate the broker refuses the handshake: nothing gets through.
+        no_cert = agent_process(node_config(broker.port, tmp_path / "state2", host="localhost",
+                                            broker_extra=f'[broker.tls]\nca = "{certs["ca.crt"]}"\n'))
+        before = len(sub.messages)
+        no_cert.start()
+        time.sleep(3)
+        assert not any("/telemetry/" in m.topic for m in sub.messages[before:])
+        assert "closed the connection before accepting it" in no_cert.output()
+        no_cert.terminate()
+        sub.close()
+    finally:
+        broker.stop()
