@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from agent import __version__, config as config_mod
+from agent import __version__
+from agent import config as config_mod
 from agent.config import Config, ConfigError
 
 EXIT_CONFIG = 2
@@ -48,8 +49,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"✗ {e}", file=sys.stderr)
             status = EXIT_CONFIG
             continue
-        print(f"✓ {path}: node {cfg.node.id!r}, {len(cfg.devices)} devices, "
-              f"broker {cfg.broker.host}:{cfg.broker.port}")  # fmt: skip
+        print(
+            f"✓ {path}: node {cfg.node.id!r}, {len(cfg.devices)} devices, "
+            f"broker {cfg.broker.host}:{cfg.broker.port}"
+        )
     return status
 
 

@@ -126,12 +126,14 @@ class _Table:
         if name not in self.data:
             if default is _REQUIRED:
                 raise self.error(name, "is required")
-            return default  # type: ignore[no-any-return]
+            return default
         value = self.data[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.error(name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}")
+            raise self.error(
+                name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}"
+            )
         if check is not None:
             problem = check(value)
             if problem:
@@ -176,7 +178,9 @@ def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], Optional[s
 
 
 def _one_of(*choices: str) -> Callable[[str], Optional[str]]:
-    return lambda v: None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+    return lambda v: (
+        None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+    )
 
 
 def _name(v: str) -> Optional[str]:
@@ -253,7 +257,9 @@ def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> Br
                     raise tt.error(name, f"no such file: {p}")
                 files[name] = p
         if ("cert" in files) != ("key" in files):
-            raise tt.error("cert" if "key" in files else "key", "cert and key must be given together")
+            raise tt.error(
+                "cert" if "key" in files else "key", "cert and key must be given together"
+            )
         if "key" in files and files["key"].stat().st_mode & stat.S_IROTH:
             raise tt.error("key", f"{files['key']} is world-readable; chmod 600 it")
         tt.finish()
@@ -330,13 +336,18 @@ def _check_unique(devices: tuple[DeviceConfig, ...], file: str) -> None:
     wires: dict[tuple[int, int], int] = {}
     for i, d in enumerate(devices):
         if d.name in names:
-            raise ConfigError(file, f"devices[{i}].name",
-                              f"{d.name!r} is already used by devices[{names[d.name]}]")
+            raise ConfigError(
+                file,
+                f"devices[{i}].name",
+                f"{d.name!r} is already used by devices[{names[d.name]}]",
+            )
         names[d.name] = i
         address = d.address if d.address is not None else DRIVERS[d.driver].default_address
         wire = (d.bus, address)
         if wire in wires:
-            raise ConfigError(file, f"devices[{i}].address",
-                              f"bus {d.bus} address 0x{address:02x} is already used by "
-                              f"devices[{wires[wire]}]")
+            raise ConfigError(
+                file,
+                f"devices[{i}].address",
+                f"bus {d.bus} address 0x{address:02x} is already used by devices[{wires[wire]}]",
+            )
         wires[wire] = i

@@ -93,7 +93,8 @@ def _check_plausible(values: Mapping[str, float]) -> None:
         q = QUANTITIES[name]
         if not q.minimum <= value <= q.maximum:
             raise ValueError(
-                f"implausible {name} {value:g} {q.unit.value} (outside {q.minimum:g}..{q.maximum:g})"
+                f"implausible {name} {value:g} {q.unit.value} "
+                f"(outside {q.minimum:g}..{q.maximum:g})"
             )
 
 

@@ -9,6 +9,7 @@ restart nothing is in flight and the cursor starts again from the oldest row on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Callable, TypeVar
 
@@ -61,10 +62,8 @@ class Forwarder:
     async def run(self) -> None:
         # A flag as well as cancellation: before Python 3.12, wait_for() can swallow a cancel.
         while not self.stopped:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), ACK_FLUSH_SECONDS * 4)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             if self.acked:
                 batch, self.acked = self.acked, []
@@ -74,7 +73,7 @@ class Forwarder:
     async def _fill(self) -> None:
         room = self.max_inflight - len(self.inflight)
         # Refill in batches rather than one row per ack: one query per quarter window.
-        if not self.link.connected or room < max(1, self.max_inflight // 4) and self.inflight:
+        if not self.link.connected or (room < max(1, self.max_inflight // 4) and self.inflight):
             return
         rows = await self.run_db(self.outbox.fetch, self.cursor, room)
         if not self.link.connected:

@@ -35,7 +35,11 @@ class Hardware:
             factory = SIMULATED_CHIPS.get(device.driver)
             if factory is None:
                 continue  # nothing answers: the agent reports the device unavailable
-            address = device.address if device.address is not None else DRIVERS[device.driver].default_address
+            address = (
+                device.address
+                if device.address is not None
+                else DRIVERS[device.driver].default_address
+            )
             self.bus(device.bus).attach(address, factory(room))
 
     def close(self) -> None:

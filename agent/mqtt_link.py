@@ -10,6 +10,7 @@ over to its event loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import ssl
@@ -89,8 +90,12 @@ class MqttLink:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if reason.is_failure:
-            log.error("broker %s:%d refused the connection: %s",
-                      self.broker.host, self.broker.port, reason)
+            log.error(
+                "broker %s:%d refused the connection: %s",
+                self.broker.host,
+                self.broker.port,
+                reason,
+            )
             return
         self.connected = True
         self.connects += 1
@@ -107,9 +112,13 @@ class MqttLink:
         if not self._stopping.is_set():
             self._jitter()
         if not was and not self._stopping.is_set():
-            log.warning("broker %s:%d closed the connection before accepting it (%s): check the "
-                        "TLS certificates, client certificate and credentials",
-                        self.broker.host, self.broker.port, reason)
+            log.warning(
+                "broker %s:%d closed the connection before accepting it (%s): check the "
+                "TLS certificates, client certificate and credentials",
+                self.broker.host,
+                self.broker.port,
+                reason,
+            )
         if was:
             if self._stopping.is_set():
                 log.info("disconnected from broker")
@@ -148,10 +157,8 @@ class MqttLink:
         """Publishes `offline` (retained) while still connected, then disconnects cleanly."""
         if self.connected:
             info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):  # not queued: nothing to wait for
                 info.wait_for_publish(timeout=min(timeout, 3.0))
-            except (RuntimeError, ValueError):
-                pass
         self._stopping.set()
         self.client.disconnect()
         self.client.loop_stop()

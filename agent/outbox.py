@@ -111,7 +111,8 @@ class Outbox:
                 seq = self.next_seq + len(seqs)
                 payload = make_payload(seq)
                 self.db.execute(
-                    "INSERT INTO outbox(seq, topic, payload) VALUES (?, ?, ?)", (seq, topic, payload)
+                    "INSERT INTO outbox(seq, topic, payload) VALUES (?, ?, ?)",
+                    (seq, topic, payload),
                 )
                 seqs.append(seq)
                 added += len(topic.encode()) + len(payload)

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__
@@ -84,8 +85,13 @@ class Agent:
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
         self.link.start()
-        log.info("roomagent %s running node %s with %d devices%s", __version__,
-                 self.config.node.id, len(self.runners), " (simulated)" if self.simulate else "")
+        log.info(
+            "roomagent %s running node %s with %d devices%s",
+            __version__,
+            self.config.node.id,
+            len(self.runners),
+            " (simulated)" if self.simulate else "",
+        )
         try:
             await stop.wait()
         finally:
@@ -97,8 +103,9 @@ class Agent:
                 1, thread_name_prefix=f"i2c-{d.bus}"
             )
         driver = DRIVERS[d.driver](self.hardware.bus(d.bus), d.address, **d.options)
-        return DeviceRunner(d, driver, self._bus_threads[d.bus], self.clock,
-                            self._on_sample, self._on_availability)  # fmt: skip
+        return DeviceRunner(
+            d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
+        )
 
     def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self._loop is not None
@@ -110,8 +117,7 @@ class Agent:
         make = functools.partial(_telemetry, sample)
         await self.run_db(self.outbox.append, self.topics.telemetry(sample.device), make)
         self.forwarder.notify()
-        self._set_state(sample.device,
-                        device_state_payload(sample.timestamp, True, sample.values))  # fmt: skip
+        self._set_state(sample.device, device_state_payload(sample.timestamp, True, sample.values))
 
     async def _on_availability(self, device: str, available: bool, error: Optional[str]) -> None:
         if not available:
@@ -135,18 +141,25 @@ class Agent:
         self.forwarder.notify()
 
     def _info(self) -> bytes:
-        return json_payload({
-            "contract": CONTRACT_VERSION,
-            "agent_version": __version__,
-            "node": self.config.node.id,
-            "name": self.config.node.name,
-            "simulated": self.simulate,
-            "devices": [
-                {"name": d.name, "driver": d.driver,
-                 "units": {q: QUANTITIES[q].unit.value for q in DRIVERS[d.driver].quantities}}
-                for d in self.config.devices
-            ],
-        })  # fmt: skip
+        return json_payload(
+            {
+                "contract": CONTRACT_VERSION,
+                "agent_version": __version__,
+                "node": self.config.node.id,
+                "name": self.config.node.name,
+                "simulated": self.simulate,
+                "devices": [
+                    {
+                        "name": d.name,
+                        "driver": d.driver,
+                        "units": {
+                            q: QUANTITIES[q].unit.value for q in DRIVERS[d.driver].quantities
+                        },
+                    }
+                    for d in self.config.devices
+                ],
+            }
+        )
 
     def health(self) -> dict[str, Any]:
         assert self.outbox is not None and self.forwarder is not None and self.link is not None
@@ -173,7 +186,7 @@ class Agent:
             await asyncio.sleep(self.config.node.health_interval)
             self._publish_health()
 
-    async def _shutdown(self, tasks: list[asyncio.Future[Any]]) -> None:
+    async def _shutdown(self, tasks: Sequence[asyncio.Future[Any]]) -> None:
         log.info("stopping")
         for stoppable in [self.forwarder, *self.runners]:
             if stoppable is not None:

@@ -34,7 +34,7 @@ def watch(host: str, port: int, topic: str, *, count: int = 0, seconds: float = 
 
     def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         nonlocal received
-        print(format_message(msg.topic, msg.payload, bool(msg.retain)), flush=True)
+        print(format_message(msg.topic, bytes(msg.payload), bool(msg.retain)), flush=True)
         received += 1
         if count and received >= count:
             done.set()

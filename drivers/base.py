@@ -60,7 +60,9 @@ class Driver:
                 f"unknown option {sorted(unknown)[0]!r}; "
                 f"{self.name} takes {sorted(self.options_schema) or 'no options'}"
             )
-        self.options = {k: options.get(k, default) for k, (_, default) in self.options_schema.items()}
+        self.options = {
+            k: options.get(k, default) for k, (_, default) in self.options_schema.items()
+        }
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ double-precision compensation formulas of section 8.1 (BME280) / 3.12 (BMP280).
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
@@ -108,7 +109,7 @@ def compensate_pressure(cal: Calibration, adc_p: int, t_fine: float) -> float:
 
 
 def compensate_humidity(cal: Calibration, adc_h: int, t_fine: float) -> float:
-    """Returns %RH, clamped to 0..100 as the datasheet does. Datasheet 8.1, 'compensate_H_double'."""
+    """Returns %RH, clamped to 0..100 as the datasheet does (8.1, 'compensate_H_double')."""
     var_h = t_fine - 76800.0
     var_h = (adc_h - (cal.h4 * 64.0 + cal.h5 / 16384.0 * var_h)) * (
         cal.h2 / 65536.0 * (1.0 + cal.h6 / 67108864.0 * var_h * (1.0 + cal.h3 / 67108864.0 * var_h))
@@ -127,7 +128,7 @@ class BME280(Driver):
     name: ClassVar[str] = "bme280"
     default_address: ClassVar[int] = 0x76
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "humidity", "pressure")
-    options_schema = {
+    options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         "oversampling_temperature": (int, 1),
         "oversampling_pressure": (int, 1),
         "oversampling_humidity": (int, 1),
@@ -212,8 +213,10 @@ class BME280(Driver):
         adc_p = (data[0] << 12) | (data[1] << 4) | (data[2] >> 4)
         adc_t = (data[3] << 12) | (data[4] << 4) | (data[5] >> 4)
         if adc_t == SKIPPED_20BIT or adc_p == SKIPPED_20BIT:
-            raise DriverError(f"{self.name} at 0x{self.address:02x}: chip reported a skipped "
-                              "measurement (it may have reset and lost its configuration)")
+            raise DriverError(
+                f"{self.name} at 0x{self.address:02x}: chip reported a skipped "
+                "measurement (it may have reset and lost its configuration)"
+            )
         temperature, t_fine = compensate_temperature(self.calibration, adc_t)
         values = {
             "temperature": temperature,
@@ -236,6 +239,8 @@ class BME280(Driver):
 class BMP280(BME280):
     name: ClassVar[str] = "bmp280"
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "pressure")
-    options_schema = {k: v for k, v in BME280.options_schema.items() if "humidity" not in k}
+    options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
+        k: v for k, v in BME280.options_schema.items() if "humidity" not in k
+    }
     has_humidity: ClassVar[bool] = False
     chip_ids: ClassVar[tuple[int, ...]] = CHIP_IDS_BMP280

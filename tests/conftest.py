@@ -33,7 +33,8 @@ def node_config(port: int, state_dir: Path, *, devices: str = "", extra: str = "
         driver = "bme280"
         interval = 1
     """)
-    return textwrap.dedent(f"""
+    return (
+        textwrap.dedent(f"""
         [node]
         id = "test-node"
         simulate = true
@@ -47,7 +48,9 @@ def node_config(port: int, state_dir: Path, *, devices: str = "", extra: str = "
         reconnect_min = 0.2
         reconnect_max = 1
         {broker_extra}
-    """) + devices
+    """)
+        + devices
+    )
 
 
 class AgentProcess:
@@ -59,10 +62,14 @@ class AgentProcess:
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run", str(self.config), "--log-level", "DEBUG"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
-        )  # fmt: skip
+        with open(self.log, "ab") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent", "run", str(self.config), "--log-level", "DEBUG"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+            )
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -78,7 +85,9 @@ class AgentProcess:
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGUSR1)  # stacks into the log, for the failure report
             time.sleep(0.5)
-            raise AssertionError(f"agent did not stop on SIGTERM:\n{self.output()[-6000:]}") from None
+            raise AssertionError(
+                f"agent did not stop on SIGTERM:\n{self.output()[-6000:]}"
+            ) from None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -43,19 +43,19 @@ class Broker:
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_inflight_messages 0\n"
-            "max_queued_messages 0\n"
+            "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "") + extra_conf
             # Started as root, mosquitto would drop to its own user and fail to save its state.
-            + ("user root\n" if os.geteuid() == 0 else "")
-            + extra_conf
         )
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.log = workdir / "mosquitto.log"
 
     def start(self, timeout: float = 10.0) -> None:
-        self.proc = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(self.conf)],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [mosquitto_binary(), "-c", str(self.conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -132,17 +132,56 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.crt")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
     for name, cn in (("server", "localhost"), ("client", "roomagent-test-node")):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        (d / f"{name}.ext").write_text(
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n" if name == "server" else
-            "extendedKeyUsage=clientAuth\n"
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={cn}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
         )
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+        (d / f"{name}.ext").write_text(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+            if name == "server"
+            else "extendedKeyUsage=clientAuth\n"
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+        )
     for key in d.glob("*.key"):
         key.chmod(0o600)
     return {n: d / n for n in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}

@@ -81,7 +81,9 @@ def test_double_formulas_agree_with_bosch_fixed_point_reference(adc_t: int, adc_
     values = drv.read().values
     cal = DATASHEET_CALIBRATION
     # The reference gives 0.01 °C and 1/1024 %RH steps: the two must agree to that resolution.
-    assert values["temperature"] == pytest.approx(temperature_centi_int(cal, adc_t) / 100, abs=0.011)
+    assert values["temperature"] == pytest.approx(
+        temperature_centi_int(cal, adc_t) / 100, abs=0.011
+    )
     expected_h = humidity_q22_10_int(cal, adc_h, t_fine_int(cal, adc_t)) / 1024
     assert values["humidity"] == pytest.approx(expected_h, abs=0.01)
 
@@ -110,7 +112,10 @@ def test_conversation_follows_the_datasheet() -> None:
     assert w[0] == b"\xf2\x02"
     assert w[1] == bytes([0xF4, 0b011_001_01])
     # One burst of all eight data registers: every quantity from the same conversion.
-    assert bus.log[-2:] == [Transfer(0x76, "write", b"\xf7"), Transfer(0x76, "read", bus.log[-1].data)]
+    assert bus.log[-2:] == [
+        Transfer(0x76, "write", b"\xf7"),
+        Transfer(0x76, "read", bus.log[-1].data),
+    ]
     assert len(bus.log[-1].data) == 8
 
 

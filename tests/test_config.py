@@ -64,30 +64,57 @@ BAD = [
     ('[node]\nid = "room 1"\n', "node.id: must be 1-64 letters"),
     ('[node]\nid = "r"\nsimulate = "yes"\n', "node.simulate: must be true or false, got 'yes'"),
     ('[node]\nid = "r"\ncolour = 1\n', "node.colour: unknown key"),
-    ('[node]\nid = "r"\nbase_topic = "a/+/b"\n', "node.base_topic: must be a topic without wildcards"),
+    (
+        '[node]\nid = "r"\nbase_topic = "a/+/b"\n',
+        "node.base_topic: must be a topic without wildcards",
+    ),
     ('[node]\nid = "r"\n[broker]\nport = 0\n', "broker.port: must be 1..65535, got 0"),
-    ('[node]\nid = "r"\n[broker]\nprotocol = "4"\n', "broker.protocol: must be one of '5', '3.1.1'"),
-    ('[node]\nid = "r"\n[broker]\npassword_file = "x"\n', "broker.password_file: needs broker.username"),
+    (
+        '[node]\nid = "r"\n[broker]\nprotocol = "4"\n',
+        "broker.protocol: must be one of '5', '3.1.1'",
+    ),
+    (
+        '[node]\nid = "r"\n[broker]\npassword_file = "x"\n',
+        "broker.password_file: needs broker.username",
+    ),
     ('[node]\nid = "r"\n[broker.tls]\nca = "missing.pem"\n', "broker.tls.ca: no such file"),
     ('[node]\nid = "r"\n[buffer]\ndurability = "fast"\n', "buffer.durability: must be one of"),
     ('[node]\nid = "r"\n[buffer]\nmax_rows = 10\n', "buffer.max_rows: must be ≥ 100 rows, got 10"),
-    ('[node]\nid = "r"\n' + DEVICES + '[[devices]]\ndriver = "bme280"\ninterval = 0\n',
-     "devices[2].interval: must be ≥ 1 s, got 0"),
-    ('[node]\nid = "r"\n[[devices]]\ndriver = "bme281"\ninterval = 5\n',
-     "devices[0].driver: unknown driver 'bme281'; known: bme280, bmp280"),
+    (
+        '[node]\nid = "r"\n' + DEVICES + '[[devices]]\ndriver = "bme280"\ninterval = 0\n',
+        "devices[2].interval: must be ≥ 1 s, got 0",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "bme281"\ninterval = 5\n',
+        "devices[0].driver: unknown driver 'bme281'; known: bme280, bmp280",
+    ),
     ('[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\n', "devices[0].interval: is required"),
-    ('[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\naddress = 0x90\n',
-     "devices[0].address: must be 3..119, got 144"),
-    ('[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\n[devices.options]\n'
-     "oversampling_pressure = 3\n", "devices[0].options: oversampling_pressure must be one of"),
-    ('[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\n[devices.options]\n'
-     'oversampling_pressure = "x"\n', "devices[0].options: option 'oversampling_pressure' must be int"),
-    ('[node]\nid = "r"\n[[devices]]\nname = "agent"\ndriver = "bme280"\ninterval = 5\n',
-     "devices[0].name: 'agent' is reserved"),
-    ('[node]\nid = "r"\n' + DEVICES.replace('name = "b"', 'name = "a"'),
-     "devices[1].name: 'a' is already used by devices[0]"),
-    ('[node]\nid = "r"\n' + DEVICES.replace("address = 0x77", "address = 0x76"),
-     "devices[1].address: bus 1 address 0x76 is already used by devices[0]"),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\naddress = 0x90\n',
+        "devices[0].address: must be 3..119, got 144",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\n[devices.options]\n'
+        "oversampling_pressure = 3\n",
+        "devices[0].options: oversampling_pressure must be one of",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\n[devices.options]\n'
+        'oversampling_pressure = "x"\n',
+        "devices[0].options: option 'oversampling_pressure' must be int",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\nname = "agent"\ndriver = "bme280"\ninterval = 5\n',
+        "devices[0].name: 'agent' is reserved",
+    ),
+    (
+        '[node]\nid = "r"\n' + DEVICES.replace('name = "b"', 'name = "a"'),
+        "devices[1].name: 'a' is already used by devices[0]",
+    ),
+    (
+        '[node]\nid = "r"\n' + DEVICES.replace("address = 0x77", "address = 0x76"),
+        "devices[1].address: bus 1 address 0x76 is already used by devices[0]",
+    ),
     ('devices = 3\n[node]\nid = "r"\n', "devices: must be an array of tables"),
     ("[node\n", "not valid TOML"),
 ]
@@ -107,7 +134,9 @@ def test_world_readable_secrets_are_refused(tmp_path: Path) -> None:
     secret.write_text("hunter2\n")
     secret.chmod(0o644)
     path = write(tmp_path, MINIMAL + 'username = "u"\npassword_file = "password"\n')
-    with pytest.raises(ConfigError, match="broker.password_file: .* is world-readable; chmod 600"):
+    with pytest.raises(
+        ConfigError, match=r"broker\.password_file: .* is world-readable; chmod 600"
+    ):
         config.load(path)
     secret.chmod(0o600)
     assert config.load(path).broker.password_file == secret

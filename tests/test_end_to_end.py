@@ -48,7 +48,9 @@ def test_readings_arrive_with_the_documented_payload(
     assert info["contract"] == 1 and info["devices"][0]["units"]["pressure"] == "hPa"
 
     assert agent.terminate() == 0
-    assert sub.wait_for(lambda ms: ms[-1].topic == f"{BASE}/status" and ms[-1].payload == b"offline")
+    assert sub.wait_for(
+        lambda ms: ms[-1].topic == f"{BASE}/status" and ms[-1].payload == b"offline"
+    )
     sub.close()
 
 
@@ -140,8 +142,14 @@ def test_tls_with_client_certificate(
         agent.terminate()
 
         # Without a client certificate the broker refuses the handshake: nothing gets through.
-        no_cert = agent_process(node_config(broker.port, tmp_path / "state2", host="localhost",
-                                            broker_extra=f'[broker.tls]\nca = "{certs["ca.crt"]}"\n'))
+        no_cert = agent_process(
+            node_config(
+                broker.port,
+                tmp_path / "state2",
+                host="localhost",
+                broker_extra=f'[broker.tls]\nca = "{certs["ca.crt"]}"\n',
+            )
+        )
         before = len(sub.messages)
         no_cert.start()
         time.sleep(3)

@@ -1,9 +1,9 @@
-"""Simulated I2C hardware: a bus with smbus2.SMBus's methods and chips that answer like the real ones.
+"""Simulated I2C hardware: a bus with smbus2.SMBus's methods, chips that answer like real ones.
 
 Chips are modelled at transaction level (a write of bytes, a read of n bytes), which is what goes
 over the wire; smbus2's register helpers are expressed in those terms exactly as the kernel does.
 """
 
-from drivers.sim.bus import NACK_ERRNO, SimBus, SimChip, RegisterChip
+from drivers.sim.bus import NACK_ERRNO, RegisterChip, SimBus, SimChip
 
 __all__ = ["NACK_ERRNO", "RegisterChip", "SimBus", "SimChip"]

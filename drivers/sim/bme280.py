@@ -115,9 +115,11 @@ class SimBME280(RegisterChip):
         if self.has_humidity:
             self.registers[0xA1] = c["h1"]
             h4, h5 = c["h4"] & 0xFFF, c["h5"] & 0xFFF
-            self.registers[0xE1:0xE8] = struct.pack("<hB", c["h2"], c["h3"]) + bytes(
-                [h4 >> 4, (h4 & 0x0F) | ((h5 & 0x0F) << 4), h5 >> 4]
-            ) + struct.pack("<b", c["h6"])
+            self.registers[0xE1:0xE8] = (
+                struct.pack("<hB", c["h2"], c["h3"])
+                + bytes([h4 >> 4, (h4 & 0x0F) | ((h5 & 0x0F) << 4), h5 >> 4])
+                + struct.pack("<b", c["h6"])
+            )
         # Data registers read 0x80000 / 0x8000 until the first conversion (datasheet table 18).
         self.registers[0xF7:0xFF] = bytes([0x80, 0, 0, 0x80, 0, 0, 0x80, 0])
         self._latched_ctrl_hum = 0
@@ -166,10 +168,16 @@ class SimBME280(RegisterChip):
 
     def _raw_from_environment(self, env: Environment) -> tuple[int, int, int]:
         cal = self.calibration
-        adc_t = _bisect(lambda a: temperature_centi_int(cal, a), env.temperature * 100, 0, 0xFFFFF, True)
+        adc_t = _bisect(
+            lambda a: temperature_centi_int(cal, a), env.temperature * 100, 0, 0xFFFFF, True
+        )
         t_fine = t_fine_int(cal, adc_t)
         adc_p = _bisect(
-            lambda a: pressure_q24_8_int(cal, a, t_fine), env.pressure * 100 * 256, 0, 0xFFFFF, False
+            lambda a: pressure_q24_8_int(cal, a, t_fine),
+            env.pressure * 100 * 256,
+            0,
+            0xFFFFF,
+            False,
         )
         adc_h = _bisect(
             lambda a: humidity_q22_10_int(cal, a, t_fine), env.humidity * 1024, 0, 0xFFFF, True

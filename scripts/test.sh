@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up everything and runs the whole test suite.
+#   scripts/test.sh [--python PYTHON] [--no-lint] [pytest args...]
+# Installs mosquitto and openssl with apt-get when missing (as root or with sudo); the tests
+# start their own mosquitto on a free loopback port, so a running system broker is not touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/_setup.sh
+
+python=python3
+lint=1
+while [ $# -gt 0 ]; do
+    case $1 in
+        --python) python=$2; shift 2 ;;
+        --no-lint) lint=0; shift ;;
+        *) break ;;
+    esac
+done
+
+missing=()
+[ -n "$(find_mosquitto)" ] || missing+=(mosquitto)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
+
+version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+venv=".venv-$version"
+make_venv "$python" "$venv" "[test]"
+export PATH="$PWD/$venv/bin:$PATH"
+
+if [ "$lint" = 1 ]; then
+    echo "==> ruff"
+    ruff check .
+    ruff format --check .
+    echo "==> mypy"
+    mypy
+fi
+echo "==> pytest on Python $version"
+python -m pytest "$@"
