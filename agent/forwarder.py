@@ -3,21 +3,21 @@
 Each publish is tied to its outbox row by paho's message id; the row is deleted only when the
 broker's PUBACK for that id arrives. Messages in flight when the connection drops stay in paho's
 session and are re-sent by paho on reconnect with the same ids, so the map stays valid. After a
-restart nothing is in flight and the cursor starts again from the oldest row on disk.
+restart nothing is in flight and reading starts again from the oldest row on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox
+from agent.outbox import Outbox, Row
 
 log = logging.getLogger("roomagent.forwarder")
-T = TypeVar("T")
 
 ACK_FLUSH_SECONDS = 0.05
 
@@ -33,7 +33,11 @@ class Forwarder:
         self.outbox, self.link, self.run_db = outbox, link, run_db
         self.max_inflight = max_inflight
         self.inflight: dict[int, int] = {}  # paho mid -> outbox seq
-        self.cursor = 0  # highest seq handed to paho
+        # Rows read ahead from the outbox, so that an ack can be answered with the next publish
+        # at once instead of after a round trip to the database thread.
+        self.ready: collections.deque[Row] = collections.deque()
+        self.read_ahead = 4 * max_inflight
+        self.cursor = 0  # highest seq read from the outbox
         self.acked: list[int] = []
         self.sent = self.delivered = self.rejected = 0
         self._wake = asyncio.Event()
@@ -56,8 +60,17 @@ class Forwarder:
         else:
             self.delivered += 1
         self.acked.append(seq)
-        if len(self.acked) >= max(1, self.max_inflight // 4) or not self.inflight:
+        self._publish_ready()
+        # Deletes go to the database in batches; the read-ahead is topped up before it runs dry.
+        if len(self.acked) >= max(1, self.max_inflight // 4) or len(self.ready) < self.max_inflight:
             self._wake.set()
+
+    def _publish_ready(self) -> None:
+        while self.ready and len(self.inflight) < self.max_inflight and self.link.connected:
+            row = self.ready.popleft()
+            mid = self.link.publish(row.topic, row.payload, qos=1)
+            self.inflight[mid] = row.seq
+            self.sent += 1
 
     async def run(self) -> None:
         # A flag as well as cancellation: before Python 3.12, wait_for() can swallow a cancel.
@@ -65,35 +78,26 @@ class Forwarder:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), ACK_FLUSH_SECONDS * 4)
             self._wake.clear()
-            if self.acked:
-                batch, self.acked = self.acked, []
-                await self.run_db(self.outbox.delete, batch)
-            await self._fill()
+            await self._flush_acks()
+            if self.link.connected and len(self.ready) < self.max_inflight:
+                rows = await self.run_db(self.outbox.fetch, self.cursor, self.read_ahead)
+                if rows:
+                    self.ready.extend(rows)
+                    self.cursor = rows[-1].seq
+                if len(rows) == self.read_ahead:
+                    self._wake.set()  # more backlog behind these
+            self._publish_ready()
 
-    async def _fill(self) -> None:
-        room = self.max_inflight - len(self.inflight)
-        # Refill in batches rather than one row per ack: one query per quarter window.
-        if not self.link.connected or (room < max(1, self.max_inflight // 4) and self.inflight):
-            return
-        rows = await self.run_db(self.outbox.fetch, self.cursor, room)
-        if not self.link.connected:
-            return
-        for row in rows:
-            mid = self.link.publish(row.topic, row.payload, qos=1)
-            self.inflight[mid] = row.seq
-            self.cursor = row.seq
-            self.sent += 1
-        if len(rows) == room:
-            self._wake.set()  # the window is full; acks will wake us, but check again soon
+    async def _flush_acks(self) -> None:
+        if self.acked:
+            batch, self.acked = self.acked, []
+            await self.run_db(self.outbox.delete, batch)
 
     async def drain(self, timeout: float) -> bool:
         """Waits until nothing is in flight and all acks are flushed (used on shutdown)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self.inflight or self.acked) and loop.time() < deadline:
-            self._wake.set()
+        while self.inflight and loop.time() < deadline:
             await asyncio.sleep(ACK_FLUSH_SECONDS)
-        if self.acked:
-            batch, self.acked = self.acked, []
-            await self.run_db(self.outbox.delete, batch)
+        await self._flush_acks()
         return not self.inflight

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 from typing import Any, Callable, Optional
@@ -97,6 +98,12 @@ class MqttLink:
                 reason,
             )
             return
+        sock = client.socket()
+        if sock is not None:
+            # paho leaves Nagle on; with a bounded window of small QoS 1 publishes, Nagle and the
+            # broker's delayed ACK stall every window by tens of milliseconds.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connected = True
         self.connects += 1
         self._attempt = 0
@@ -138,7 +145,12 @@ class MqttLink:
         self._stopping.wait(self._rng.uniform(0, cap / 2))
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        log.warning("cannot reach broker %s:%d; retrying", self.broker.host, self.broker.port)
+        log.warning(
+            "cannot connect to broker %s:%d (unreachable, or TLS verification failed%s); retrying",
+            self.broker.host,
+            self.broker.port,
+            ": see the broker's log" if self.broker.tls else "",
+        )
         self._jitter()
 
     def start(self) -> None:

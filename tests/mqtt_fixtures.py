@@ -125,7 +125,11 @@ class Subscriber:
 
 
 def make_certificates(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, via openssl."""
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, via openssl.
+
+    Well-formed as Python 3.13's strict X.509 checking requires: a critical CA constraint and key
+    usage on the CA, an authority key identifier on the certificates it issues.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     d = directory
 
@@ -133,55 +137,23 @@ def make_certificates(directory: Path) -> dict[str, Path]:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
 
     run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    )
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", "ca.key", "-out", "ca.crt",
+    )  # fmt: skip
+    leaf = "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\n"
+    extensions = {
+        "server": leaf + "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        "client": leaf + "extendedKeyUsage=clientAuth\n",
+    }
     for name, cn in (("server", "localhost"), ("client", "roomagent-test-node")):
-        run(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={cn}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-        )
-        (d / f"{name}.ext").write_text(
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-            if name == "server"
-            else "extendedKeyUsage=clientAuth\n"
-        )
-        run(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            f"{name}.ext",
-            "-out",
-            f"{name}.crt",
-        )
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        (d / f"{name}.ext").write_text(extensions[name])
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+            "-out", f"{name}.crt")  # fmt: skip
     for key in d.glob("*.key"):
         key.chmod(0o600)
     return {n: d / n for n in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
