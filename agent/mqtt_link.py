@@ -99,7 +99,7 @@ class MqttLink:
             )
             return
         sock = client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
             # paho leaves Nagle on; with a bounded window of small QoS 1 publishes, Nagle and the
             # broker's delayed ACK stall every window by tens of milliseconds.
             with contextlib.suppress(OSError):
