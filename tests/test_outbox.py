@@ -37,6 +37,7 @@ def test_wal_mode_and_full_sync_on_disk(tmp_path: Path) -> None:
     box = make(tmp_path / "b.sqlite")
     assert box.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert box.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert box.db.execute("PRAGMA page_size").fetchone()[0] == 1024
 
 
 def test_sequence_continues_after_clean_restart_without_gap(tmp_path: Path) -> None:
