@@ -225,9 +225,13 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         name=node_t.get("name", str, node_id),
         base_topic=node_t.get("base_topic", str, f"roomagent/{node_id}", check=_topic),
         state_dir=state_dir,
-        simulate=node_t.get("simulate", bool, False),
-        clock=node_t.get("clock", str, "auto", check=_one_of("auto", "synced", "unsynced")),
-        health_interval=node_t.get("health_interval", float, 60.0, check=_at_least(5, "s")),
+        simulate=node_t.get("simulate", bool, NodeConfig.simulate),
+        clock=node_t.get(
+            "clock", str, NodeConfig.clock, check=_one_of("auto", "synced", "unsynced")
+        ),
+        health_interval=node_t.get(
+            "health_interval", float, NodeConfig.health_interval, check=_at_least(5, "s")
+        ),
     )
     node_t.finish()
 
@@ -275,16 +279,22 @@ def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> Br
         if password_file.stat().st_mode & stat.S_IROTH:
             raise t.error("password_file", f"{password_file} is world-readable; chmod 600 it")
     broker = BrokerConfig(
-        host=t.get("host", str, "localhost", check=lambda v: None if v else "must not be empty"),
+        host=t.get(
+            "host", str, BrokerConfig.host, check=lambda v: None if v else "must not be empty"
+        ),
         port=t.get("port", int, 8883 if tls else 1883, check=_between(1, 65535)),
-        protocol=t.get("protocol", str, "5", check=_one_of("5", "3.1.1")),
-        keepalive=t.get("keepalive", int, 30, check=_between(5, 3600, "s")),
+        protocol=t.get("protocol", str, BrokerConfig.protocol, check=_one_of("5", "3.1.1")),
+        keepalive=t.get("keepalive", int, BrokerConfig.keepalive, check=_between(5, 3600, "s")),
         client_id=t.get("client_id", str, f"roomagent-{node_id}"),
         username=username,
         password_file=password_file,
         tls=tls,
-        reconnect_min=t.get("reconnect_min", float, 1.0, check=_between(0.1, 60, "s")),
-        reconnect_max=t.get("reconnect_max", float, 60.0, check=_between(1, 3600, "s")),
+        reconnect_min=t.get(
+            "reconnect_min", float, BrokerConfig.reconnect_min, check=_between(0.1, 60, "s")
+        ),
+        reconnect_max=t.get(
+            "reconnect_max", float, BrokerConfig.reconnect_max, check=_between(1, 3600, "s")
+        ),
     )
     if broker.reconnect_max < broker.reconnect_min:
         raise t.error("reconnect_max", "must be ≥ reconnect_min")
@@ -295,10 +305,12 @@ def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> Br
 def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:
     buffer = BufferConfig(
         path=resolve(t.get("path", str, str(state_dir / "buffer.sqlite"))),
-        max_rows=t.get("max_rows", int, 1_000_000, check=_at_least(100, "rows")),
-        max_bytes=t.get("max_bytes", int, 256 * 1024 * 1024, check=_at_least(65536, "bytes")),
-        durability=t.get("durability", str, "full", check=_one_of("full", "normal")),
-        max_inflight=t.get("max_inflight", int, 64, check=_between(1, 1000)),
+        max_rows=t.get("max_rows", int, BufferConfig.max_rows, check=_at_least(100, "rows")),
+        max_bytes=t.get("max_bytes", int, BufferConfig.max_bytes, check=_at_least(65536, "bytes")),
+        durability=t.get(
+            "durability", str, BufferConfig.durability, check=_one_of("full", "normal")
+        ),
+        max_inflight=t.get("max_inflight", int, BufferConfig.max_inflight, check=_between(1, 1000)),
     )
     t.finish()
     return buffer
@@ -322,9 +334,9 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         name=name,
         driver=driver,
         interval=t.get("interval", float, check=_at_least(1, "s")),
-        bus=t.get("bus", int, 1, check=_at_least(0)),
+        bus=t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
         address=address,
-        timeout=t.get("timeout", float, 10.0, check=_between(0.1, 300, "s")),
+        timeout=t.get("timeout", float, DeviceConfig.timeout, check=_between(0.1, 300, "s")),
         options=MappingProxyType(dict(options_t.data)),
     )
     t.finish()
