@@ -32,14 +32,20 @@ def mosquitto_binary() -> str:
 class Broker:
     """One mosquitto process; stop() and start() keep its port and persistence file."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "", port: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_conf: str = "",
+        port: Optional[int] = None,
+        allow_anonymous: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_inflight_messages 0\n"
@@ -85,7 +91,8 @@ class Subscriber:
     """A central-side client. persistent=True keeps its session across broker restarts."""
 
     def __init__(self, port: int, topic: str, *, client_id: str = "", persistent: bool = False,
-                 tls: Optional[dict[str, Any]] = None) -> None:  # fmt: skip
+                 tls: Optional[dict[str, Any]] = None,
+                 auth: Optional[tuple[str, str]] = None) -> None:  # fmt: skip
         self.messages: list[Received] = []
         self.cond = threading.Condition()
         self.client = mqtt.Client(
@@ -101,6 +108,8 @@ class Subscriber:
         self.client.reconnect_delay_set(0.1, 0.5)
         if tls:
             self.client.tls_set(**tls)
+        if auth:
+            self.client.username_pw_set(*auth)
         self.client.connect_async("127.0.0.1" if not tls else "localhost", port)
         self.client.loop_start()
         if not self.subscribed.wait(10):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -156,6 +157,41 @@ def test_tls_with_client_certificate(
         assert not any("/telemetry/" in m.topic for m in sub.messages[before:])
         assert "closed the connection before accepting it" in no_cert.output()
         no_cert.terminate()
+        sub.close()
+    finally:
+        broker.stop()
+
+
+def test_username_and_password_file(
+    tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "room", "s3cret"], check=True)
+    passwords.chmod(0o644)  # mosquitto (running as root here) reads it; the agent's copy is 0600
+    broker = Broker(tmp_path / "broker", extra_conf=f"password_file {passwords}\n",
+                    allow_anonymous=False)  # fmt: skip
+    broker.start()
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    try:
+        sub = Subscriber(broker.port, f"{BASE}/#", auth=("room", "s3cret"))
+        good = f'username = "room"\npassword_file = "{secret}"\n'
+        agent = agent_process(node_config(broker.port, tmp_path / "state", broker_extra=good))
+        agent.start()
+        assert sub.wait_for(lambda ms: any("/telemetry/" in m.topic for m in ms)), agent.output()
+        agent.terminate()
+
+        wrong = tmp_path / "wrong-password"
+        wrong.write_text("guess\n")
+        wrong.chmod(0o600)
+        bad = f'username = "room"\npassword_file = "{wrong}"\n'
+        refused = agent_process(node_config(broker.port, tmp_path / "state2", broker_extra=bad))
+        refused.start()
+        time.sleep(2)
+        assert "refused the connection" in refused.output()
+        assert refused.proc is not None and refused.proc.poll() is None  # still running, retrying
+        refused.terminate()
         sub.close()
     finally:
         broker.stop()

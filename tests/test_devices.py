@@ -1,0 +1,85 @@
+"""A device's life in the runtime: failures, unavailability, recovery; and log rate limiting."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import Optional
+
+from agent.clock import SystemClock
+from agent.config import DeviceConfig
+from agent.devices import FAILURES_BEFORE_UNAVAILABLE, DeviceRunner, Sample
+from agent.logs import RateLimitFilter
+from drivers import DRIVERS
+from drivers.sim import SimBus
+from drivers.sim.bme280 import Environment, SimBME280
+
+
+def make_runner(
+    chip: SimBME280,
+) -> tuple[DeviceRunner, list[Sample], list[tuple[bool, Optional[str]]]]:
+    samples: list[Sample] = []
+    changes: list[tuple[bool, Optional[str]]] = []
+
+    async def on_sample(s: Sample) -> None:
+        samples.append(s)
+
+    async def on_availability(name: str, available: bool, error: Optional[str]) -> None:
+        changes.append((available, error))
+
+    config = DeviceConfig(name="climate", driver="bme280", interval=1.0)
+    driver = DRIVERS["bme280"](SimBus({0x76: chip}), None, sleep=lambda s: None)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    runner = DeviceRunner(config, driver, pool, SystemClock("synced"), on_sample, on_availability)
+    return runner, samples, changes
+
+
+def test_unplugged_chip_goes_unavailable_then_recovers() -> None:
+    chip = SimBME280(lambda: Environment(temperature=19.5))
+    runner, samples, changes = make_runner(chip)
+
+    async def scenario() -> None:
+        assert await runner.poll_once()
+        chip.nack = True  # pulled off the header
+        for _ in range(FAILURES_BEFORE_UNAVAILABLE):
+            assert not await runner.poll_once()
+        chip.nack = False
+        chip.reset()  # it comes back from power-on: the driver must initialise it again
+        assert await runner.poll_once()
+
+    asyncio.run(scenario())
+    assert [c[0] for c in changes] == [True, False, True]
+    assert "no chip answers at 0x76" in (changes[1][1] or "")
+    assert len(samples) == 2 and abs(samples[-1].values["temperature"] - 19.5) < 0.05
+
+
+def test_implausible_values_are_rejected_not_published() -> None:
+    chip = SimBME280()
+    runner, samples, _ = make_runner(chip)
+    # adc_T at full scale is far above 85 °C with the datasheet trimming: a broken conversion.
+    chip.forced_raw = (415148, 0xFFFF0, 30000)
+
+    async def scenario() -> bool:
+        return await runner.poll_once()
+
+    assert asyncio.run(scenario()) is False
+    assert samples == []
+
+
+def test_rate_limit_lets_a_burst_through_then_summarises() -> None:
+    now = [0.0]
+    limiter = RateLimitFilter(burst=3, window=60, clock=lambda: now[0])
+
+    def record() -> logging.LogRecord:
+        return logging.LogRecord("roomagent.devices", logging.WARNING, __file__, 1,
+                                 "climate: %s", ("errno 121",), None)  # fmt: skip
+
+    passed = [limiter.filter(record()) for _ in range(10)]
+    assert passed == [True] * 3 + [False] * 7
+    now[0] = 61.0
+    summary = record()
+    assert limiter.filter(summary)
+    assert "and 7 more like it in the last 60 s" in summary.getMessage()
+    other = logging.LogRecord("roomagent.mqtt", logging.WARNING, __file__, 1, "other", (), None)
+    assert limiter.filter(other)  # a different message is counted on its own
