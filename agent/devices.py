@@ -42,7 +42,6 @@ class DeviceRunner:
         self.opened = False
         self.available: Optional[bool] = None
         self.failures = 0
-        self.reads = 0
         self.stopped = False
 
     async def _call(self, fn: Callable[[], object]) -> object:
@@ -69,7 +68,6 @@ class DeviceRunner:
                 await self.on_availability(self.config.name, False, reason)
             return False
         self.failures = 0
-        self.reads += 1
         if self.available is not True:
             self.available = True
             await self.on_availability(self.config.name, True, None)

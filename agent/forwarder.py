@@ -39,7 +39,7 @@ class Forwarder:
         self.read_ahead = 4 * max_inflight
         self.cursor = 0  # highest seq read from the outbox
         self.acked: list[int] = []
-        self.sent = self.delivered = self.rejected = 0
+        self.delivered = self.rejected = 0
         self._wake = asyncio.Event()
         self.stopped = False
 
@@ -70,7 +70,6 @@ class Forwarder:
             row = self.ready.popleft()
             mid = self.link.publish(row.topic, row.payload, qos=1)
             self.inflight[mid] = row.seq
-            self.sent += 1
 
     async def run(self) -> None:
         # A flag as well as cancellation: before Python 3.12, wait_for() can swallow a cancel.

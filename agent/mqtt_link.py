@@ -43,13 +43,12 @@ class MqttLink:
         *,
         status_topic: str,
         on_connect: Callable[[], None] = lambda: None,
-        on_disconnect: Callable[[], None] = lambda: None,
         on_ack: Callable[[int, bool], None] = lambda mid, ok: None,
         max_inflight: int = 64,
     ) -> None:
         self.broker = broker
         self.status_topic = status_topic
-        self._on_connect, self._on_disconnect, self._on_ack = on_connect, on_disconnect, on_ack
+        self._on_connect, self._on_ack = on_connect, on_ack
         protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -83,7 +82,6 @@ class MqttLink:
         self._attempt = 0
         self._rng = random.Random()
         self.connected = False
-        self.connects = 0
         self._stopping = threading.Event()
 
     # paho callbacks (network thread) ----------------------------------------------------------
@@ -105,7 +103,6 @@ class MqttLink:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connected = True
-        self.connects += 1
         self._attempt = 0
         log.info("connected to %s:%d", self.broker.host, self.broker.port)
         client.publish(self.status_topic, "online", qos=1, retain=True)
@@ -131,14 +128,13 @@ class MqttLink:
                 log.info("disconnected from broker")
             else:
                 log.warning("disconnected from broker: %s", reason)
-            self._on_disconnect()
 
     def _handle_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
         self._on_ack(mid, not reason.is_failure)
 
-    def _jitter(self, *args: Any) -> None:
+    def _jitter(self) -> None:
         """on_connect_fail/on_disconnect: an extra random wait before paho's own delay."""
         cap = min(self.broker.reconnect_max, self.broker.reconnect_min * 2**self._attempt)
         self._attempt = min(self._attempt + 1, 32)

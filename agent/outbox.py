@@ -95,8 +95,8 @@ class Outbox:
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
 
-    def _transaction(self) -> sqlite3.Connection:
-        return _Transaction(self.db)  # type: ignore[return-value]
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
 
     def append(self, topic: str, make_payload: Callable[[int], bytes]) -> int:
         """Commits one message; make_payload receives the seq so the payload can carry it."""
@@ -134,7 +134,7 @@ class Outbox:
         dropped = freed = 0
         while rows - dropped > self.max_rows or size - freed > self.max_bytes:
             over_rows = max(0, rows - dropped - self.max_rows)
-            batch = max(over_rows, 1 if size - freed > self.max_bytes else 0, 1)
+            batch = max(over_rows, 1)  # over the byte bound only: one row at a time
             victims = self.db.execute(
                 "SELECT seq, length(topic) + length(payload) FROM outbox ORDER BY seq LIMIT ?",
                 (min(batch, 10000),),

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__
 from agent.clock import SystemClock
-from agent.config import Config
+from agent.config import Config, DeviceConfig
 from agent.contract import (
     CONTRACT_VERSION,
     Topics,
@@ -76,7 +76,6 @@ class Agent:
             self.config.broker,
             status_topic=self.topics.status,
             on_connect=lambda: self._threadsafe(self._on_connect),
-            on_disconnect=lambda: None,
             on_ack=lambda mid, ok: self._threadsafe(self.forwarder.on_ack, mid, ok),  # type: ignore[union-attr]
             max_inflight=b.max_inflight,
         )
@@ -97,7 +96,7 @@ class Agent:
         finally:
             await self._shutdown(tasks)
 
-    def _make_runner(self, d: Any) -> DeviceRunner:
+    def _make_runner(self, d: DeviceConfig) -> DeviceRunner:
         if d.bus not in self._bus_threads:
             self._bus_threads[d.bus] = concurrent.futures.ThreadPoolExecutor(
                 1, thread_name_prefix=f"i2c-{d.bus}"

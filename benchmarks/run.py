@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import functools
 import json
 import os
@@ -95,7 +96,7 @@ def bench_bare_paho(port: int, rows: int, inflight: int) -> float:
 
 async def _drain(port: int, box: Outbox, inflight: int) -> float:
     loop = asyncio.get_running_loop()
-    pool = __import__("concurrent.futures").futures.ThreadPoolExecutor(1)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
 
     async def run_db(fn: Any, *args: Any) -> Any:
         return await loop.run_in_executor(pool, functools.partial(fn, *args))
