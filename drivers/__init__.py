@@ -20,6 +20,15 @@ from drivers.quantities import QUANTITIES, Quantity, Unit
 _REGISTRY = {
     "bme280": "drivers.bme280:BME280",
     "bmp280": "drivers.bme280:BMP280",
+    "sht3x": "drivers.sht3x:SHT3x",
+    "sht4x": "drivers.sht4x:SHT4x",
+    "scd4x": "drivers.scd4x:SCD4x",
+    "sgp40": "drivers.sgp40:SGP40",
+    "bh1750": "drivers.bh1750:BH1750",
+    "veml7700": "drivers.veml7700:VEML7700",
+    "ina219": "drivers.ina219:INA219",
+    "ina226": "drivers.ina226:INA226",
+    "pmsa003i": "drivers.pmsa003i:PMSA003I",
 }
 
 

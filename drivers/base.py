@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional
 
+from smbus2 import i2c_msg
+
 from drivers.quantities import QUANTITIES
 
 
@@ -39,6 +41,8 @@ class Driver:
 
     name: ClassVar[str]
     default_address: ClassVar[int]
+    # Every address the chip can be strapped to; the first is the default. Used by scan-i2c.
+    addresses: ClassVar[tuple[int, ...]] = ()
     quantities: ClassVar[tuple[str, ...]]
     # Option name -> (type, default). Validated by the config loader before a driver is built.
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {}
@@ -73,6 +77,15 @@ class Driver:
                 raise ValueError(f"option {key!r} must be {expected.__name__}, got {value!r}")
         cls(None, **options)
 
+    @classmethod
+    def identify(cls, bus: Any, address: int) -> Optional[str]:
+        """What scan-i2c shows for this chip at this address (e.g. its chip id or serial), or
+        None when what answers is not this chip. Must leave a running chip as it found it.
+
+        The default cannot tell: chips without an id register are named by address alone.
+        """
+        return None
+
     def open(self) -> None:
         raise NotImplementedError
 
@@ -81,6 +94,23 @@ class Driver:
 
     def close(self) -> None:
         """Leave the chip idle. Most chips need nothing; the bus belongs to the caller."""
+
+    def no_answer(self, e: OSError) -> DriverError:
+        """The error open() raises when nothing acknowledges: says what to check."""
+        return DriverError(
+            f"{self.name}: no chip answers at 0x{self.address:02x} ({e.strerror or e}); "
+            "check wiring, power and the address"
+        )
+
+    # Raw transfers, for chips that speak commands rather than registers. Each call is one
+    # complete bus transaction (start ... stop), so nothing is left half-finished.
+    def send(self, data: bytes) -> None:
+        self.bus.i2c_rdwr(i2c_msg.write(self.address, data))
+
+    def receive(self, length: int) -> bytes:
+        msg = i2c_msg.read(self.address, length)
+        self.bus.i2c_rdwr(msg)
+        return bytes(msg)
 
     def __enter__(self) -> Driver:
         self.open()

@@ -127,6 +127,7 @@ def measurement_time_s(osrs_t: int, osrs_p: int, osrs_h: int) -> float:
 class BME280(Driver):
     name: ClassVar[str] = "bme280"
     default_address: ClassVar[int] = 0x76
+    addresses: ClassVar[tuple[int, ...]] = (0x76, 0x77)
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "humidity", "pressure")
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         "oversampling_temperature": (int, 1),
@@ -150,10 +151,7 @@ class BME280(Driver):
         try:
             chip_id = self._read(REG_CHIP_ID, 1)[0]
         except OSError as e:
-            raise DriverError(
-                f"{self.name}: no chip answers at 0x{self.address:02x} ({e.strerror or e}); "
-                "check wiring, power and the address"
-            ) from e
+            raise self.no_answer(e) from e
         if chip_id not in self.chip_ids:
             hint = ""
             if chip_id == CHIP_ID_BME280:

@@ -8,10 +8,10 @@ code from the driver's double-precision formulas, so a test of one checks the ot
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from drivers.sim.bus import RegisterChip
+from drivers.sim.environment import Environment
 
 # Trimming values. T and P are the BMP280 datasheet's worked example (section 3.12); the
 # humidity words are typical of production BME280 parts.
@@ -21,13 +21,6 @@ DATASHEET_CALIBRATION = {
     "p7": 15500, "p8": -14600, "p9": 6000,
     "h1": 75, "h2": 362, "h3": 0, "h4": 313, "h5": 50, "h6": 30,
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Environment:
-    temperature: float = 21.0  # °C
-    humidity: float = 45.0  # %RH
-    pressure: float = 1013.25  # hPa
 
 
 def t_fine_int(cal: dict[str, int], adc_t: int) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 NACK_ERRNO = errno.EREMOTEIO  # 121: what Linux i2c-dev reports when no device acknowledges
 
@@ -20,10 +21,44 @@ class Transfer:
     data: bytes
 
 
+def nack() -> OSError:
+    """What a chip's refusal looks like to the driver: Linux i2c-dev's errno 121."""
+    return OSError(NACK_ERRNO, "Remote I/O error")
+
+
+class VirtualClock:
+    """Time that passes only when a driver sleeps: tests run at once, chips still see delays.
+
+    Pass it as the bus's clock and its sleep() as the driver's sleep.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+
+
 class SimChip:
-    """Base of simulated chips: override write() and read(). Set nack to pull it off the bus."""
+    """Base of simulated chips: override write() and read().
+
+    Faults every chip can be given, as on a real bus: `nack = True` pulls it off the bus (every
+    transfer fails with errno 121) and `reset()` is a brown-out that loses its configuration.
+    Chips with checksums also take `corrupt_checksum`, chips with a data-ready flag `stuck`.
+    """
 
     nack = False
+    # Set by the bus the chip is attached to, so a chip measures time as its driver sleeps it.
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
+    def reset(self) -> None:
+        """A brown-out: the chip forgets its configuration, as after power-on."""
+        raise NotImplementedError
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -62,12 +97,20 @@ class RegisterChip(SimChip):
 class SimBus:
     """Has the methods of smbus2.SMBus that drivers use; absent addresses NACK with errno 121."""
 
-    def __init__(self, chips: Optional[dict[int, SimChip]] = None) -> None:
-        self.chips: dict[int, SimChip] = dict(chips or {})
+    def __init__(
+        self,
+        chips: Optional[dict[int, SimChip]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        self.chips: dict[int, SimChip] = {}
         self.log: list[Transfer] = []
         self._lock = threading.Lock()
+        for address, chip in (chips or {}).items():
+            self.attach(address, chip)
 
     def attach(self, address: int, chip: SimChip) -> None:
+        chip.clock = self.clock
         self.chips[address] = chip
 
     def _chip(self, address: int) -> SimChip:
