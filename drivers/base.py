@@ -44,6 +44,9 @@ class Driver:
     # Every address the chip can be strapped to; the first is the default. Used by scan-i2c.
     addresses: ClassVar[tuple[int, ...]] = ()
     quantities: ClassVar[tuple[str, ...]]
+    # Quantities this driver can take from a sibling device (config key `compensate_from`) to
+    # correct its own reading, e.g. an SGP40 wants temperature and humidity.
+    compensation: ClassVar[tuple[str, ...]] = ()
     # Option name -> (type, default). Validated by the config loader before a driver is built.
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {}
 
@@ -78,6 +81,12 @@ class Driver:
         cls(None, **options)
 
     @classmethod
+    def validate_interval(cls, interval: float, options: Mapping[str, Any]) -> None:
+        """Raises ValueError when the chip cannot be polled every `interval` seconds with these
+        options (e.g. a sensor that only has new data every 5 s, or an algorithm that needs a
+        fixed sampling interval). The config loader calls it; the default accepts any."""
+
+    @classmethod
     def identify(cls, bus: Any, address: int) -> Optional[str]:
         """What scan-i2c shows for this chip at this address (e.g. its chip id or serial), or
         None when what answers is not this chip. Must leave a running chip as it found it.
@@ -88,6 +97,11 @@ class Driver:
 
     def open(self) -> None:
         raise NotImplementedError
+
+    def compensate(self, values: Mapping[str, float]) -> None:
+        """Called by the runtime before each read() with the sibling's latest values: only the
+        quantities named in `compensation`, and only those still fresh. An empty mapping means
+        none is known, and the driver falls back to the chip's defaults."""
 
     def read(self) -> Measurement:
         raise NotImplementedError
