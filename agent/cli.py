@@ -16,6 +16,9 @@ from agent import config as config_mod
 from agent.config import Config, ConfigError
 
 EXIT_CONFIG = 2
+EXIT_HARDWARE = 1
+# Where the installer puts the node's config; scan-i2c and read use it when --config is omitted.
+DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
 
 
 def _load(path: str) -> Config:
@@ -81,6 +84,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_for_tools(args: argparse.Namespace, required: bool) -> Optional[Config]:
+    path = args.config or (str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() or required else None)
+    return _load(path) if path else None
+
+
+def cmd_scan_i2c(args: argparse.Namespace) -> int:
+    from agent.hardware import Hardware, NoBusError
+    from agent.scan import report, scan
+
+    try:
+        cfg = _config_for_tools(args, required=False)
+    except ConfigError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    devices = cfg.devices if cfg else ()
+    simulate = args.simulate or bool(cfg and cfg.node.simulate)
+    hardware = Hardware(devices, simulate)
+    numbers = [args.bus] if args.bus is not None else sorted({d.bus for d in devices} or {1})
+    status = 0
+    try:
+        for number in numbers:
+            findings = scan(hardware.bus(number), [d for d in devices if d.bus == number])
+            print(report(number, findings))
+            if any(f.problem for f in findings):
+                status = EXIT_HARDWARE
+    except NoBusError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_HARDWARE
+    finally:
+        hardware.close()
+    return status
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    import json
+
+    from agent.contract import rounded
+    from agent.hardware import Hardware, NoBusError
+    from drivers import DRIVERS, QUANTITIES, DriverError, values_of
+
+    try:
+        cfg = _config_for_tools(args, required=True)
+    except ConfigError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    assert cfg is not None
+    by_name = {d.name: d for d in cfg.devices}
+    device = by_name.get(args.device)
+    if device is None:
+        known = ", ".join(by_name) or "none"
+        print(f"roomagent: no device {args.device!r} in {cfg.source} (devices: {known})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate)
+
+    def measure(d: config_mod.DeviceConfig, compensation: dict[str, float]) -> dict[str, float]:
+        driver = DRIVERS[d.driver](hardware.bus(d.bus), d.address, **d.options)
+        driver.open()
+        try:
+            driver.compensate(compensation)
+            measurement = driver.read()
+        finally:
+            driver.close()
+        return dict(values_of(measurement))
+
+    try:
+        compensation: dict[str, float] = {}
+        if device.compensate_from:  # read the sibling first, as the running agent would
+            source = measure(by_name[device.compensate_from], {})
+            wanted = DRIVERS[device.driver].compensation
+            compensation = {q: v for q, v in source.items() if q in wanted}
+        values = rounded(measure(device, compensation))
+    except (DriverError, OSError, NoBusError) as e:
+        print(f"roomagent: {device.name} ({device.driver}): {e}", file=sys.stderr)
+        return EXIT_HARDWARE
+    finally:
+        hardware.close()
+    if args.json:
+        print(json.dumps(values, ensure_ascii=False))
+        return 0
+    print(f"{device.name} ({device.driver}, bus {device.bus}):")
+    for quantity, value in values.items():
+        q = QUANTITIES[quantity]
+        print(f"  {quantity:<12} {value:>12.{q.decimals}f} {q.unit.value}")
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from agent.watch import watch
 
@@ -103,6 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate config files without starting")
     check.add_argument("files", nargs="+")
     check.set_defaults(func=cmd_check_config)
+
+    scan_p = sub.add_parser(
+        "scan-i2c", help="list what answers on the I2C bus, name it, flag what the config misses"
+    )
+    scan_p.add_argument("--bus", type=int, help="bus number (default: the config's buses, or 1)")
+    scan_p.add_argument("--config", help=f"node config to compare with (default {DEFAULT_CONFIG})")
+    scan_p.add_argument("--simulate", action="store_true", help="scan simulated chips")
+    scan_p.set_defaults(func=cmd_scan_i2c)
+
+    read = sub.add_parser("read", help="take one reading from a configured device and print it")
+    read.add_argument("device", help="the device's name in the config")
+    read.add_argument("--config", help=f"node config (default {DEFAULT_CONFIG})")
+    read.add_argument("--simulate", action="store_true", help="read a simulated chip")
+    read.add_argument("--json", action="store_true", help="print the values as JSON")
+    read.set_defaults(func=cmd_read)
 
     watch = sub.add_parser("watch", help="show what the central side receives, live")
     watch.add_argument("--host", default="localhost")

@@ -72,6 +72,11 @@ class DeviceConfig:
     bus: int = 1
     address: Optional[int] = None
     timeout: float = 10.0
+    # Consecutive failed readings before the device is published as unavailable.
+    unavailable_after: int = 3
+    # Another device whose readings correct this one's (e.g. an SGP40 takes temperature and
+    # humidity from the room's climate sensor).
+    compensate_from: Optional[str] = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -244,6 +249,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         raise root.error("devices", "must be an array of tables ([[devices]])")
     devices = tuple(_parse_device(d, i, file) for i, d in enumerate(raw_devices))
     _check_unique(devices, file)
+    _check_compensation(devices, file)
     root.finish()
     return Config(Path(file), node, broker, buffer, devices)
 
@@ -330,17 +336,49 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         DRIVERS[driver].validate_options(options_t.data)
     except ValueError as e:
         raise ConfigError(file, options_t.path, str(e)) from None
+    interval = t.get("interval", float, check=_at_least(1, "s"))
+    try:
+        DRIVERS[driver].validate_interval(interval, options_t.data)
+    except ValueError as e:
+        raise t.error("interval", str(e)) from None
     device = DeviceConfig(
         name=name,
         driver=driver,
-        interval=t.get("interval", float, check=_at_least(1, "s")),
+        interval=interval,
         bus=t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
         address=address,
         timeout=t.get("timeout", float, DeviceConfig.timeout, check=_between(0.1, 300, "s")),
+        unavailable_after=t.get(
+            "unavailable_after", int, DeviceConfig.unavailable_after, check=_between(1, 1000)
+        ),
+        compensate_from=t.get("compensate_from", str, None),
         options=MappingProxyType(dict(options_t.data)),
     )
+    if device.compensate_from is not None and not DRIVERS[driver].compensation:
+        raise t.error("compensate_from", f"driver {driver!r} takes no compensation")
     t.finish()
     return device
+
+
+def _check_compensation(devices: tuple[DeviceConfig, ...], file: str) -> None:
+    by_name = {d.name: d for d in devices}
+    for i, d in enumerate(devices):
+        if d.compensate_from is None:
+            continue
+        key = f"devices[{i}].compensate_from"
+        source = by_name.get(d.compensate_from)
+        if source is None or source is d:
+            others = ", ".join(n for n in by_name if n != d.name) or "none"
+            raise ConfigError(
+                file, key, f"no other device named {d.compensate_from!r} (devices: {others})"
+            )
+        wanted = DRIVERS[d.driver].compensation
+        if not set(wanted) & set(DRIVERS[source.driver].quantities):
+            raise ConfigError(
+                file,
+                key,
+                f"{source.name!r} ({source.driver}) measures none of {', '.join(wanted)}",
+            )
 
 
 def _check_unique(devices: tuple[DeviceConfig, ...], file: str) -> None:

@@ -12,11 +12,9 @@ from typing import Callable, Optional
 from agent.clock import SystemClock
 from agent.config import DeviceConfig
 from agent.contract import rounded
-from drivers import QUANTITIES, Driver, DriverError
+from drivers import QUANTITIES, Driver, DriverError, values_of
 
 log = logging.getLogger("roomagent.devices")
-
-FAILURES_BEFORE_UNAVAILABLE = 3
 
 
 @dataclass(frozen=True)
@@ -36,13 +34,27 @@ class DeviceRunner:
         clock: SystemClock,
         on_sample: Callable[[Sample], Awaitable[None]],
         on_availability: Callable[[str, bool, Optional[str]], Awaitable[None]],
+        compensation: Callable[[], Mapping[str, float]] = dict,
     ) -> None:
         self.config, self.driver, self.executor, self.clock = config, driver, executor, clock
         self.on_sample, self.on_availability = on_sample, on_availability
+        self.compensation = compensation
         self.opened = False
         self.available: Optional[bool] = None
         self.failures = 0
         self.stopped = False
+        self.last_values: Mapping[str, float] = {}
+        self.last_good = float("-inf")  # monotonic time of the last good reading
+
+    def fresh_values(self) -> Mapping[str, float]:
+        """The last reading if it is recent enough for a sibling to correct its own with."""
+        age = self.clock.monotonic() - self.last_good
+        return self.last_values if age <= 3 * self.config.interval else {}
+
+    def _measure(self) -> object:
+        # Compensation and reading in one call on the bus thread: nothing else gets in between.
+        self.driver.compensate(self.compensation())
+        return self.driver.read()
 
     async def _call(self, fn: Callable[[], object]) -> object:
         loop = asyncio.get_running_loop()
@@ -53,9 +65,8 @@ class DeviceRunner:
             if not self.opened:
                 await self._call(self.driver.open)
                 self.opened = True
-            measurement = await self._call(self.driver.read)
-            values = getattr(measurement, "values", measurement)
-            assert isinstance(values, Mapping)
+            measurement = await self._call(self._measure)
+            values = values_of(measurement)
             _check_plausible(values)
         except (DriverError, OSError, ValueError, asyncio.TimeoutError) as e:
             reason = _describe(e, self.config.timeout)
@@ -63,11 +74,12 @@ class DeviceRunner:
             self.opened = False
             self.failures += 1
             log.warning("%s (%s): %s", self.config.name, self.config.driver, reason)
-            if self.failures >= FAILURES_BEFORE_UNAVAILABLE and self.available is not False:
+            if self.failures >= self.config.unavailable_after and self.available is not False:
                 self.available = False
                 await self.on_availability(self.config.name, False, reason)
             return False
         self.failures = 0
+        self.last_values, self.last_good = values, self.clock.monotonic()
         if self.available is not True:
             self.available = True
             await self.on_availability(self.config.name, True, None)

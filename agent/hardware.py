@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Sequence
 from typing import Any
 
-from agent.config import Config
+from agent.config import DeviceConfig
 from drivers import DRIVERS
 
 
+class NoBusError(Exception):
+    """The kernel has no such I2C bus: said in words an installer can act on."""
+
+
 class Hardware:
-    def __init__(self, config: Config, simulate: bool) -> None:
-        self.config, self.simulate = config, simulate
+    def __init__(self, devices: Sequence[DeviceConfig], simulate: bool) -> None:
+        self.devices, self.simulate = tuple(devices), simulate
         self._buses: dict[int, Any] = {}
         if simulate:
             self._attach_simulated_chips()
@@ -22,16 +28,22 @@ class Hardware:
 
                 self._buses[number] = SimBus()
             else:
-                from smbus2 import SMBus
-
-                self._buses[number] = SMBus(number)
+                self._buses[number] = _open_bus(number)
         return self._buses[number]
+
+    def bus_or_placeholder(self, number: int) -> Any:
+        """For the agent: a missing bus makes its devices unavailable (with the reason) rather
+        than stopping the agent and every other device with it."""
+        try:
+            return self.bus(number)
+        except NoBusError as e:
+            return MissingBus(str(e))
 
     def _attach_simulated_chips(self) -> None:
         from drivers.sim.room import SIMULATED_CHIPS, RoomModel
 
         room = RoomModel()
-        for device in self.config.devices:
+        for device in self.devices:
             factory = SIMULATED_CHIPS.get(device.driver)
             if factory is None:
                 continue  # nothing answers: the agent reports the device unavailable
@@ -46,3 +58,35 @@ class Hardware:
         for bus in self._buses.values():
             bus.close()
         self._buses.clear()
+
+
+class MissingBus:
+    """Stands in for a bus the kernel does not have: every transfer fails with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(errno.ENODEV, self.reason)
+
+        return fail
+
+    def close(self) -> None:
+        pass
+
+
+def _open_bus(number: int) -> Any:
+    from smbus2 import SMBus
+
+    try:
+        return SMBus(number)
+    except FileNotFoundError:
+        raise NoBusError(
+            f"/dev/i2c-{number} does not exist: enable I2C (raspi-config nonint do_i2c 0, or "
+            "dtparam=i2c_arm=on in config.txt) and reboot, or check the bus number"
+        ) from None
+    except PermissionError:
+        raise NoBusError(
+            f"no permission to open /dev/i2c-{number}: run as root or add the user to group i2c"
+        ) from None

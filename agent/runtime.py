@@ -46,7 +46,7 @@ class Agent:
         self.simulate = config.node.simulate if simulate is None else simulate
         self.clock = clock or SystemClock(config.node.clock)
         self.topics = Topics(config.node.base_topic)
-        self.hardware = hardware or Hardware(config, self.simulate)
+        self.hardware = hardware or Hardware(config.devices, self.simulate)
         self.started = time.monotonic()
         # One writer thread owns the database; one thread per I2C bus serialises its transfers.
         self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
@@ -81,6 +81,7 @@ class Agent:
         )
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self._make_runner(d) for d in self.config.devices]
+        self._wire_compensation()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
         self.link.start()
@@ -101,10 +102,26 @@ class Agent:
             self._bus_threads[d.bus] = concurrent.futures.ThreadPoolExecutor(
                 1, thread_name_prefix=f"i2c-{d.bus}"
             )
-        driver = DRIVERS[d.driver](self.hardware.bus(d.bus), d.address, **d.options)
+        driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
         return DeviceRunner(
             d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
         )
+
+    def _wire_compensation(self) -> None:
+        by_name = {r.config.name: r for r in self.runners}
+        for runner in self.runners:
+            source_name = runner.config.compensate_from
+            if source_name is None:
+                continue
+            source, wanted = by_name[source_name], runner.driver.compensation
+
+            def fresh(
+                source: DeviceRunner = source, wanted: Sequence[str] = wanted
+            ) -> dict[str, float]:
+                values = source.fresh_values()
+                return {q: values[q] for q in wanted if q in values}
+
+            runner.compensation = fresh
 
     def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self._loop is not None

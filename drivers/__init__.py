@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Mapping
 
-from drivers.base import CRCError, Driver, DriverError, Measurement
+from drivers.base import CRCError, Driver, DriverError, Measurement, values_of
 from drivers.quantities import QUANTITIES, Quantity, Unit
 
 # config name -> "module:Class"
@@ -49,4 +49,5 @@ DRIVERS: Mapping[str, type[Driver]] = _LazyDrivers()
 
 __all__ = [
     "DRIVERS", "QUANTITIES", "CRCError", "Driver", "DriverError", "Measurement", "Quantity", "Unit",
+    "values_of",
 ]  # fmt: skip

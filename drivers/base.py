@@ -36,6 +36,14 @@ class Measurement:
             raise ValueError(f"unknown quantities {sorted(unknown)}; add them to QUANTITIES")
 
 
+def values_of(measurement: object) -> Mapping[str, float]:
+    """read() may return a Measurement or a plain mapping (the contract allows both)."""
+    values = getattr(measurement, "values", measurement)
+    if not isinstance(values, Mapping):
+        raise DriverError(f"driver returned {type(measurement).__name__}, not a measurement")
+    return values
+
+
 class Driver:
     """Base of all drivers: open() probes and initialises, read() measures once, close()."""
 

@@ -147,6 +147,14 @@ class BME280(Driver):
             raise ValueError(f"iir_filter must be one of {sorted(IIR_FILTER_CODES)}")
         self.calibration: Optional[Calibration] = None
 
+    @classmethod
+    def identify(cls, bus: Any, address: int) -> Optional[str]:
+        # The chip-id register is read-only and reading it does not disturb a conversion.
+        chip_id = bus.read_i2c_block_data(address, REG_CHIP_ID, 1)[0]
+        if chip_id in cls.chip_ids:
+            return f"{cls.name.upper()} (chip id 0x{chip_id:02x})"
+        return None
+
     def open(self) -> None:
         try:
             chip_id = self._read(REG_CHIP_ID, 1)[0]

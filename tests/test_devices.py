@@ -9,7 +9,7 @@ from typing import Optional
 
 from agent.clock import SystemClock
 from agent.config import DeviceConfig
-from agent.devices import FAILURES_BEFORE_UNAVAILABLE, DeviceRunner, Sample
+from agent.devices import DeviceRunner, Sample
 from agent.logs import RateLimitFilter
 from drivers import DRIVERS
 from drivers.sim import SimBus
@@ -42,7 +42,7 @@ def test_unplugged_chip_goes_unavailable_then_recovers() -> None:
     async def scenario() -> None:
         assert await runner.poll_once()
         chip.nack = True  # pulled off the header
-        for _ in range(FAILURES_BEFORE_UNAVAILABLE):
+        for _ in range(runner.config.unavailable_after):
             assert not await runner.poll_once()
         chip.nack = False
         chip.reset()  # it comes back from power-on: the driver must initialise it again

@@ -132,7 +132,10 @@ class SimBus:
 
     # smbus2.SMBus API -------------------------------------------------------------------------
     def write_quick(self, i2c_addr: int, force: Optional[bool] = None) -> None:
-        self._write(i2c_addr, b"")
+        # Address and stop, no data: the chip acknowledges its address and does nothing else.
+        with self._lock:
+            self.log.append(Transfer(i2c_addr, "write", b""))
+            self._chip(i2c_addr)
 
     def read_byte(self, i2c_addr: int, force: Optional[bool] = None) -> int:
         return self._read(i2c_addr, 1)[0]
