@@ -165,6 +165,9 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(json.dumps(values, ensure_ascii=False))
         return 0
     print(f"{device.name} ({device.driver}, bus {device.bus}):")
+    if not values:
+        print("  the chip answered but has no value yet (it is warming up, e.g. the SGP40's")
+        print("  VOC algorithm publishes after 45 s of samples): the wiring is fine")
     for quantity, value in values.items():
         q = QUANTITIES[quantity]
         print(f"  {quantity:<12} {value:>12.{q.decimals}f} {q.unit.value}")

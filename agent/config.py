@@ -347,7 +347,7 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         interval=interval,
         bus=t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
         address=address,
-        timeout=t.get("timeout", float, DeviceConfig.timeout, check=_between(0.1, 300, "s")),
+        timeout=_timeout(t, driver, options_t.data),
         unavailable_after=t.get(
             "unavailable_after", int, DeviceConfig.unavailable_after, check=_between(1, 1000)
         ),
@@ -358,6 +358,18 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         raise t.error("compensate_from", f"driver {driver!r} takes no compensation")
     t.finish()
     return device
+
+
+def _timeout(t: _Table, driver: str, options: Mapping[str, Any]) -> float:
+    worst = DRIVERS[driver].worst_read_time(options)
+    timeout = t.get("timeout", float, max(DeviceConfig.timeout, 1.5 * worst),
+                    check=_between(0.1, 300, "s"))  # fmt: skip
+    if timeout < worst:
+        raise t.error(
+            "timeout",
+            f"must be ≥ {worst:g} s: a healthy {driver} with these options may take that long",
+        )
+    return timeout
 
 
 def _check_compensation(devices: tuple[DeviceConfig, ...], file: str) -> None:
@@ -372,12 +384,17 @@ def _check_compensation(devices: tuple[DeviceConfig, ...], file: str) -> None:
             raise ConfigError(
                 file, key, f"no other device named {d.compensate_from!r} (devices: {others})"
             )
-        wanted = DRIVERS[d.driver].compensation
-        if not set(wanted) & set(DRIVERS[source.driver].quantities):
+        # Half a compensation is worse than the chip's defaults (an SGP40 told the temperature
+        # but not the humidity assumes 50 %RH), so the source must measure all of it.
+        missing = [
+            q for q in DRIVERS[d.driver].compensation if q not in DRIVERS[source.driver].quantities
+        ]
+        if missing:
             raise ConfigError(
                 file,
                 key,
-                f"{source.name!r} ({source.driver}) measures none of {', '.join(wanted)}",
+                f"{source.name!r} ({source.driver}) does not measure {', '.join(missing)}, "
+                f"which {d.driver} needs",
             )
 
 

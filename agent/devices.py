@@ -79,10 +79,12 @@ class DeviceRunner:
                 await self.on_availability(self.config.name, False, reason)
             return False
         self.failures = 0
-        self.last_values, self.last_good = values, self.clock.monotonic()
         if self.available is not True:
             self.available = True
             await self.on_availability(self.config.name, True, None)
+        if not values:
+            return True  # the chip answered but has no value yet (e.g. an algorithm warming up)
+        self.last_values, self.last_good = values, self.clock.monotonic()
         await self.on_sample(
             Sample(self.config.name, self.clock.time(), self.clock.synced(), rounded(values))
         )

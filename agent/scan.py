@@ -44,6 +44,12 @@ def _can_identify(cls: type[Driver]) -> bool:
     return cls.identify.__func__ is not Driver.identify.__func__  # type: ignore[attr-defined]
 
 
+def _identifiable_addresses() -> frozenset[int]:
+    return frozenset(
+        a for name in DRIVERS if _can_identify(DRIVERS[name]) for a in DRIVERS[name].addresses
+    )
+
+
 def answers(bus: Any, address: int) -> bool:
     try:
         if 0x30 <= address <= 0x37 or 0x50 <= address <= 0x5F:
@@ -86,12 +92,21 @@ def scan(
         if address is None:
             address = DRIVERS[device.driver].default_address
         wanted.setdefault(address, []).append(device)
+    identifiable = _identifiable_addresses()
     findings = []
     for address in addresses or range(FIRST_ADDRESS, LAST_ADDRESS + 1):
         present = answers(bus, address)
+        identified: tuple[tuple[str, str], ...] = ()
+        candidates: tuple[str, ...] = ()
+        if present:
+            identified, candidates = identify(bus, address)
+        elif address in identifiable:
+            # Some command chips refuse i2cdetect's probe (an idle SGP40 NACKs a read of
+            # 0x59): ask those in their own language before calling the address empty.
+            identified, _ = identify(bus, address)
+            present = bool(identified)
         if not present and address not in wanted:
             continue
-        identified, candidates = identify(bus, address) if present else ((), ())
         findings.append(
             Finding(address, present, identified, candidates, tuple(wanted.get(address, ())))
         )
@@ -109,7 +124,7 @@ def grid(findings: Sequence[Finding]) -> str:
                 cells.append("  ")
             else:
                 cells.append(f"{address:02x}" if address in present else "--")
-        lines.append(f"{row:02x}: " + " ".join(cells))
+        lines.append((f"{row:02x}: " + " ".join(cells)).rstrip())
     return "\n".join(lines)
 
 

@@ -44,6 +44,13 @@ def values_of(measurement: object) -> Mapping[str, float]:
     return values
 
 
+def _as(kind: type, value: Any) -> Any:
+    """TOML writes 4 for 4.0: a whole number is a fine value for a float option."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 class Driver:
     """Base of all drivers: open() probes and initialises, read() measures once, close()."""
 
@@ -76,7 +83,8 @@ class Driver:
                 f"{self.name} takes {sorted(self.options_schema) or 'no options'}"
             )
         self.options = {
-            k: options.get(k, default) for k, (_, default) in self.options_schema.items()
+            k: _as(kind, options.get(k, default))
+            for k, (kind, default) in self.options_schema.items()
         }
 
     @classmethod
@@ -84,9 +92,15 @@ class Driver:
         """Raises ValueError naming the first bad option, without touching any bus."""
         for key, value in options.items():
             expected = cls.options_schema.get(key, (object, None))[0]
-            if key in cls.options_schema and not isinstance(value, expected):
+            if key in cls.options_schema and not isinstance(_as(expected, value), expected):
                 raise ValueError(f"option {key!r} must be {expected.__name__}, got {value!r}")
         cls(None, **options)
+
+    @classmethod
+    def worst_read_time(cls, options: Mapping[str, Any]) -> float:
+        """The longest a healthy open() or read() takes with these options, in seconds. The
+        device's default timeout is 1.5 times it (at least 10 s); a shorter one is refused."""
+        return 1.0
 
     @classmethod
     def validate_interval(cls, interval: float, options: Mapping[str, Any]) -> None:

@@ -60,9 +60,7 @@ class SensirionDriver(Driver):
     def read_words(self, count: int) -> list[int]:
         return unpack_words(self.receive(3 * count), f"{self.name} at 0x{self.address:02x}")
 
-    def query(
-        self, command: int, count: int, delay: float, args: Sequence[int] = ()
-    ) -> list[int]:
+    def query(self, command: int, count: int, delay: float, args: Sequence[int] = ()) -> list[int]:
         """Sends a command, waits its execution time, then reads its reply words."""
         self.command(command, args)
         self.sleep(delay)

@@ -32,6 +32,11 @@ make_venv() {
         v=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
         apt_install "python${v}-venv" || apt_install python3-venv
     fi
+    # sensirion-gas-index-algorithm is built from source: it needs a C compiler and headers.
+    command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
+    if ! "$python" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null; then
+        apt_install "python$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-dev" || apt_install python3-dev
+    fi
     if [ ! -x "$dir/bin/python" ]; then
         echo "==> creating $dir with $("$python" --version)"
         "$python" -m venv "$dir"

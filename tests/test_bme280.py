@@ -133,7 +133,7 @@ def test_absent_chip_is_a_driver_error() -> None:
 def test_stuck_conversion_is_an_error_not_a_hang() -> None:
     chip = SimBME280()
     drv, _ = open_driver(chip)
-    chip.stuck_measuring = True
+    chip.stuck = True
     with pytest.raises(DriverError, match="never finished"):
         drv.read()
 

@@ -86,7 +86,7 @@ BAD = [
     ),
     (
         '[node]\nid = "r"\n[[devices]]\ndriver = "bme281"\ninterval = 5\n',
-        "devices[0].driver: unknown driver 'bme281'; known: bme280, bmp280",
+        "devices[0].driver: unknown driver 'bme281'; known: bh1750, bme280, bmp280, ina219",
     ),
     ('[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\n', "devices[0].interval: is required"),
     (
@@ -114,6 +114,23 @@ BAD = [
     (
         '[node]\nid = "r"\n' + DEVICES.replace("address = 0x77", "address = 0x76"),
         "devices[1].address: bus 1 address 0x76 is already used by devices[0]",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\nunavailable_after = 0\n',
+        "devices[0].unavailable_after: must be 1..1000, got 0",
+    ),
+    (
+        '[node]\nid = "r"\n' + DEVICES.replace('name = "b"', 'name = "b"\ncompensate_from = "a"'),
+        "devices[1].compensate_from: driver 'bmp280' takes no compensation",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "sgp40"\ninterval = 1\ncompensate_from = "x"\n',
+        "devices[0].compensate_from: no other device named 'x' (devices: none)",
+    ),
+    (
+        '[node]\nid = "r"\n' + DEVICES + '[[devices]]\ndriver = "sgp40"\ninterval = 1\n'
+        'compensate_from = "b"\n',
+        "devices[2].compensate_from: 'b' (bmp280) does not measure humidity, which sgp40 needs",
     ),
     ('devices = 3\n[node]\nid = "r"\n', "devices: must be an array of tables"),
     ("[node\n", "not valid TOML"),

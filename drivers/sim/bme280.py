@@ -89,7 +89,7 @@ class SimBME280(RegisterChip):
         self.chip_id = chip_id
         self.forced_raw: Optional[tuple[int, int, int]] = None  # (adc_p, adc_t, adc_h) for tests
         self.conversions = 0
-        self.stuck_measuring = False
+        self.stuck = False
         self._latched_ctrl_hum = 0
         self._power_on_reset()
 
@@ -139,7 +139,7 @@ class SimBME280(RegisterChip):
 
     def read_register(self, register: int) -> int:
         if register == 0xF3:
-            return 0x08 if self.stuck_measuring else 0x00
+            return 0x08 if self.stuck else 0x00
         return self.registers[register]
 
     def _convert(self, ctrl_meas: int) -> None:

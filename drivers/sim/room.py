@@ -1,14 +1,19 @@
-"""A simulated room for `--simulate`: slow daily swings plus a little sensor noise."""
+"""A simulated room for `--simulate`: a day of weather, daylight and meetings, plus sensor noise.
+
+Rough but physically shaped: CO2 and VOCs rise while the room is in use (meetings on the hour
+from 9:00 to 17:00), daylight follows the sun, the metered circuit draws more when lights are on.
+"""
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 import time
 from typing import Callable
 
-from drivers.sim.bme280 import Environment, SimBME280
 from drivers.sim.bus import SimChip
+from drivers.sim.environment import Environment
 
 
 class RoomModel:
@@ -17,17 +22,54 @@ class RoomModel:
         self.clock = clock
 
     def environment(self) -> Environment:
-        hours = self.clock() / 3600.0
+        hours = (self.clock() / 3600.0) % 24
         day = math.sin(2 * math.pi * (hours - 9) / 24)
+        occupied = 9 <= hours < 17 and (hours % 1) < 0.75  # 45-minute meetings on the hour
+        minutes_in = (hours % 1) * 60 if occupied else 0.0
+        co2 = 450.0 + (900.0 * (1 - math.exp(-minutes_in / 20)) if occupied else 0.0)
+        daylight = max(0.0, math.sin(math.pi * (hours - 7) / 12)) * 800.0
+        g = self.rng.gauss
+        pm1_0 = abs(3.0 + g(0, 0.5))
+        pm2_5 = pm1_0 + abs(2.0 + (2.0 if occupied else 0.0) + g(0, 0.5))
         return Environment(
-            temperature=21.0 + 1.5 * day + self.rng.gauss(0, 0.05),
-            humidity=45.0 - 5.0 * day + self.rng.gauss(0, 0.3),
-            pressure=1013.0 + 3.0 * math.sin(2 * math.pi * hours / 72) + self.rng.gauss(0, 0.05),
+            temperature=21.0 + 1.5 * day + (0.8 if occupied else 0.0) + g(0, 0.05),
+            humidity=45.0 - 5.0 * day + (4.0 if occupied else 0.0) + g(0, 0.3),
+            pressure=1013.0 + 3.0 * math.sin(2 * math.pi * hours / 72) + g(0, 0.05),
+            co2=co2 + g(0, 8),
+            illuminance=max(0.0, daylight + (400.0 if occupied else 0.0) + g(0, 5)),
+            # More VOCs lower the SGP40's raw signal.
+            voc_raw=int(30000 - (co2 - 450.0) * 2 + g(0, 30)),
+            # Each size class includes the smaller ones: PM1.0 <= PM2.5 <= PM10.
+            pm1_0=pm1_0,
+            pm2_5=pm2_5,
+            pm10=pm2_5 + abs(2.0 + (3.0 if occupied else 0.0) + g(0, 0.5)),
+            voltage=12.0 + g(0, 0.01),
+            current=(1.8 if occupied else 0.3) + g(0, 0.01),
         )
+
+
+def _chip(module: str, class_name: str, **kwargs: object) -> Callable[[RoomModel], SimChip]:
+    """A factory that imports the sim chip's module only when a config uses that chip."""
+
+    def make(room: RoomModel) -> SimChip:
+        cls = getattr(importlib.import_module(f"drivers.sim.{module}"), class_name)
+        chip: SimChip = cls(room.environment, **kwargs)
+        return chip
+
+    return make
 
 
 # driver name -> a simulated chip for it, living in the given room
 SIMULATED_CHIPS: dict[str, Callable[[RoomModel], SimChip]] = {
-    "bme280": lambda room: SimBME280(room.environment),
-    "bmp280": lambda room: SimBME280(room.environment, chip_id=0x58),
+    "bme280": _chip("bme280", "SimBME280"),
+    "bmp280": _chip("bme280", "SimBME280", chip_id=0x58),
+    "sht3x": _chip("sht3x", "SimSHT3x"),
+    "sht4x": _chip("sht4x", "SimSHT4x"),
+    "scd4x": _chip("scd4x", "SimSCD4x"),
+    "sgp40": _chip("sgp40", "SimSGP40"),
+    "bh1750": _chip("bh1750", "SimBH1750"),
+    "veml7700": _chip("veml7700", "SimVEML7700"),
+    "ina219": _chip("ina219", "SimINA219"),
+    "ina226": _chip("ina226", "SimINA226"),
+    "pmsa003i": _chip("pmsa003i", "SimPMSA003I"),
 }
