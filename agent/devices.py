@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -98,6 +98,23 @@ class DeviceRunner:
             delay = self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
             next_at = max(next_at + delay, self.clock.monotonic())
             await asyncio.sleep(max(0.0, next_at - self.clock.monotonic()))
+
+
+def link_compensation(runners: Sequence[DeviceRunner]) -> None:
+    """Gives each runner with `compensate_from` its source's fresh values (config-checked)."""
+    by_name = {r.config.name: r for r in runners}
+    for runner in runners:
+        if runner.config.compensate_from is None:
+            continue
+        source, wanted = by_name[runner.config.compensate_from], runner.driver.compensation
+
+        def fresh(
+            source: DeviceRunner = source, wanted: Sequence[str] = wanted
+        ) -> dict[str, float]:
+            values = source.fresh_values()
+            return {q: values[q] for q in wanted if q in values}
+
+        runner.compensation = fresh
 
 
 def _check_plausible(values: Mapping[str, float]) -> None:

@@ -22,7 +22,7 @@ from agent.contract import (
     json_payload,
     telemetry_payload,
 )
-from agent.devices import DeviceRunner, Sample
+from agent.devices import DeviceRunner, Sample, link_compensation
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
@@ -81,7 +81,7 @@ class Agent:
         )
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self._make_runner(d) for d in self.config.devices]
-        self._wire_compensation()
+        link_compensation(self.runners)
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
         self.link.start()
@@ -106,22 +106,6 @@ class Agent:
         return DeviceRunner(
             d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
         )
-
-    def _wire_compensation(self) -> None:
-        by_name = {r.config.name: r for r in self.runners}
-        for runner in self.runners:
-            source_name = runner.config.compensate_from
-            if source_name is None:
-                continue
-            source, wanted = by_name[source_name], runner.driver.compensation
-
-            def fresh(
-                source: DeviceRunner = source, wanted: Sequence[str] = wanted
-            ) -> dict[str, float]:
-                values = source.fresh_values()
-                return {q: values[q] for q in wanted if q in values}
-
-            runner.compensation = fresh
 
     def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self._loop is not None

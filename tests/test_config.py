@@ -132,6 +132,19 @@ BAD = [
         'compensate_from = "b"\n',
         "devices[2].compensate_from: 'b' (bmp280) does not measure humidity, which sgp40 needs",
     ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "scd4x"\ninterval = 30\ntimeout = 20\n'
+        "[devices.options]\nlow_power = true\n",
+        "devices[0].timeout: must be ≥ 72.5 s: a healthy scd4x with these options may take",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "scd4x"\ninterval = 2\n',
+        "devices[0].interval: the SCD4x makes one measurement every 5 s",
+    ),
+    (
+        '[node]\nid = "r"\n[[devices]]\ndriver = "sgp40"\ninterval = 5\n',
+        "devices[0].interval:",
+    ),
     ('devices = 3\n[node]\nid = "r"\n', "devices: must be an array of tables"),
     ("[node\n", "not valid TOML"),
 ]
@@ -186,3 +199,18 @@ def test_run_with_bad_config_exits_2_before_starting(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{bad}: node.id: is required" in result.stderr
     assert not (tmp_path / "buffer.sqlite").exists()
+
+
+def test_default_timeout_covers_the_drivers_longest_healthy_read(tmp_path: Path) -> None:
+    # SCD4x low-power: up to two samples of 30 s x 1.2 plus a 0.5 s stop = 72.5 s; 1.5 x that.
+    path = write(tmp_path, '[node]\nid = "r"\n[[devices]]\ndriver = "scd4x"\ninterval = 30\n'
+                 "[devices.options]\nlow_power = true\n")  # fmt: skip
+    assert config.load(path).devices[0].timeout == 1.5 * 72.5
+    path = write(tmp_path, '[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\ninterval = 5\n')
+    assert config.load(path).devices[0].timeout == 10.0
+
+
+def test_a_whole_number_is_accepted_for_a_float_option(tmp_path: Path) -> None:
+    path = write(tmp_path, '[node]\nid = "r"\n[[devices]]\ndriver = "scd4x"\ninterval = 5\n'
+                 "[devices.options]\ntemperature_offset = 4\n")  # fmt: skip
+    assert config.load(path).devices[0].options["temperature_offset"] == 4

@@ -9,7 +9,7 @@ from typing import Optional
 
 from agent.clock import SystemClock
 from agent.config import DeviceConfig
-from agent.devices import DeviceRunner, Sample
+from agent.devices import DeviceRunner, Sample, link_compensation
 from agent.logs import RateLimitFilter
 from drivers import DRIVERS
 from drivers.sim import SimBus
@@ -83,3 +83,39 @@ def test_rate_limit_lets_a_burst_through_then_summarises() -> None:
     assert "and 7 more like it in the last 60 s" in summary.getMessage()
     other = logging.LogRecord("roomagent.mqtt", logging.WARNING, __file__, 1, "other", (), None)
     assert limiter.filter(other)  # a different message is counted on its own
+
+
+def test_a_sibling_s_fresh_pressure_compensates_the_co2_sensor_and_stale_falls_back() -> None:
+    from drivers.sim import VirtualClock
+    from drivers.sim.scd4x import SimSCD4x
+
+    room = Environment(pressure=987.0)
+    clock = VirtualClock()
+    barometer, co2_chip = SimBME280(lambda: room), SimSCD4x(lambda: room)
+    bus = SimBus({0x76: barometer, 0x62: co2_chip}, clock=clock)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    async def ignore(*args: object) -> None:
+        pass
+
+    def runner(config: DeviceConfig) -> DeviceRunner:
+        driver = DRIVERS[config.driver](bus, None, sleep=clock.sleep)
+        return DeviceRunner(config, driver, pool, SystemClock("synced"), ignore, ignore)
+
+    climate = runner(DeviceConfig(name="climate", driver="bme280", interval=5.0))
+    co2 = runner(DeviceConfig(name="co2", driver="scd4x", interval=5.0, compensate_from="climate"))
+    link_compensation([climate, co2])
+
+    async def poll(r: DeviceRunner) -> None:
+        clock.now += 5.0
+        assert await r.poll_once()
+
+    asyncio.run(poll(climate))
+    asyncio.run(poll(co2))
+    # set_ambient_pressure's word is the pressure in units of 100 Pa (SCD4x datasheet).
+    assert co2_chip.ambient_pressure == 987
+    climate.last_good -= 3 * 5.0 + 1  # older than 3 of its intervals: no longer trusted
+    room = Environment(pressure=950.0)
+    asyncio.run(poll(co2))
+    # Falls back to the configured altitude (0 m: the standard 1013 hPa), not the stale 987.
+    assert co2_chip.ambient_pressure == 1013

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from agent.config import DeviceConfig
 from agent.scan import grid, report, scan
 from drivers.sim import RegisterChip, SimBus
@@ -60,3 +65,42 @@ def test_a_chip_that_matches_the_config_is_ok() -> None:
 
 def test_an_empty_bus_says_what_to_check() -> None:
     assert "check power, SDA/SCL wiring and pull-ups" in report(1, scan(SimBus()))
+
+
+# The installer's commands, end to end on the demo room's simulated chips ----------------------
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = str(REPO / "firmware_configs" / "demo.toml")
+
+
+def roomagent(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)  # fmt: skip
+
+
+def test_scan_i2c_cli_finds_every_device_of_the_demo_room() -> None:
+    result = roomagent("scan-i2c", "--config", DEMO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if "  0x" in line}
+    assert "BME280 (chip id 0x60)" in lines["0x76"] and lines["0x76"].endswith("ok")
+    assert "SCD4x serial" in lines["0x62"] and "co2 (scd4x)" in lines["0x62"]
+    assert "SGP40 serial" in lines["0x59"]  # it refuses i2cdetect's probe, but is found
+    assert "VEML7700 id 0xc481" in lines["0x10"]
+    assert all(line.rstrip().endswith("ok") for line in lines.values())
+
+
+def test_read_cli_prints_one_reading_with_units() -> None:
+    result = roomagent("read", "climate", "--config", DEMO)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("climate (bme280, bus 1):")
+    assert " °C" in out and " hPa" in out and " %" in out
+    as_json = roomagent("read", "lighting-circuit", "--config", DEMO, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert set(json.loads(as_json.stdout)) == {"voltage", "current", "power"}
+
+
+def test_read_cli_names_the_devices_when_one_is_unknown() -> None:
+    result = roomagent("read", "clmate", "--config", DEMO)
+    assert result.returncode == 2
+    assert "no device 'clmate'" in result.stderr and "climate, co2, voc" in result.stderr
