@@ -14,6 +14,11 @@ from drivers.base import CRCError, Driver, DriverError
 CRC8_POLYNOMIAL = 0x31
 CRC8_INIT = 0xFF
 
+# A result not ready at the datasheet's maximum gets this many more 1 ms chances, then the
+# measurement counts as lost (the chip reset or hung during it).
+RESULT_RETRIES = 2
+RESULT_RETRY_S = 0.001
+
 
 def crc8(data: bytes) -> int:
     crc = CRC8_INIT
@@ -54,6 +59,10 @@ class SensirionDriver(Driver):
 
     command_width = 2  # bytes; the SHT4x family uses 1-byte commands
 
+    @property
+    def where(self) -> str:
+        return f"{self.name} at 0x{self.address:02x}"
+
     def command(self, command: int, args: Sequence[int] = ()) -> None:
         self.send(command.to_bytes(self.command_width, "big") + pack_words(args))
 
@@ -65,3 +74,20 @@ class SensirionDriver(Driver):
         self.command(command, args)
         self.sleep(delay)
         return self.read_words(count)
+
+    def read_result(self, count: int, waited: float) -> list[int]:
+        """A measurement's words, after its datasheet time `waited` has been slept; the chip
+        NACKs the read header until they are ready, so a late one gets a few more chances."""
+        for _ in range(RESULT_RETRIES):
+            try:
+                return self.read_words(count)
+            except OSError:
+                self.sleep(RESULT_RETRY_S)
+        try:
+            return self.read_words(count)
+        except OSError as e:
+            total_ms = (waited + RESULT_RETRIES * RESULT_RETRY_S) * 1000
+            raise DriverError(
+                f"{self.where}: no result {total_ms:g} ms after the measurement command "
+                f"(datasheet maximum {waited * 1000:g} ms): the chip reset or hung"
+            ) from e

@@ -45,11 +45,6 @@ STATUS_RESET_DETECTED = 1 << 4  # hard reset, soft reset or supply failure since
 # an SHT3x status.
 STATUS_RESERVED_ZERO = (1 << 14) | (1 << 12) | (1 << 3) | (1 << 2)
 
-# A result not ready at the datasheet's maximum gets this many more 1 ms chances, then the
-# measurement counts as lost (the chip reset or hung during it).
-RESULT_RETRIES = 2
-RESULT_RETRY_S = 0.001
-
 
 def temperature_celsius(raw: int) -> float:
     """Datasheet 4.13: T = -45 + 175 * S_T / (2^16 - 1)."""
@@ -77,10 +72,6 @@ class SHT3x(SensirionDriver):
                 f"got {self.options['repeatability']!r}"
             )
         self.opened = False
-
-    @property
-    def where(self) -> str:
-        return f"{self.name} at 0x{self.address:02x}"
 
     @classmethod
     def identify(cls, bus: Any, address: int) -> Optional[str]:
@@ -156,26 +147,10 @@ class SHT3x(SensirionDriver):
         repeatability = self.options["repeatability"]
         self.command(MEASURE_COMMANDS[repeatability])
         self.sleep(MEASURE_TIME_S[repeatability])
-        raw_t, raw_rh = self._result(MEASURE_TIME_S[repeatability])
+        raw_t, raw_rh = self.read_result(2, MEASURE_TIME_S[repeatability])
         return Measurement(
             {"temperature": temperature_celsius(raw_t), "humidity": humidity_percent(raw_rh)}
         )
-
-    def _result(self, waited: float) -> list[int]:
-        """The measurement's two words; the chip NACKs the read header until they are ready."""
-        for _ in range(RESULT_RETRIES):
-            try:
-                return self.read_words(2)
-            except OSError:
-                self.sleep(RESULT_RETRY_S)
-        try:
-            return self.read_words(2)
-        except OSError as e:
-            total_ms = (waited + RESULT_RETRIES * RESULT_RETRY_S) * 1000
-            raise DriverError(
-                f"{self.where}: no result {total_ms:g} ms after the measurement command "
-                f"(datasheet maximum {waited * 1000:g} ms): the chip reset or hung"
-            ) from e
 
     def close(self) -> None:
         """Nothing to send: in single-shot mode the chip sleeps by itself between measurements

@@ -29,11 +29,6 @@ CMD_SOFT_RESET = 0x94
 SOFT_RESET_TIME_S = 0.001  # tSR maximum, table 4
 SERIAL_TIME_S = 0.001  # not in the datasheet; Sensirion's sensirion-i2c-sht waits 1 ms
 
-# A result not ready at the datasheet's maximum gets this many more 1 ms chances, then the
-# measurement counts as lost (the chip reset or hung during it).
-RESULT_RETRIES = 2
-RESULT_RETRY_S = 0.001
-
 
 def temperature_celsius(raw: int) -> float:
     """Datasheet 4.6: T = -45 + 175 * S_T / (2^16 - 1)."""
@@ -63,10 +58,6 @@ class SHT4x(SensirionDriver):
                 f"got {self.options['precision']!r}"
             )
         self.serial: Optional[int] = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.name} at 0x{self.address:02x}"
 
     @classmethod
     def identify(cls, bus: Any, address: int) -> Optional[str]:
@@ -111,26 +102,10 @@ class SHT4x(SensirionDriver):
         precision = self.options["precision"]
         self.command(MEASURE_COMMANDS[precision])
         self.sleep(MEASURE_TIME_S[precision])
-        raw_t, raw_rh = self._result(MEASURE_TIME_S[precision])
+        raw_t, raw_rh = self.read_result(2, MEASURE_TIME_S[precision])
         return Measurement(
             {"temperature": temperature_celsius(raw_t), "humidity": humidity_percent(raw_rh)}
         )
-
-    def _result(self, waited: float) -> list[int]:
-        """The measurement's two words; the chip NACKs the read header until they are ready."""
-        for _ in range(RESULT_RETRIES):
-            try:
-                return self.read_words(2)
-            except OSError:
-                self.sleep(RESULT_RETRY_S)
-        try:
-            return self.read_words(2)
-        except OSError as e:
-            total_ms = (waited + RESULT_RETRIES * RESULT_RETRY_S) * 1000
-            raise DriverError(
-                f"{self.where}: no result {total_ms:g} ms after the measurement command "
-                f"(datasheet maximum {waited * 1000:g} ms): the chip reset or hung"
-            ) from e
 
     def close(self) -> None:
         """Nothing to send: the chip goes idle by itself after each measurement (datasheet 4)."""

@@ -10,44 +10,30 @@ Cal / 4096, power = current x bus / 5000. The calibration example is Adafruit_IN
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
 
 from drivers import DRIVERS, DriverError
-from drivers.sim import Environment, SimBus, VirtualClock
+from drivers.sim import SimBus, VirtualClock
 from drivers.sim.bus import Transfer
 from drivers.sim.ina219 import SimINA219
 from drivers.sim.ina226 import SimINA226
+from tests import chip_rig
 
 ADDRESS = 0x40
 # Leaving power-down (40 µs), then one shunt and one bus 12-bit conversion at their 586 µs maximum.
 WAIT_1_SAMPLE = 40e-6 + 2 * 586e-6
 
 
-def make(chip: Any = None, **options: Any) -> tuple[Any, Any, SimBus, VirtualClock]:
-    clock = VirtualClock()
-    chip = SimINA219() if chip is None else chip
-    bus = SimBus({ADDRESS: chip}, clock=clock)
-    return DRIVERS["ina219"](bus, sleep=clock.sleep, **options), chip, bus, clock
-
-
-def opened(chip: Any = None, **options: Any) -> tuple[Any, Any, SimBus, VirtualClock]:
-    drv, chip, bus, clock = make(chip, **options)
-    drv.open()
-    bus.log.clear()
-    clock.sleeps.clear()
-    return drv, chip, bus, clock
+make = functools.partial(chip_rig.make, "ina219", SimINA219)
+opened = functools.partial(chip_rig.opened, "ina219", SimINA219)
+data_writes = chip_rig.data_writes
 
 
 def env(voltage: float = 12.0, current: float = 0.5) -> Any:
-    e = Environment(voltage=voltage, current=current)
-    return lambda: e
-
-
-def data_writes(bus: SimBus) -> list[bytes]:
-    """Register writes (pointer + data), leaving out the pointer-only writes of reads."""
-    return [t.data for t in bus.log if t.kind == "write" and len(t.data) > 1]
+    return chip_rig.env(voltage=voltage, current=current)
 
 
 def test_adafruit_32v_2a_calibration() -> None:

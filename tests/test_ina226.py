@@ -10,15 +10,17 @@ LSB 2.5 µV, bus LSB 1.25 mV, Power_LSB = 25 x Current_LSB.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
 
 from drivers import DRIVERS, DriverError
-from drivers.sim import Environment, SimBus, VirtualClock
+from drivers.sim import SimBus, VirtualClock
 from drivers.sim.bus import Transfer
 from drivers.sim.ina219 import SimINA219
 from drivers.sim.ina226 import SimINA226
+from tests import chip_rig
 
 ADDRESS = 0x40
 # Power-down recovery 40 µs, then 16 averages of a shunt and a bus conversion at 1.21 ms each
@@ -26,28 +28,13 @@ ADDRESS = 0x40
 WAIT_DEFAULT = 40e-6 + 16 * 2 * 1.21e-3
 
 
-def make(chip: Any = None, **options: Any) -> tuple[Any, Any, SimBus, VirtualClock]:
-    clock = VirtualClock()
-    chip = SimINA226() if chip is None else chip
-    bus = SimBus({ADDRESS: chip}, clock=clock)
-    return DRIVERS["ina226"](bus, sleep=clock.sleep, **options), chip, bus, clock
-
-
-def opened(chip: Any = None, **options: Any) -> tuple[Any, Any, SimBus, VirtualClock]:
-    drv, chip, bus, clock = make(chip, **options)
-    drv.open()
-    bus.log.clear()
-    clock.sleeps.clear()
-    return drv, chip, bus, clock
+make = functools.partial(chip_rig.make, "ina226", SimINA226)
+opened = functools.partial(chip_rig.opened, "ina226", SimINA226)
+data_writes = chip_rig.data_writes
 
 
 def env(voltage: float = 12.0, current: float = 0.5) -> Any:
-    e = Environment(voltage=voltage, current=current)
-    return lambda: e
-
-
-def data_writes(bus: SimBus) -> list[bytes]:
-    return [t.data for t in bus.log if t.kind == "write" and len(t.data) > 1]
+    return chip_rig.env(voltage=voltage, current=current)
 
 
 def register_reads(bus: SimBus) -> dict[int, bytes]:
