@@ -22,6 +22,7 @@ A frame equal to the previous one is not a fault either: clean air is steady.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ OFFSET_COUNTS = 16  # data 7-12: particles per 0.1 L beyond 0.3, 0.5, 1.0, 2.5, 
 OFFSET_VERSION = 28  # data 13 high byte: version number (one byte)
 OFFSET_ERROR = 29  # data 13 low byte: error code (one byte)
 OFFSET_CHECKSUM = 30  # check word = 16-bit sum of bytes 0..29
+
+log = logging.getLogger("roomagent.drivers.pmsa003i")
 
 # Which of the two mass concentration sets to report. The manual's note under the frame table
 # says "CF=1 should be used in the factory environment", so the atmospheric set is the one meant
@@ -128,6 +131,7 @@ class PMSA003I(Driver):
                 f"concentration must be one of {list(CONCENTRATION_SETS)}, "
                 f"got {self.options['concentration']!r}"
             )
+        self._last_error = 0
 
     @property
     def _source(self) -> str:
@@ -138,11 +142,13 @@ class PMSA003I(Driver):
         return Frame.parse(self.receive(FRAME_SIZE), self._source)
 
     def _check(self, frame: Frame) -> Frame:
-        if frame.error:
+        if frame.error and frame.error != self._last_error:
             # Drivers written from the PMSA003/PMSA003I manuals name this byte "error code" (the
-            # PMS5003 V2.3 manual still calls it reserved). No codes are published; every frame
-            # seen from a working sensor carries 0 here, so anything else is worth reporting.
-            raise DriverError(f"{self._source}: sensor reports error code 0x{frame.error:02x}")
+            # PMS5003 V2.3 manual still calls it reserved). No codes are published, so a value
+            # here is logged once, not treated as a failure: firmware that uses the byte for
+            # something else would otherwise make every reading fail.
+            log.warning("%s: sensor reports error byte 0x%02x", self._source, frame.error)
+        self._last_error = frame.error
         return frame
 
     def open(self) -> None:

@@ -13,6 +13,7 @@ every reset, so read() reports one and the runtime re-opens the chip into a know
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
@@ -35,9 +36,13 @@ CMD_READ_SERIAL = 0x3682  # clock stretching disabled (identification code note,
 # The break command "takes 1 ms" (4.8); tSR, soft reset time, is 1.5 ms at most (table 4); after
 # any other command the chip needs tIDLE = 1 ms before it acknowledges a read header or takes
 # the next command (table 9 note; identification code note).
+# Sensirion's reference driver (embedded-i2c-sht3x) waits longer than these minimums before
+# reading the status (10 ms) and after a soft reset (2 ms); a real part that is a little slow
+# would otherwise be reported as missing, so its waits are the ones used.
 BREAK_TIME_S = 0.001
-SOFT_RESET_TIME_S = 0.0015
+SOFT_RESET_TIME_S = 0.002
 COMMAND_TIME_S = 0.001
+STATUS_TIME_S = 0.010
 
 STATUS_HEATER_ON = 1 << 13
 STATUS_RESET_DETECTED = 1 << 4  # hard reset, soft reset or supply failure since the last clear
@@ -96,7 +101,7 @@ class SHT3x(SensirionDriver):
         return f"SHT3x serial 0x{(high << 16) | low:08x}"
 
     def read_status(self) -> int:
-        return self.query(CMD_READ_STATUS, 1, COMMAND_TIME_S)[0]
+        return self.query(CMD_READ_STATUS, 1, STATUS_TIME_S)[0]
 
     def open(self) -> None:
         self.opened = False
@@ -104,8 +109,11 @@ class SHT3x(SensirionDriver):
             # Another program may have left the chip measuring periodically; in that mode it
             # takes no command but fetch and break (4.8). Break then soft reset is also how
             # Sensirion's own example (embedded-i2c-sht3x) starts on a chip in unknown state.
-            self.command(CMD_BREAK)
-            self.sleep(BREAK_TIME_S)
+            # An idle chip may refuse the break (the datasheet describes it for periodic mode
+            # only); Sensirion's examples ignore its result, and so does this.
+            with contextlib.suppress(OSError):
+                self.command(CMD_BREAK)
+                self.sleep(BREAK_TIME_S)
             self.command(CMD_SOFT_RESET)
             self.sleep(SOFT_RESET_TIME_S)
             self.command(CMD_CLEAR_STATUS)

@@ -26,8 +26,10 @@ MEASURE_TIME_S = {"high": 0.0083, "medium": 0.0045, "low": 0.0016}
 
 CMD_READ_SERIAL = 0x89
 CMD_SOFT_RESET = 0x94
-SOFT_RESET_TIME_S = 0.001  # tSR maximum, table 4
-SERIAL_TIME_S = 0.001  # not in the datasheet; Sensirion's sensirion-i2c-sht waits 1 ms
+# The datasheet's tSR is 1 ms and it gives no time for the serial number; Sensirion's reference
+# driver (embedded-i2c-sht4x) waits 10 ms after both, so a slow part is not reported missing.
+SOFT_RESET_TIME_S = 0.010
+SERIAL_TIME_S = 0.010
 
 
 def temperature_celsius(raw: int) -> float:

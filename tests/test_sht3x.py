@@ -108,7 +108,8 @@ def test_open_conversation_follows_the_datasheet() -> None:
         ("read", bytes([0x00, 0x00, crc8(b"\x00\x00")])),  # all clear, CRC 0x81
     ]
     # Break takes 1 ms, soft reset 1.5 ms at most, then tIDLE = 1 ms after each command.
-    assert clock.sleeps == [0.001, 0.0015, 0.001, 0.001]
+    # break 1 ms (4.8); soft reset and status: the reference driver's 2 ms and 10 ms
+    assert clock.sleeps == [0.001, 0.002, 0.001, 0.010]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +129,7 @@ def test_read_conversation_follows_the_datasheet(
         ("write", command),  # single shot, clock stretching disabled
         ("read", 6),  # T, CRC, RH, CRC: both from the one measurement
     ]
-    assert clock.sleeps == [0.001, wait]  # the maximum of table 4 at 2.15-2.4 V
+    assert clock.sleeps == [0.010, wait]  # status (reference driver); table 4's maximum
 
 
 def test_the_simulated_chip_enforces_the_measurement_time() -> None:
@@ -173,7 +174,7 @@ def test_measurement_that_never_completes_is_an_error_not_a_hang() -> None:
     clock.sleeps.clear()
     with pytest.raises(DriverError, match=r"no result 17\.5 ms after the measurement command"):
         drv.read()
-    assert clock.sleeps == [0.001, 0.0155, 0.001, 0.001]  # bounded: two 1 ms retries
+    assert clock.sleeps == [0.010, 0.0155, 0.001, 0.001]  # bounded: two 1 ms retries
 
 
 def test_chip_reset_is_detected_through_the_status_register_and_reopen_recovers() -> None:

@@ -112,7 +112,7 @@ def test_open_conversation_follows_the_datasheet() -> None:
         Transfer(ADDR, "write", b"\x89"),  # read serial number
         Transfer(ADDR, "read", serial_words),
     ]
-    assert clock.sleeps == [0.001, 0.001]  # tSR 1 ms max; serial: Sensirion's 1 ms
+    assert clock.sleeps == [0.010, 0.010]  # reset and serial: Sensirion's reference, 10 ms
     assert drv.serial == SERIAL
 
 

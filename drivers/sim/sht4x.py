@@ -29,7 +29,7 @@ HEATER = {
 }  # fmt: skip
 READ_SERIAL = 0x89
 SOFT_RESET = 0x94
-SERIAL_S = 0.001  # the datasheet gives none; Sensirion's own drivers wait 1 ms
+SERIAL_S = 0.001  # the datasheet gives none; answers as soon as the fastest driver reads
 SOFT_RESET_S = 0.001  # tSR maximum (table 4)
 
 
