@@ -17,6 +17,10 @@ from drivers import QUANTITIES, Driver, DriverError, values_of
 log = logging.getLogger("roomagent.devices")
 
 
+class HungDriverError(Exception):
+    """A previous call into the driver is still running: nothing new is sent to it."""
+
+
 @dataclass(frozen=True)
 class Sample:
     device: str
@@ -44,6 +48,9 @@ class DeviceRunner:
         self.failures = 0
         self.stopped = False
         self.last_values: Mapping[str, float] = {}
+        self.first_poll = asyncio.Event()  # set once the device has been tried (for READY=1)
+        self.hung: Optional[asyncio.Future[object]] = None
+        self.hung_since = 0.0
         self.last_good = float("-inf")  # monotonic time of the last good reading
 
     def fresh_values(self) -> Mapping[str, float]:
@@ -57,8 +64,24 @@ class DeviceRunner:
         return self.driver.read()
 
     async def _call(self, fn: Callable[[], object]) -> object:
+        if self.hung is not None and not self.hung.done():
+            raise HungDriverError(
+                f"a call into the driver has not returned for "
+                f"{self.clock.monotonic() - self.hung_since:.0f} s (driver or bus hung)"
+            )
+        self.hung = None
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self.executor, fn), self.config.timeout)
+        future = loop.run_in_executor(self.executor, fn)
+        done, _ = await asyncio.wait({future}, timeout=self.config.timeout)
+        if not done:
+            # The thread is stuck in the driver. Leave it; give the bus a fresh thread so the
+            # other devices on it carry on, and call this driver again only once it returns.
+            self.hung, self.hung_since = future, self.clock.monotonic()
+            abandon = getattr(self.executor, "abandon", None)
+            if abandon is not None:
+                abandon()
+            raise asyncio.TimeoutError
+        return future.result()
 
     async def poll_once(self) -> bool:
         try:
@@ -68,7 +91,7 @@ class DeviceRunner:
             measurement = await self._call(self._measure)
             values = values_of(measurement)
             _check_plausible(values)
-        except (DriverError, OSError, ValueError, asyncio.TimeoutError) as e:
+        except (DriverError, OSError, ValueError, asyncio.TimeoutError, HungDriverError) as e:
             reason = _describe(e, self.config.timeout)
             # Re-initialise on the next try: a chip that browned out has lost its configuration.
             self.opened = False
@@ -95,6 +118,7 @@ class DeviceRunner:
         next_at = self.clock.monotonic()
         while not self.stopped:  # see Forwarder.run on why a flag as well as cancellation
             ok = await self.poll_once()
+            self.first_poll.set()
             delay = self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
             next_at = max(next_at + delay, self.clock.monotonic())
             await asyncio.sleep(max(0.0, next_at - self.clock.monotonic()))

@@ -66,6 +66,10 @@ class Forwarder:
             self._wake.set()
 
     def _publish_ready(self) -> None:
+        # Once stopping, nothing new goes out: a message published now could be delivered but
+        # its ack lost with the connection, and the row would be sent again after the restart.
+        if self.stopped:
+            return
         while self.ready and len(self.inflight) < self.max_inflight and self.link.connected:
             row = self.ready.popleft()
             mid = self.link.publish(row.topic, row.payload, qos=1)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__
+from agent.bus_worker import BusWorker
 from agent.clock import SystemClock
 from agent.config import Config, DeviceConfig
 from agent.contract import (
@@ -27,6 +28,7 @@ from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
 from agent.outbox import Outbox
+from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
 
 log = logging.getLogger("roomagent")
@@ -41,6 +43,7 @@ class Agent:
         simulate: Optional[bool] = None,
         clock: Optional[SystemClock] = None,
         hardware: Optional[Hardware] = None,
+        notifier: Optional[Notifier] = None,
     ) -> None:
         self.config = config
         self.simulate = config.node.simulate if simulate is None else simulate
@@ -50,13 +53,14 @@ class Agent:
         self.started = time.monotonic()
         # One writer thread owns the database; one thread per I2C bus serialises its transfers.
         self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
-        self._bus_threads: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+        self._bus_threads: dict[int, BusWorker] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._states: dict[str, bytes] = {}
         self.outbox: Optional[Outbox] = None
         self.link: Optional[MqttLink] = None
         self.forwarder: Optional[Forwarder] = None
         self.runners: list[DeviceRunner] = []
+        self.notifier = notifier or Notifier()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -85,6 +89,9 @@ class Agent:
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
         self.link.start()
+        await self._first_round(stop)
+        self.notifier.notify(READY="1", STATUS=self.status_line())
+        tasks.append(asyncio.ensure_future(self._supervise()))
         log.info(
             "roomagent %s running node %s with %d devices%s",
             __version__,
@@ -99,13 +106,54 @@ class Agent:
 
     def _make_runner(self, d: DeviceConfig) -> DeviceRunner:
         if d.bus not in self._bus_threads:
-            self._bus_threads[d.bus] = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix=f"i2c-{d.bus}"
-            )
+            self._bus_threads[d.bus] = BusWorker(f"i2c-{d.bus}")
         driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
         return DeviceRunner(
             d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
         )
+
+    async def _first_round(self, stop: asyncio.Event) -> None:
+        """Waits until every device has been opened and read once (or has failed or timed out),
+        so READY=1 means what it says; a hung driver cannot hold it back past its timeout."""
+        if not self.runners:
+            return
+        limit = max(2 * r.config.timeout for r in self.runners) + 1
+        tried = asyncio.ensure_future(asyncio.gather(*(r.first_poll.wait() for r in self.runners)))
+        stopping = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[Any]] = {tried, stopping}
+        await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        tried.cancel()
+        stopping.cancel()
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: connected, backlog, devices."""
+        up = sum(1 for r in self.runners if r.available)
+        link = (
+            "connected" if self.link is not None and self.link.connected else "broker unreachable"
+        )
+        backlog = self.outbox.stats().rows if self.outbox is not None else 0
+        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up"
+
+    async def _supervise(self) -> None:
+        """Feeds systemd's watchdog only while the event loop runs this and the buffer's writer
+        thread answers: a stuck loop or a writer stuck in I/O stops the pings, and systemd
+        kills and restarts the agent. STATUS= is refreshed on the same beat."""
+        interval = self.notifier.watchdog_interval
+        period = min(interval, 10.0) if interval else 10.0
+        while True:
+            alive = True
+            if interval:
+                try:
+                    await asyncio.wait_for(self.run_db(_nothing), timeout=interval)
+                except asyncio.TimeoutError:
+                    alive = False
+                    log.error("buffer writer has not answered for %.0f s", interval)
+            if alive:
+                fields = {"STATUS": self.status_line()}
+                if interval:
+                    fields["WATCHDOG"] = "1"
+                self.notifier.notify(**fields)
+            await asyncio.sleep(period)
 
     def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self._loop is not None
@@ -188,6 +236,7 @@ class Agent:
 
     async def _shutdown(self, tasks: Sequence[asyncio.Future[Any]]) -> None:
         log.info("stopping")
+        self.notifier.notify(STOPPING="1", STATUS="stopping")
         for stoppable in [self.forwarder, *self.runners]:
             if stoppable is not None:
                 stoppable.stopped = True
@@ -213,6 +262,10 @@ class Agent:
             pool.shutdown(wait=False)
         self.hardware.close()
         log.info("stopped")
+
+
+def _nothing() -> None:
+    """A job for the database thread that proves it is free to take jobs."""
 
 
 def _telemetry(sample: Sample, seq: int) -> bytes:

@@ -162,6 +162,10 @@ class PMSA003I(Driver):
                     raise self.no_answer(e) from e
                 self.sleep(BOOT_POLL_S)  # maybe still booting: it NACKs until its first frame
 
+    @classmethod
+    def worst_read_time(cls, options: Mapping[str, Any]) -> float:
+        return BOOT_WAIT_S + 0.5  # open() waits out the sensor's boot, reads are one transfer
+
     def read(self) -> Measurement:
         frame = self._check(self._read_frame())
         if not any(frame.pm_cf1 + frame.pm_atmospheric + frame.counts):

@@ -182,6 +182,12 @@ class SGP40(SensirionDriver):
         else:
             self._arguments = (humidity_ticks(rh), temperature_ticks(t))
 
+    @classmethod
+    def worst_read_time(cls, options: Mapping[str, Any]) -> float:
+        # open() runs the 320 ms self-test; a read from a cold plate measures twice (2 x 30 ms
+        # around a 170 ms warm-up).
+        return SERIAL_NUMBER_TIME + HEATER_OFF_TIME + SELF_TEST_TIME + 0.1
+
     def read(self) -> Measurement:
         if self.serial_number is None:
             raise DriverError(f"{self.name}: read() before open()")
