@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import time
 from typing import Optional
 
 TIME_ERROR = 5
 
 
+# systemd-timesyncd creates this once it has synchronised the clock (systemd >= 239).
+TIMESYNC_FLAG = "/run/systemd/timesync/synchronized"
+
+
 def kernel_clock_synced() -> Optional[bool]:
-    """True/False from adjtimex(2); None where the call is unavailable."""
+    """True/False from adjtimex(2); None where the call is unavailable (e.g. a seccomp filter
+    denies it), in which case timesyncd's flag file decides."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         # modes = 0 (the first field) makes this a read-only query; 512 bytes covers struct timex.
@@ -28,6 +34,13 @@ def kernel_clock_synced() -> Optional[bool]:
     if state < 0:
         return None
     return bool(state != TIME_ERROR)
+
+
+def clock_synced() -> bool:
+    synced = kernel_clock_synced()
+    if synced is None:
+        return os.path.exists(TIMESYNC_FLAG)
+    return synced
 
 
 class SystemClock:
@@ -45,4 +58,4 @@ class SystemClock:
     def synced(self) -> bool:
         if self.mode != "auto":
             return self.mode == "synced"
-        return bool(kernel_clock_synced())
+        return clock_synced()

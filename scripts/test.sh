@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything and runs the whole test suite.
 #   scripts/test.sh [--python PYTHON] [--no-lint] [pytest args...]
-# Installs mosquitto and openssl with apt-get when missing (as root or with sudo); the tests
+# Installs mosquitto, openssl and systemd-analyze with apt-get when missing (as root or with sudo); the tests
 # start their own mosquitto on a free loopback port, so a running system broker is not touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ done
 missing=()
 [ -n "$(find_mosquitto)" ] || missing+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # checks the service unit
 [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
 
 version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
