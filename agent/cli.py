@@ -17,6 +17,7 @@ from agent.config import Config, ConfigError
 
 EXIT_CONFIG = 2
 EXIT_HARDWARE = 1
+EXIT_BUFFER = 3  # the buffer cannot be opened: state directory missing or unwritable
 # Where the installer puts the node's config; scan-i2c and read use it when --config is omitted.
 DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
 
@@ -80,7 +81,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await agent.run(stop)
 
-    asyncio.run(main())
+    from agent.outbox import OutboxError
+
+    try:
+        asyncio.run(main())
+    except OutboxError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_BUFFER
     return 0
 
 

@@ -11,11 +11,17 @@ what a power cut can lose under each durability setting.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
+
+log = logging.getLogger("roomagent.outbox")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -33,6 +39,25 @@ CREATE TABLE IF NOT EXISTS meta (
 # them; a seq already published must still never be reused, so blocks of this many are reserved
 # by an fsync'd commit ahead of use. A crash then skips at most one block of numbers.
 SEQ_RESERVE_BLOCK = 1000
+# A floor for the sequence is also kept outside the database (`<buffer>.seq`), raised this far
+# ahead of use: if the database is lost (corrupt, deleted), a fresh one continues above every
+# seq ever used, so consumers de-duplicating on seq never mistake new readings for old ones.
+SEQ_FLOOR_BLOCK = 10000
+# When the disk is full, this many of the oldest rows are dropped to make room, and the reading
+# is committed after all. Deleting needs a little space itself (SQLite writes the change to its
+# WAL first), so a small reserve file is kept beside the database and given up at that moment.
+FULL_DROP_ROWS = 200
+RESERVE_BYTES = 256 * 1024
+# Better than hitting a full disk: while the filesystem has less than this free, the buffer
+# stops growing (each new reading replaces the oldest, as at max_bytes). Checked every
+# SPACE_CHECK_EVERY appends. 4 MiB leaves room for SQLite's WAL (about 1 MiB between
+# checkpoints) and for whatever else shares the card.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+SPACE_CHECK_EVERY = 50
+
+
+class OutboxError(Exception):
+    """The buffer cannot be opened or written: the message says what to check."""
 
 
 class Row(NamedTuple):
@@ -47,33 +72,113 @@ class OutboxStats:
     bytes: int
     dropped: int
     next_seq: int
+    recovered_from: Optional[str] = None  # where a corrupt database was moved aside
 
 
 class Outbox:
     def __init__(
-        self, path: Path, *, max_rows: int, max_bytes: int, durability: str = "full"
+        self,
+        path: Path,
+        *,
+        max_rows: int,
+        max_bytes: int,
+        durability: str = "full",
+        min_free_bytes: int = MIN_FREE_BYTES,
+        reserve_bytes: int = RESERVE_BYTES,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
         self.path = Path(path)
         self.max_rows, self.max_bytes, self.durability = max_rows, max_bytes, durability
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        # Small pages: each commit rewrites whole pages, and an SD card wears per byte written.
-        # Takes effect only when the file is created.
-        self.db.execute("PRAGMA page_size=1024")
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={durability.upper()}")
-        self.db.executescript(SCHEMA)
+        self.configured_max_bytes, self.min_free_bytes = max_bytes, min_free_bytes
+        self.reserve_bytes = reserve_bytes
+        self._appends_since_check = SPACE_CHECK_EVERY  # check at the first append
+        self.floor_path = self.path.with_name(self.path.name + ".seq")
+        self.reserve_path = self.path.with_name(self.path.name + ".reserve")
+        self.recovered_from: Optional[str] = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
+            try:
+                self._open()
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+                    raise
+                self.recovered_from = self._move_aside(e)
+                fresh = True
+                self._open()
+            floor = self._read_floor()
+        except (OSError, sqlite3.OperationalError) as e:
+            raise OutboxError(
+                f"cannot open the buffer {self.path}: {e}; check that {self.path.parent} "
+                "exists, is writable by the agent's user, and the disk is not full or read-only"
+            ) from e
         self.rows, self.bytes = self.db.execute(
             "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
         ).fetchone()
         self.dropped = self._meta("dropped")
         max_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
         self.next_seq = max(self._meta("seq_next"), self._meta("seq_reserved"), max_seq + 1, 1)
+        if fresh:  # a new database: continue above anything an earlier one may have used
+            self.next_seq = max(self.next_seq, floor)
+        self._floor = floor
+        self._raise_floor(0)
         self._reserved = self.next_seq
         if durability == "normal":
             self._reserve()
+        self._keep_reserve()
+
+    def _open(self) -> None:
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            # Small pages: each commit rewrites whole pages, and an SD card wears per byte
+            # written. Takes effect only when the file is created.
+            self.db.execute("PRAGMA page_size=1024")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={self.durability.upper()}")
+            self.db.executescript(SCHEMA)
+            result = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {result}")
+        except sqlite3.DatabaseError:
+            self.db.close()
+            raise
+
+    def _move_aside(self, error: Exception) -> str:
+        """A corrupt database is kept for inspection, never deleted: renamed with a timestamp."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                os.replace(source, str(target) + suffix)
+        log.error(
+            "buffer %s is corrupt (%s): moved aside to %s; starting a new buffer. Readings in "
+            "it that were not yet delivered can be recovered from that file (docs/reliability.md)",
+            self.path, error, target,
+        )  # fmt: skip
+        return str(target)
+
+    def _read_floor(self) -> int:
+        try:
+            return int(self.floor_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            log.warning("%s is not a number; ignored", self.floor_path)
+            return 0
+
+    def _raise_floor(self, adding: int) -> None:
+        """Keeps the file floor ahead of every seq handed out (written atomically, fsync'd)."""
+        if self.next_seq + adding < self._floor:
+            return
+        floor = self.next_seq + adding + SEQ_FLOOR_BLOCK
+        try:
+            _write_durably(self.floor_path, f"{floor}\n".encode())
+        except OSError as e:  # e.g. the disk is full: the database's own counter still holds
+            log.warning("cannot record the sequence floor in %s: %s", self.floor_path, e)
+            return
+        self._floor = floor
 
     def _meta(self, key: str) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -103,8 +208,96 @@ class Outbox:
         return self.append_many([(topic, make_payload)])[0]
 
     def append_many(self, items: Iterable[tuple[str, Callable[[int], bytes]]]) -> list[int]:
-        """Commits several messages in one transaction (one fsync)."""
+        """Commits several messages in one transaction (one fsync). When the disk is full, the
+        oldest rows are dropped (and counted) to make room; OutboxError if even that fails."""
         items = list(items)
+        try:
+            return self._append_many(items)
+        except sqlite3.OperationalError as e:
+            if not _is_full(e):
+                raise
+        self._checkpoint()
+        with contextlib.suppress(FileNotFoundError):
+            self.reserve_path.unlink()
+        dropped = self._drop_oldest(FULL_DROP_ROWS)
+        self._checkpoint()
+        log.error("disk full under the buffer: dropped the %d oldest readings", dropped)
+        try:
+            return self._append_many(items)
+        except sqlite3.OperationalError as e:
+            if not _is_full(e):
+                raise
+            self.dropped += len(items)  # counted in memory; the disk has no room to record it
+            raise OutboxError(f"disk full: {len(items)} reading(s) could not be stored") from e
+
+    def _checkpoint(self) -> None:
+        """Copies the WAL into the database and truncates it, giving its space back."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _keep_reserve(self) -> None:
+        if self.reserve_path.exists():
+            return
+        try:
+            with open(self.reserve_path, "wb") as f:
+                f.truncate(0)
+                f.write(b"\0" * self.reserve_bytes)  # written, not sparse: real blocks
+        except OSError:  # no room yet: tried again after the next delivery
+            with contextlib.suppress(OSError):
+                self.reserve_path.unlink()
+
+    def _drop_oldest(self, count: int) -> int:
+        try:
+            with self._transaction():
+                seqs = [r[0] for r in self.db.execute(
+                    "SELECT seq FROM outbox ORDER BY seq LIMIT ?", (count,))]  # fmt: skip
+                dropped, freed = self._delete_counted(seqs)
+                self._set_meta("dropped", self.dropped + dropped)
+                self._set_meta("seq_next", self.next_seq)
+        except sqlite3.OperationalError as e:
+            if not _is_full(e):
+                raise
+            return 0
+        self.rows -= dropped
+        self.bytes -= freed
+        self.dropped += dropped
+        return dropped
+
+    def _check_space(self) -> None:
+        """Caps the buffer at its present size while the disk is nearly full; lifts the cap
+        once there is room again."""
+        self._appends_since_check = 0
+        free = self._free_bytes()
+        if free is None:
+            return
+        if not self.reserve_path.exists() and free > self.reserve_bytes + 2 * self.min_free_bytes:
+            self._keep_reserve()
+            free -= self.reserve_bytes
+        if free < self.min_free_bytes:
+            self._checkpoint()  # the WAL gives its space back first
+            free = self._free_bytes() or 0
+        if free < self.min_free_bytes and self.max_bytes > self.bytes:
+            self.max_bytes = max(self.bytes, 1)
+            log.error(
+                "only %d KiB free under the buffer: it stops growing at %d readings (%d KiB); "
+                "the oldest are dropped from now on", free // 1024, self.rows, self.bytes // 1024
+            )  # fmt: skip
+        elif free > 2 * self.min_free_bytes and self.max_bytes < self.configured_max_bytes:
+            self.max_bytes = self.configured_max_bytes
+            log.warning("disk space is back (%d KiB free): the buffer may grow again", free // 1024)
+
+    def _free_bytes(self) -> Optional[int]:
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    def _append_many(self, items: list[tuple[str, Callable[[int], bytes]]]) -> list[int]:
+        self._appends_since_check += 1
+        if self._appends_since_check >= SPACE_CHECK_EVERY:
+            self._check_space()
+        self._raise_floor(len(items))
         if self.durability == "normal" and self.next_seq + len(items) > self._reserved:
             self._reserve()
         seqs: list[int] = []
@@ -171,30 +364,54 @@ class Outbox:
         self.db.execute("PRAGMA synchronous=NORMAL")
         try:
             count, size = self._delete(seqs)
+        except sqlite3.OperationalError as e:
+            if not _is_full(e):
+                raise
+            # Even a delete needs room in the WAL: free some, then delete in small steps.
+            # Rows that still cannot be deleted stay, and are sent again after a restart.
+            self._checkpoint()
+            with contextlib.suppress(FileNotFoundError):
+                self.reserve_path.unlink()
+            for i in range(0, len(seqs), FULL_DROP_ROWS):
+                try:
+                    c, b = self._delete(seqs[i : i + FULL_DROP_ROWS])
+                except sqlite3.OperationalError as again:
+                    if not _is_full(again):
+                        raise
+                    log.error("disk full: %d delivered readings stay in the buffer", len(seqs) - i)
+                    break
+                count, size = count + c, size + b
+                self._checkpoint()
         finally:
             self.db.execute(f"PRAGMA synchronous={self.durability.upper()}")
         self.rows -= count
         self.bytes -= size
+        if self.max_bytes < self.configured_max_bytes:
+            self._check_space()  # readings delivered: the cap may come off at once
         return count
 
     def _delete(self, seqs: list[int]) -> tuple[int, int]:
-        count = size = 0
         with self._transaction():
             self._set_meta("seq_next", self.next_seq)
-            for i in range(0, len(seqs), 500):  # stay under SQLite's bound-parameter limit
-                chunk = seqs[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                c, s = self.db.execute(
-                    "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
-                    f"FROM outbox WHERE seq IN ({marks})",
-                    chunk,
-                ).fetchone()
-                self.db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk)
-                count, size = count + c, size + s
+            return self._delete_counted(seqs)
+
+    def _delete_counted(self, seqs: list[int]) -> tuple[int, int]:
+        """Inside a transaction: deletes these rows, returning how many and their bytes."""
+        count = size = 0
+        for i in range(0, len(seqs), 500):  # stay under SQLite's bound-parameter limit
+            chunk = seqs[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            c, s = self.db.execute(
+                "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
+                f"FROM outbox WHERE seq IN ({marks})",
+                chunk,
+            ).fetchone()
+            self.db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk)
+            count, size = count + c, size + s
         return count, size
 
     def stats(self) -> OutboxStats:
-        return OutboxStats(self.rows, self.bytes, self.dropped, self.next_seq)
+        return OutboxStats(self.rows, self.bytes, self.dropped, self.next_seq, self.recovered_from)
 
     def close(self) -> None:
         """A clean close: the next start continues the sequence with no gap."""
@@ -216,4 +433,34 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        if self.db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+            self.db.execute("ROLLBACK")
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Replaces the file atomically: a power cut leaves the old content or the new, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _is_full(e: sqlite3.OperationalError) -> bool:
+    return "full" in str(e)  # SQLITE_FULL: "database or disk is full"

@@ -27,7 +27,7 @@ from agent.devices import DeviceRunner, Sample, link_compensation
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox
+from agent.outbox import Outbox, OutboxError
 from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
 
@@ -163,8 +163,12 @@ class Agent:
     async def _on_sample(self, sample: Sample) -> None:
         assert self.outbox is not None and self.forwarder is not None
         make = functools.partial(_telemetry, sample)
-        await self.run_db(self.outbox.append, self.topics.telemetry(sample.device), make)
-        self.forwarder.notify()
+        try:
+            await self.run_db(self.outbox.append, self.topics.telemetry(sample.device), make)
+        except OutboxError as e:  # disk full even after dropping old readings: counted, logged
+            log.error("%s: reading not stored: %s", sample.device, e)
+        else:
+            self.forwarder.notify()
         self._set_state(sample.device, device_state_payload(sample.timestamp, True, sample.values))
 
     async def _on_availability(self, device: str, available: bool, error: Optional[str]) -> None:
@@ -220,6 +224,7 @@ class Agent:
             "backlog": stats.rows,
             "backlog_bytes": stats.bytes,
             "dropped": stats.dropped,
+            "buffer_recovered_from": stats.recovered_from,
             "rejected": self.forwarder.rejected,
             "delivered": self.forwarder.delivered,
             "devices_up": sum(1 for r in self.runners if r.available),
