@@ -59,3 +59,12 @@ class SystemClock:
         if self.mode != "auto":
             return self.mode == "synced"
         return clock_synced()
+
+
+def boot_id() -> str:
+    """This boot's id: monotonic times are comparable only within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:  # not Linux: the moment of boot, as well as it can be told
+        return f"boot-{round(time.time() - time.monotonic())}"

@@ -89,6 +89,9 @@ class NodeConfig:
     simulate: bool = False
     clock: str = "auto"  # "auto": ask the kernel; "synced"/"unsynced": force (tests, odd systems)
     health_interval: float = 60.0
+    # At boot without NTP yet, readings wait this long for the clock to be set, so that they
+    # can be sent with their true time; after it they go out marked clock_synced=false.
+    hold_unsynced: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,9 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         ),
         health_interval=node_t.get(
             "health_interval", float, NodeConfig.health_interval, check=_at_least(5, "s")
+        ),
+        hold_unsynced=node_t.get(
+            "hold_unsynced", float, NodeConfig.hold_unsynced, check=_between(0, 86400, "s")
         ),
     )
     node_t.finish()

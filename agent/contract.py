@@ -57,6 +57,14 @@ def telemetry_payload(
     )
 
 
+def corrected_telemetry(payload: bytes, timestamp: float) -> bytes:
+    """A reading taken before NTP set the clock, re-stamped once it had: the true time, marked
+    so a consumer can tell it from one stamped by a synchronised clock at the time."""
+    body = json.loads(payload)
+    body.update(ts=iso_utc(timestamp), clock_synced=True, ts_corrected=True)
+    return _dumps(body)
+
+
 def device_state_payload(
     timestamp: Optional[float],
     available: bool,

@@ -27,6 +27,7 @@ class Sample:
     timestamp: float
     clock_synced: bool
     values: Mapping[str, float]
+    monotonic: float = 0.0  # when it was taken, on the clock NTP cannot step
 
 
 class DeviceRunner:
@@ -109,7 +110,13 @@ class DeviceRunner:
             return True  # the chip answered but has no value yet (e.g. an algorithm warming up)
         self.last_values, self.last_good = values, self.clock.monotonic()
         await self.on_sample(
-            Sample(self.config.name, self.clock.time(), self.clock.synced(), rounded(values))
+            Sample(
+                self.config.name,
+                self.clock.time(),
+                self.clock.synced(),
+                rounded(values),
+                self.clock.monotonic(),
+            )
         )
         return True
 

@@ -42,6 +42,8 @@ class Forwarder:
         self.delivered = self.rejected = 0
         self._wake = asyncio.Event()
         self.stopped = False
+        # While set, readings stay in the outbox (the clock is not set yet: see Agent).
+        self.hold = False
 
     def notify(self) -> None:
         """New rows were committed, or the connection came up."""
@@ -82,6 +84,8 @@ class Forwarder:
                 await asyncio.wait_for(self._wake.wait(), ACK_FLUSH_SECONDS * 4)
             self._wake.clear()
             await self._flush_acks()
+            if self.hold:
+                continue
             if self.link.connected and len(self.ready) < self.max_inflight:
                 rows = await self.run_db(self.outbox.fetch, self.cursor, self.read_ahead)
                 if rows:

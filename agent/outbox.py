@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     topic   TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS unsynced (
+    -- readings stamped before NTP set the clock: when they were taken on the monotonic clock
+    -- of which boot, so their time can be corrected once the clock is right. Rows of readings
+    -- already delivered are left until the correction or the next start clears them.
+    seq       INTEGER PRIMARY KEY,
+    boot      TEXT NOT NULL,
+    monotonic REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -54,6 +62,7 @@ RESERVE_BYTES = 256 * 1024
 # checkpoints) and for whatever else shares the card.
 MIN_FREE_BYTES = 4 * 1024 * 1024
 SPACE_CHECK_EVERY = 50
+LOW_SPACE_CHECKPOINT_PAGES = 32
 
 
 class OutboxError(Exception):
@@ -117,6 +126,8 @@ class Outbox:
             "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
         ).fetchone()
         self.dropped = self._meta("dropped")
+        with self._transaction():
+            self.db.execute("DELETE FROM unsynced WHERE seq NOT IN (SELECT seq FROM outbox)")
         max_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
         self.next_seq = max(self._meta("seq_next"), self._meta("seq_reserved"), max_seq + 1, 1)
         if fresh:  # a new database: continue above anything an earlier one may have used
@@ -203,9 +214,42 @@ class Outbox:
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
 
-    def append(self, topic: str, make_payload: Callable[[int], bytes]) -> int:
-        """Commits one message; make_payload receives the seq so the payload can carry it."""
-        return self.append_many([(topic, make_payload)])[0]
+    def append(
+        self,
+        topic: str,
+        make_payload: Callable[[int], bytes],
+        unsynced_at: Optional[tuple[str, float]] = None,
+    ) -> int:
+        """Commits one message; make_payload receives the seq so the payload can carry it.
+        unsynced_at: (boot id, monotonic time) of a reading stamped by an unsynchronised clock,
+        kept so correct_clock() can re-stamp it."""
+        seq = self.append_many([(topic, make_payload)])[0]
+        if unsynced_at is not None:
+            with self._transaction():
+                self.db.execute(
+                    "INSERT INTO unsynced(seq, boot, monotonic) VALUES (?, ?, ?)",
+                    (seq, *unsynced_at),
+                )
+        return seq
+
+    def correct_clock(
+        self, boot: str, wall_minus_monotonic: float, restamp: Callable[[bytes, float], bytes]
+    ) -> int:
+        """Re-stamps waiting readings of this boot that were taken before the clock was set:
+        true time = monotonic time of the reading + (wall - monotonic) now. Readings of earlier
+        boots cannot be placed (their monotonic clock is gone) and keep clock_synced false."""
+        with self._transaction():
+            rows = self.db.execute(
+                "SELECT o.seq, o.payload, u.monotonic FROM unsynced u JOIN outbox o USING (seq) "
+                "WHERE u.boot = ?",
+                (boot,),
+            ).fetchall()
+            for seq, payload, monotonic in rows:
+                fixed = restamp(bytes(payload), monotonic + wall_minus_monotonic)
+                self.db.execute("UPDATE outbox SET payload = ? WHERE seq = ?", (fixed, seq))
+                self.bytes += len(fixed) - len(payload)
+            self.db.execute("DELETE FROM unsynced")
+        return len(rows)
 
     def append_many(self, items: Iterable[tuple[str, Callable[[int], bytes]]]) -> list[int]:
         """Commits several messages in one transaction (one fsync). When the disk is full, the
@@ -278,12 +322,15 @@ class Outbox:
             free = self._free_bytes() or 0
         if free < self.min_free_bytes and self.max_bytes > self.bytes:
             self.max_bytes = max(self.bytes, 1)
+            # Keep the WAL short while space is short (SQLite's default lets it reach 1000 pages).
+            self.db.execute(f"PRAGMA wal_autocheckpoint={LOW_SPACE_CHECKPOINT_PAGES}")
             log.error(
                 "only %d KiB free under the buffer: it stops growing at %d readings (%d KiB); "
                 "the oldest are dropped from now on", free // 1024, self.rows, self.bytes // 1024
             )  # fmt: skip
         elif free > 2 * self.min_free_bytes and self.max_bytes < self.configured_max_bytes:
             self.max_bytes = self.configured_max_bytes
+            self.db.execute("PRAGMA wal_autocheckpoint=1000")
             log.warning("disk space is back (%d KiB free): the buffer may grow again", free // 1024)
 
     def _free_bytes(self) -> Optional[int]:

@@ -13,11 +13,12 @@ from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__
 from agent.bus_worker import BusWorker
-from agent.clock import SystemClock
+from agent.clock import SystemClock, boot_id
 from agent.config import Config, DeviceConfig
 from agent.contract import (
     CONTRACT_VERSION,
     Topics,
+    corrected_telemetry,
     device_state_payload,
     iso_utc,
     json_payload,
@@ -32,6 +33,7 @@ from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
 
 log = logging.getLogger("roomagent")
+CLOCK_CHECK_SECONDS = 2.0
 T = TypeVar("T")
 
 
@@ -61,6 +63,7 @@ class Agent:
         self.forwarder: Optional[Forwarder] = None
         self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
+        self.boot = boot_id()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -86,7 +89,9 @@ class Agent:
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self._make_runner(d) for d in self.config.devices]
         link_compensation(self.runners)
+        self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
+        tasks.append(asyncio.ensure_future(self._watch_clock()))
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
         self.link.start()
         await self._first_round(stop)
@@ -163,8 +168,10 @@ class Agent:
     async def _on_sample(self, sample: Sample) -> None:
         assert self.outbox is not None and self.forwarder is not None
         make = functools.partial(_telemetry, sample)
+        unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
+        topic = self.topics.telemetry(sample.device)
         try:
-            await self.run_db(self.outbox.append, self.topics.telemetry(sample.device), make)
+            await self.run_db(self.outbox.append, topic, make, unsynced_at)
         except OutboxError as e:  # disk full even after dropping old readings: counted, logged
             log.error("%s: reading not stored: %s", sample.device, e)
         else:
@@ -233,6 +240,34 @@ class Agent:
 
     def _publish_health(self) -> None:
         self._set_state("agent", json_payload(self.health()))
+
+    async def _watch_clock(self) -> None:
+        """Once NTP sets the clock, re-stamps the readings still waiting that were taken before
+        (see Outbox.correct_clock) and lets them go; if it takes longer than hold_unsynced,
+        lets them go marked clock_synced=false."""
+        assert self.forwarder is not None and self.outbox is not None
+        was_synced = self.clock.synced()
+        if self.forwarder.hold:
+            log.warning("clock not synchronised (no NTP yet): holding readings up to %g s",
+                        self.config.node.hold_unsynced)  # fmt: skip
+        deadline = self.clock.monotonic() + self.config.node.hold_unsynced
+        while True:
+            synced = self.clock.synced()
+            if synced and not was_synced:
+                offset = self.clock.time() - self.clock.monotonic()
+                fixed = await self.run_db(
+                    self.outbox.correct_clock, self.boot, offset, corrected_telemetry
+                )
+                log.info("clock synchronised: %d waiting readings re-stamped with their true time",
+                         fixed)  # fmt: skip
+            if self.forwarder.hold and (synced or self.clock.monotonic() >= deadline):
+                if not synced:
+                    log.warning("clock still not synchronised: sending readings marked "
+                                "clock_synced=false")  # fmt: skip
+                self.forwarder.hold = False
+                self.forwarder.notify()
+            was_synced = synced
+            await asyncio.sleep(CLOCK_CHECK_SECONDS)
 
     async def _health(self) -> None:
         while True:

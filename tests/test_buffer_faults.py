@@ -89,7 +89,7 @@ def small_disk(tmp_path: Path, kib: int) -> Iterator[tuple[Path, str]]:
 def test_disk_full_drops_the_oldest_counts_them_and_recovers(tmp_path: Path) -> None:
     with small_disk(tmp_path, 512) as (disk, kind):
         # A disk this small needs a smaller free-space margin than a real card's 4 MiB.
-        box = make(disk / "buffer.sqlite", min_free_bytes=160 * 1024, reserve_bytes=32 * 1024)
+        box = make(disk / "buffer.sqlite", min_free_bytes=160 * 1024, reserve_bytes=64 * 1024)
         if kind == "max_page_count":
             box.db.execute("PRAGMA max_page_count=400")  # 400 KiB at 1 KiB pages
         stored = failed = 0
@@ -116,7 +116,7 @@ def test_disk_full_drops_the_oldest_counts_them_and_recovers(tmp_path: Path) -> 
             box.append("t", payload)
         assert box.stats().dropped == before
         box.close()
-        reopened = make(disk / "buffer.sqlite", min_free_bytes=160 * 1024, reserve_bytes=32 * 1024)
+        reopened = make(disk / "buffer.sqlite", min_free_bytes=160 * 1024, reserve_bytes=64 * 1024)
         assert reopened.stats().rows == 50
         reopened.close()
 
