@@ -87,9 +87,7 @@ def test_readings_before_ntp_are_held_then_sent_with_their_true_time(
     assert all(0.5 < g < 1.5 for g in gaps), gaps
 
 
-def test_if_ntp_never_comes_readings_go_out_marked_unsynced(
-    tmp_path: Path, broker: Broker
-) -> None:
+def test_if_ntp_never_comes_readings_go_out_marked_unsynced(tmp_path: Path, broker: Broker) -> None:
     sub = Subscriber(broker.port, "roomagent/test-node/telemetry/#")
     try:
         run_agent(tmp_path, broker, SteppedClock(), hold=2, scenario_seconds=5, set_after=None)
