@@ -162,7 +162,7 @@ def test_a_hung_driver_is_timed_out_and_the_rest_keeps_running(
     # And the hung thread does not keep the agent from stopping: run() returned.
 
 
-def test_the_watchdog_is_not_fed_while_the_buffer_writer_is_stuck(
+def test_the_watchdog_is_not_fed_while_the_writer_or_the_loop_is_stuck(
     tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
     notifier = Notifier({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "600000"})
@@ -184,16 +184,22 @@ def test_the_watchdog_is_not_fed_while_the_buffer_writer_is_stuck(
         marks["released"] = time.monotonic()
         release.set()
         await asyncio.sleep(2)
+        marks["loop_stuck"] = time.monotonic()
+        time.sleep(2.5)  # the event loop itself stuck (a blocking call where none belongs)
+        marks["loop_free"] = time.monotonic()
+        await asyncio.sleep(2)
         stop.set()
         await run
 
-    collector = threading.Thread(target=notify_socket.collect, args=(9,), daemon=True)
+    collector = threading.Thread(target=notify_socket.collect, args=(12,), daemon=True)
     collector.start()
     asyncio.run(scenario())
     collector.join()
     pings = notify_socket.times_of("WATCHDOG")
     before = [t for t in pings if t < marks["wedged"]]
     during = [t for t in pings if marks["wedged"] + 0.4 < t < marks["released"]]
-    after = [t for t in pings if t > marks["released"]]
+    after = [t for t in pings if marks["released"] < t < marks["loop_stuck"]]
     assert len(before) >= 3 and len(after) >= 3, pings
     assert during == []  # systemd would have killed it after 0.6 s without a ping
+    stuck_loop = [t for t in pings if marks["loop_stuck"] + 0.4 < t < marks["loop_free"]]
+    assert stuck_loop == [] and any(t > marks["loop_free"] for t in pings), pings
