@@ -260,9 +260,7 @@ class Outbox:
         except sqlite3.OperationalError as e:
             if not _is_full(e):
                 raise
-        self._checkpoint()
-        with contextlib.suppress(FileNotFoundError):
-            self.reserve_path.unlink()
+        self._free_emergency_space()
         dropped = self._drop_oldest(FULL_DROP_ROWS)
         self._checkpoint()
         log.error("disk full under the buffer: dropped the %d oldest readings", dropped)
@@ -273,6 +271,12 @@ class Outbox:
                 raise
             self.dropped += len(items)  # counted in memory; the disk has no room to record it
             raise OutboxError(f"disk full: {len(items)} reading(s) could not be stored") from e
+
+    def _free_emergency_space(self) -> None:
+        """The disk is full: give back the WAL's space and the reserve, so SQLite can delete."""
+        self._checkpoint()
+        with contextlib.suppress(FileNotFoundError):
+            self.reserve_path.unlink()
 
     def _checkpoint(self) -> None:
         """Copies the WAL into the database and truncates it, giving its space back."""
@@ -416,9 +420,7 @@ class Outbox:
                 raise
             # Even a delete needs room in the WAL: free some, then delete in small steps.
             # Rows that still cannot be deleted stay, and are sent again after a restart.
-            self._checkpoint()
-            with contextlib.suppress(FileNotFoundError):
-                self.reserve_path.unlink()
+            self._free_emergency_space()
             for i in range(0, len(seqs), FULL_DROP_ROWS):
                 try:
                     c, b = self._delete(seqs[i : i + FULL_DROP_ROWS])

@@ -124,9 +124,9 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
             seen_committed |= rows
         final = agent_process(node_config(broker.port, state, devices=FAST_ROOM))
         final.start()
-        assert sub.wait_for(lambda ms: seen_committed <= set(seqs_of(sub)), 40), (
-            sorted(seen_committed - set(seqs_of(sub)))[:20]
-        )
+        assert sub.wait_for(lambda ms: seen_committed <= set(seqs_of(sub)), 40), sorted(
+            seen_committed - set(seqs_of(sub))
+        )[:20]
         assert final.terminate() == 0
         seqs = seqs_of(sub)
         print(f"\n{iterations} SIGKILLs survived (first backlog {backlog} readings): "
