@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
+from agent.seq_floor import SeqFloor
+
 log = logging.getLogger("roomagent.outbox")
 
 SCHEMA = """
@@ -47,10 +49,6 @@ CREATE TABLE IF NOT EXISTS meta (
 # them; a seq already published must still never be reused, so blocks of this many are reserved
 # by an fsync'd commit ahead of use. A crash then skips at most one block of numbers.
 SEQ_RESERVE_BLOCK = 1000
-# A floor for the sequence is also kept outside the database (`<buffer>.seq`), raised this far
-# ahead of use: if the database is lost (corrupt, deleted), a fresh one continues above every
-# seq ever used, so consumers de-duplicating on seq never mistake new readings for old ones.
-SEQ_FLOOR_BLOCK = 10000
 # When the disk is full, this many of the oldest rows are dropped to make room, and the reading
 # is committed after all. Deleting needs a little space itself (SQLite writes the change to its
 # WAL first), so a small reserve file is kept beside the database and given up at that moment.
@@ -102,7 +100,6 @@ class Outbox:
         self.configured_max_bytes, self.min_free_bytes = max_bytes, min_free_bytes
         self.reserve_bytes = reserve_bytes
         self._appends_since_check = SPACE_CHECK_EVERY  # check at the first append
-        self.floor_path = self.path.with_name(self.path.name + ".seq")
         self.reserve_path = self.path.with_name(self.path.name + ".reserve")
         self.recovered_from: Optional[str] = None
         try:
@@ -116,7 +113,7 @@ class Outbox:
                 self.recovered_from = self._move_aside(e)
                 fresh = True
                 self._open()
-            floor = self._read_floor()
+            floor = SeqFloor(self.path.with_name(self.path.name + ".seq"))
         except (OSError, sqlite3.OperationalError) as e:
             raise OutboxError(
                 f"cannot open the buffer {self.path}: {e}; check that {self.path.parent} "
@@ -131,9 +128,9 @@ class Outbox:
         max_seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
         self.next_seq = max(self._meta("seq_next"), self._meta("seq_reserved"), max_seq + 1, 1)
         if fresh:  # a new database: continue above anything an earlier one may have used
-            self.next_seq = max(self.next_seq, floor)
-        self._floor = floor
-        self._raise_floor(0)
+            self.next_seq = max(self.next_seq, floor.value)
+        self.floor = floor
+        self.floor.cover(self.next_seq)
         self._reserved = self.next_seq
         if durability == "normal":
             self._reserve()
@@ -169,27 +166,6 @@ class Outbox:
             self.path, error, target,
         )  # fmt: skip
         return str(target)
-
-    def _read_floor(self) -> int:
-        try:
-            return int(self.floor_path.read_text().strip() or 0)
-        except FileNotFoundError:
-            return 0
-        except ValueError:
-            log.warning("%s is not a number; ignored", self.floor_path)
-            return 0
-
-    def _raise_floor(self, adding: int) -> None:
-        """Keeps the file floor ahead of every seq handed out (written atomically, fsync'd)."""
-        if self.next_seq + adding < self._floor:
-            return
-        floor = self.next_seq + adding + SEQ_FLOOR_BLOCK
-        try:
-            _write_durably(self.floor_path, f"{floor}\n".encode())
-        except OSError as e:  # e.g. the disk is full: the database's own counter still holds
-            log.warning("cannot record the sequence floor in %s: %s", self.floor_path, e)
-            return
-        self._floor = floor
 
     def _meta(self, key: str) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -348,7 +324,7 @@ class Outbox:
         self._appends_since_check += 1
         if self._appends_since_check >= SPACE_CHECK_EVERY:
             self._check_space()
-        self._raise_floor(len(items))
+        self.floor.cover(self.next_seq + len(items))
         if self.durability == "normal" and self.next_seq + len(items) > self._reserved:
             self._reserve()
         seqs: list[int] = []
@@ -492,23 +468,6 @@ class _Transaction:
                 raise
         if self.db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
             self.db.execute("ROLLBACK")
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Replaces the file atomically: a power cut leaves the old content or the new, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _is_full(e: sqlite3.OperationalError) -> bool:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import SEQ_FLOOR_BLOCK, Outbox, OutboxError
+from agent.outbox import Outbox, OutboxError
+from agent.seq_floor import BLOCK as SEQ_FLOOR_BLOCK
 from tests.conftest import REPO, node_config
 
 
