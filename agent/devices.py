@@ -49,10 +49,18 @@ class DeviceRunner:
         self.failures = 0
         self.stopped = False
         self.last_values: Mapping[str, float] = {}
-        self.first_poll = asyncio.Event()  # set once the device has been tried (for READY=1)
+        self._first_poll: Optional[asyncio.Event] = None
         self.hung: Optional[asyncio.Future[object]] = None
         self.hung_since = 0.0
         self.last_good = float("-inf")  # monotonic time of the last good reading
+
+    @property
+    def first_poll(self) -> asyncio.Event:
+        """Set once the device has been tried (for READY=1). Made on first use, inside the
+        event loop: before Python 3.10 an Event binds to the loop current when it is made."""
+        if self._first_poll is None:
+            self._first_poll = asyncio.Event()
+        return self._first_poll
 
     def fresh_values(self) -> Mapping[str, float]:
         """The last reading if it is recent enough for a sibling to correct its own with."""

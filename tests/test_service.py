@@ -74,6 +74,14 @@ def test_notify_ready_status_watchdog_and_stopping(
         agent.start()
     finally:
         del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    try:
+        check_notifications(agent, notify_socket)
+    finally:
+        if agent.proc is not None and agent.proc.poll() is None:
+            agent.proc.kill()
+
+
+def check_notifications(agent: AgentProcess, notify_socket: NotifySocket) -> None:
     messages = notify_socket.collect(20, until="READY")
     ready = [m for m in messages if "READY" in m]
     assert ready, agent.output()
