@@ -81,6 +81,9 @@ class DeviceRunner:
         self.hung = None
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, fn)
+        # If this task is cancelled (shutdown) or gives up (timeout), the call still ends some
+        # time; its outcome is collected here so asyncio does not report it as never retrieved.
+        future.add_done_callback(_collect)
         done, _ = await asyncio.wait({future}, timeout=self.config.timeout)
         if not done:
             # The thread is stuck in the driver. Leave it; give the bus a fresh thread so the
@@ -137,6 +140,11 @@ class DeviceRunner:
             delay = self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
             next_at = max(next_at + delay, self.clock.monotonic())
             await asyncio.sleep(max(0.0, next_at - self.clock.monotonic()))
+
+
+def _collect(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def link_compensation(runners: Sequence[DeviceRunner]) -> None:

@@ -292,9 +292,18 @@ class Agent:
             log.debug("forwarder drained; closing the MQTT link")
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
             log.debug("MQTT link closed")
-        for runner in self.runners:
-            with contextlib.suppress(Exception):
-                runner.driver.close()
+        # Each driver is closed on its own bus thread, after whatever read is still running
+        # there: closing from here could interleave with that read on the bus.
+        closing = [
+            asyncio.wrap_future(runner.executor.submit(runner.driver.close))
+            for runner in self.runners
+            if runner.hung is None
+        ]
+        if closing:
+            await asyncio.wait(closing, timeout=3)
+            for future in closing:
+                if future.done() and not future.cancelled() and future.exception():
+                    log.debug("closing a driver: %s", future.exception())
         if self.outbox is not None:
             await self.run_db(self.outbox.close)
         self._db_thread.shutdown(wait=True)
