@@ -21,7 +21,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 in CI
     import tomli as tomllib
 
+from agent.config_control import ControlConfig, parse_control
 from drivers import DRIVERS
+
+CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilation", "scenes")
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 RESERVED_DEVICE_NAMES = frozenset({"agent"})
@@ -101,6 +104,7 @@ class Config:
     broker: BrokerConfig
     buffer: BufferConfig
     devices: tuple[DeviceConfig, ...]
+    control: ControlConfig = field(default_factory=ControlConfig)
 
 
 T = TypeVar("T")
@@ -256,8 +260,10 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     devices = tuple(_parse_device(d, i, file) for i, d in enumerate(raw_devices))
     _check_unique(devices, file)
     _check_compensation(devices, file)
+    root.used.update(CONTROL_SECTIONS)
+    control = parse_control(data, lambda key, message: ConfigError(file, key, message), devices)
     root.finish()
-    return Config(Path(file), node, broker, buffer, devices)
+    return Config(Path(file), node, broker, buffer, devices, control)
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:

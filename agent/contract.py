@@ -34,6 +34,17 @@ class Topics:
     def state(self, entity: str) -> str:
         return f"{self.base}/state/{entity}"
 
+    @property
+    def events(self) -> str:
+        return f"{self.base}/events"
+
+    def relay(self, name: str) -> str:
+        return f"{self.base}/relay/{name}"
+
+    @property
+    def energy(self) -> str:
+        return f"{self.base}/energy"
+
 
 def iso_utc(timestamp: float) -> str:
     """RFC 3339 UTC with milliseconds: 2026-11-24T17:32:06.123Z."""

@@ -18,6 +18,8 @@ class Hardware:
     def __init__(self, devices: Sequence[DeviceConfig], simulate: bool) -> None:
         self.devices, self.simulate = tuple(devices), simulate
         self._buses: dict[int, Any] = {}
+        self._pin_factory: Any = None
+        self.room: Any = None  # the simulated room (drivers.sim.room.RoomModel) when simulating
         if simulate:
             self._attach_simulated_chips()
 
@@ -42,7 +44,7 @@ class Hardware:
     def _attach_simulated_chips(self) -> None:
         from drivers.sim.room import SIMULATED_CHIPS, RoomModel
 
-        room = RoomModel()
+        self.room = room = RoomModel()
         for device in self.devices:
             factory = SIMULATED_CHIPS.get(device.driver)
             if factory is None:
@@ -53,6 +55,29 @@ class Hardware:
                 else DRIVERS[device.driver].default_address
             )
             self.bus(device.bus).attach(address, factory(room))
+
+    def pin_factory(self) -> Any:
+        """gpiozero's pins: mock ones when simulating, else None (gpiozero picks: lgpio on a
+        Pi 5, honouring GPIOZERO_PIN_FACTORY)."""
+        if not self.simulate:
+            return None
+        if self._pin_factory is None:
+            from gpiozero.pins.mock import MockFactory
+
+            self._pin_factory = MockFactory()
+        return self._pin_factory
+
+    def simulate_inputs(self, inputs: Any) -> None:
+        """Moves the simulated room's motion sensors with its meetings."""
+        if self.room is None or self._pin_factory is None:
+            return
+        for config in inputs:
+            if config.kind == "motion":
+                pin = self._pin_factory.pin(config.pin)
+                if self.room.occupied():
+                    pin.drive_high()
+                else:
+                    pin.drive_low()
 
     def close(self) -> None:
         for bus in self._buses.values():

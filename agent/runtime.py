@@ -24,16 +24,20 @@ from agent.contract import (
     json_payload,
     telemetry_payload,
 )
+from agent.control.room import RoomController
+from agent.control.types import Event
 from agent.devices import DeviceRunner, Sample, link_compensation
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
 from agent.outbox import Outbox, OutboxError
+from agent.state_store import StateStore
 from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
 
 log = logging.getLogger("roomagent")
 CLOCK_CHECK_SECONDS = 2.0
+CONTROL_SECONDS = 1.0
 T = TypeVar("T")
 
 
@@ -58,11 +62,14 @@ class Agent:
         self._bus_threads: dict[int, BusWorker] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._states: dict[str, bytes] = {}
+        self._relay_states: dict[str, bytes] = {}
+        self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
         self.outbox: Optional[Outbox] = None
         self.link: Optional[MqttLink] = None
         self.forwarder: Optional[Forwarder] = None
         self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
+        self.room: Optional[RoomController] = None
         self.boot = boot_id()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -89,9 +96,13 @@ class Agent:
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self._make_runner(d) for d in self.config.devices]
         link_compensation(self.runners)
+        if self.config.control.active:
+            self.room = self._make_room()
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
+        if self.room is not None:
+            tasks.append(asyncio.ensure_future(self._control()))
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
         self.link.start()
         await self._first_round(stop)
@@ -116,6 +127,86 @@ class Agent:
         return DeviceRunner(
             d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
         )
+
+    def _make_room(self) -> RoomController:
+        store = StateStore(self.config.node.state_dir / "control.json")
+        by_name = {r.config.name: r for r in self.runners}
+
+        def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
+            runner = by_name.get(device)
+            if runner is None or quantity not in runner.last_values:
+                return None
+            return runner.last_values[quantity], runner.last_good
+
+        room = RoomController(
+            self.config.control, self.hardware.pin_factory(), self.clock, store, reading
+        )
+        for event in room.startup_events:
+            self._emit(event)
+        return room
+
+    async def _control(self) -> None:
+        """The room's control loop, once a second; it never stops on an error of its own."""
+        assert self.room is not None
+        beats = 0
+        while True:
+            try:
+                if self.simulate:
+                    self.hardware.simulate_inputs(self.config.control.inputs)
+                for event in self.room.tick():
+                    self._emit(event)
+                beats += 1
+                if beats % max(1, int(self.config.node.health_interval)) == 0:
+                    self._publish_energy()
+            except Exception:
+                log.exception("room control failed this second; carrying on")
+            await asyncio.sleep(CONTROL_SECONDS)
+
+    def _emit(self, event: Event) -> None:
+        """Events go through the durable buffer (they are the record of why things switched);
+        a relay's latest state is also retained on its own topic."""
+        assert self.outbox is not None
+        body = {"ts": iso_utc(event.timestamp), "kind": event.kind, "subject": event.subject,
+                "state": event.state, "reason": event.reason}  # fmt: skip
+        self._buffer(self.topics.events, body)
+        if event.kind == "relay" and event.state in ("on", "off"):
+            retained = {"ts": body["ts"], "on": event.state == "on", "reason": event.reason}
+            self._relay_states[event.subject] = json_payload(retained)
+            if self.link is not None and self.link.connected:
+                topic = self.topics.relay(event.subject)
+                self.link.publish(topic, self._relay_states[event.subject], qos=1, retain=True)
+
+    def _publish_energy(self) -> None:
+        assert self.room is not None
+        kwh = self.room.energy_kwh()
+        total = sum(kwh.values())
+        factor = self.config.control.grid_emission_factor
+        self._buffer(self.topics.energy, {
+            "ts": iso_utc(self.clock.time()),
+            "relays_kwh": {name: round(v, 4) for name, v in kwh.items()},
+            "total_kwh": round(total, 4),
+            "co2e_kg": round(total * factor, 4),
+        })  # fmt: skip
+
+    def _buffer(self, topic: str, body: dict[str, Any]) -> None:
+        """Appends a JSON message (with its seq) to the outbox from the event loop."""
+        assert self.outbox is not None and self.forwarder is not None
+        outbox, forwarder = self.outbox, self.forwarder
+
+        def make(seq: int) -> bytes:
+            return json_payload({**body, "seq": seq})
+
+        async def append() -> None:
+            try:
+                await self.run_db(outbox.append, topic, make)
+            except OutboxError as e:
+                log.error("%s not stored: %s", topic, e)
+            else:
+                forwarder.notify()
+
+        task = asyncio.ensure_future(append())
+        self._appending.add(task)
+        task.add_done_callback(self._appending.discard)
 
     async def _first_round(self, stop: asyncio.Event) -> None:
         """Waits until every device has been opened and read once (or has failed or timed out),
@@ -196,6 +287,8 @@ class Agent:
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         for entity, payload in self._states.items():
             self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
+        for relay, payload in self._relay_states.items():
+            self.link.publish(self.topics.relay(relay), payload, qos=1, retain=True)
         self._publish_health()
         self.forwarder.notify()
 
@@ -286,6 +379,13 @@ class Agent:
         for task in pending:  # a read stuck in a driver: leave its thread, do not wait for it
             log.warning("task %s did not stop in time", task)
         log.debug("tasks stopped")
+        if self.room is not None:
+            # Every relay to its safe state before anything else: the rest may fail or hang.
+            for event in self.room.safe_state("agent stopping"):
+                self._emit(event)
+            self.room.close()
+        if self._appending:
+            await asyncio.wait(set(self._appending), timeout=2)
         if self.forwarder is not None and self.link is not None and self.link.connected:
             await self.forwarder.drain(timeout=2.0)
         if self.link is not None:

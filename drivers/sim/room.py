@@ -21,10 +21,15 @@ class RoomModel:
         self.rng = random.Random(seed)
         self.clock = clock
 
+    def occupied(self) -> bool:
+        """45-minute meetings on the hour, 9:00 to 17:00 (UTC)."""
+        hours = (self.clock() / 3600.0) % 24
+        return 9 <= hours < 17 and (hours % 1) < 0.75
+
     def environment(self) -> Environment:
         hours = (self.clock() / 3600.0) % 24
         day = math.sin(2 * math.pi * (hours - 9) / 24)
-        occupied = 9 <= hours < 17 and (hours % 1) < 0.75  # 45-minute meetings on the hour
+        occupied = self.occupied()
         minutes_in = (hours % 1) * 60 if occupied else 0.0
         co2 = 450.0 + (900.0 * (1 - math.exp(-minutes_in / 20)) if occupied else 0.0)
         daylight = max(0.0, math.sin(math.pi * (hours - 7) / 12)) * 800.0

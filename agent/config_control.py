@@ -1,0 +1,216 @@
+"""The room-control part of a node's config: [control], [[relays]], [[inputs]], [[zones]],
+[[lights]], [[ventilation]] and [[scenes]]; reference in docs/config.md.
+
+Each table's keys are the fields of the control module's own config dataclass, so a key is
+documented and validated in one place. Errors read like the rest of the config's:
+``room.toml: zones[0].deadband: must be > 0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class RecordError(ValueError):
+    """A bad record: the key path below the record (may be empty) and the problem."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key, self.message = key, message
+        super().__init__(message)
+
+
+def parse_record(
+    data: Any,
+    cls: type[T],
+    *,
+    rename: Optional[dict[str, str]] = None,
+    skip: Sequence[str] = (),
+) -> tuple[T, dict[str, Any]]:
+    """Builds cls (a dataclass) from one TOML table. `rename` maps TOML keys to field names;
+    keys in `skip` are returned untouched (the caller parses them). Lists become tuples.
+    Raises RecordError naming the key."""
+    if not isinstance(data, dict):
+        raise RecordError("", "must be a table")
+    rename = rename or {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    known = {rename.get(k, k) for k in data} | set(skip)
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in skip:
+            extra[key] = value
+            continue
+        name = rename.get(key, key)
+        if name not in fields:
+            allowed = sorted({k for k in fields} - {"name"} | set(skip) | {"name"})
+            raise RecordError(key, f"unknown key (known keys here: {', '.join(allowed)})")
+        kwargs[name] = _convert(key, value, hints.get(name))
+    missing = [
+        n for n, f in fields.items()
+        if n not in known and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]  # fmt: skip
+    if missing:
+        raise RecordError(missing[0], "is required")
+    try:
+        return cls(**kwargs), extra
+    except (ValueError, TypeError) as e:
+        field, _, rest = str(e).partition(":")
+        if field.strip() in fields and rest:
+            raise RecordError(field.strip(), rest.strip()) from None
+        raise RecordError("", str(e)) from None
+
+
+def _convert(key: str, value: Any, hint: Any) -> Any:
+    text = str(hint)
+    if isinstance(value, list):
+        return tuple(value)
+    if "float" in text and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if text in ("float", "<class 'float'>") and not isinstance(value, (int, float)):
+        raise RecordError(key, f"must be a number, got {value!r}")
+    if text in ("int", "<class 'int'>") and (not isinstance(value, int) or isinstance(value, bool)):
+        raise RecordError(key, f"must be an integer, got {value!r}")
+    if text in ("bool", "<class 'bool'>") and not isinstance(value, bool):
+        raise RecordError(key, f"must be true or false, got {value!r}")
+    if text in ("str", "<class 'str'>") and not isinstance(value, str):
+        raise RecordError(key, f"must be a string, got {value!r}")
+    return value
+
+
+def parse_records(
+    data: Any, section: str, parse_one: Callable[[Any], T], error: Callable[[str, str], Exception]
+) -> tuple[T, ...]:
+    """[[section]] → records; error(key_path, message) builds the config error to raise."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise error(section, "must be an array of tables ([[" + section + "]])")
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(parse_one(item))
+        except RecordError as e:
+            raise error(f"{section}[{i}]" + (f".{e.key}" if e.key else ""), e.message) from None
+    return tuple(out)
+
+
+# The control section as a whole --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlConfig:
+    timezone: str = "UTC"  # the building's, for schedules (daylight saving handled)
+    grid_emission_factor: float = 0.0  # kg CO2e per kWh, for the energy figures
+    relays: tuple[Any, ...] = ()  # RelayConfig
+    inputs: tuple[Any, ...] = ()  # InputConfig
+    zones: tuple[Any, ...] = ()  # ZoneConfig
+    schedules: Any = dataclasses.field(default_factory=dict)  # zone name -> WeeklySchedule
+    lights: tuple[Any, ...] = ()  # LightConfig
+    ventilation: tuple[Any, ...] = ()  # VentilationConfig
+    scenes: tuple[Any, ...] = ()  # SceneConfig
+
+    @property
+    def active(self) -> bool:
+        return bool(self.relays or self.inputs)
+
+
+def parse_control(
+    data: dict[str, Any], error: Callable[[str, str], Exception], devices: Sequence[Any]
+) -> ControlConfig:
+    """All control sections of a config (already-loaded TOML); error(key, message) makes the
+    loader's ConfigError. `devices` are the parsed DeviceConfigs, for sensor references."""
+    from agent.control.lights import LightConfig
+    from agent.control.scenes import SceneConfig
+    from agent.control.schedule import WeeklySchedule
+    from agent.control.thermostat import ZoneConfig
+    from agent.control.ventilation import VentilationConfig
+    from agent.inputs import InputConfig, validate_inputs
+    from agent.relays import RelayConfig, validate_relays
+    from drivers import DRIVERS
+
+    top = data.get("control", {})
+    if not isinstance(top, dict):
+        raise error("control", "must be a table")
+    for key in top:
+        if key not in ("timezone", "grid_emission_factor"):
+            raise error(f"control.{key}", "unknown key (known keys here: grid_emission_factor, "
+                        "timezone)")  # fmt: skip
+    timezone = top.get("timezone", "UTC")
+    factor = top.get("grid_emission_factor", 0.0)
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor < 0:
+        raise error("control.grid_emission_factor", f"must be a number ≥ 0, got {factor!r}")
+
+    def one(cls: type[Any], **kw: Any) -> Callable[[Any], Any]:
+        return lambda item: parse_record(item, cls, **kw)[0]
+
+    relays = parse_records(data.get("relays"), "relays", one(RelayConfig), error)
+    inputs = parse_records(data.get("inputs"), "inputs", one(InputConfig), error)
+    for section, items, validate in (("relays", relays, validate_relays),
+                                     ("inputs", inputs, validate_inputs)):  # fmt: skip
+        try:
+            validate(items)
+        except ValueError as e:
+            raise error(section, str(e)) from None
+
+    schedules: dict[str, Any] = {}
+
+    def zone(item: Any) -> Any:
+        config, extra = parse_record(item, ZoneConfig, rename={"heat": "heat_stages",
+                                     "cool": "cool_stages"}, skip=("schedule",))  # fmt: skip
+        if "schedule" in extra:
+            try:
+                schedules[config.name] = WeeklySchedule(list(extra["schedule"]), timezone)
+            except (ValueError, TypeError) as e:
+                raise RecordError("schedule", str(e)) from None
+        return config
+
+    zones = parse_records(data.get("zones"), "zones", zone, error)
+    lights = parse_records(data.get("lights"), "lights", one(LightConfig), error)
+    ventilation = parse_records(data.get("ventilation"), "ventilation",
+                                one(VentilationConfig), error)  # fmt: skip
+    scenes = parse_records(data.get("scenes"), "scenes", one(SceneConfig), error)
+
+    # Cross-references: every name a control uses must exist, and no relay has two masters.
+    relay_names = {r.name for r in relays}
+    input_kinds = {i.name: i.kind for i in inputs}
+    measures = {d.name: DRIVERS[d.driver].quantities for d in devices}
+    owner: dict[str, str] = {}
+
+    def claim(key: str, relay: str, by: str) -> None:
+        if relay not in relay_names:
+            raise error(
+                key, f"no relay {relay!r} (relays: {', '.join(sorted(relay_names)) or 'none'})"
+            )
+        if relay in owner:
+            raise error(key, f"relay {relay!r} is already controlled by {owner[relay]}")
+        owner[relay] = by
+
+    def sensor(key: str, name: Optional[str], quantity: str) -> None:
+        if name is not None and quantity not in measures.get(name, ()):
+            raise error(key, f"no device {name!r} measuring {quantity}")
+
+    for i, z in enumerate(zones):
+        for relay in (*z.heat_stages, *z.cool_stages):
+            claim(f"zones[{i}]", relay, f"zone {z.name!r}")
+        sensor(f"zones[{i}].sensor", z.sensor, "temperature")
+    for i, light in enumerate(lights):
+        for relay in light.relays:
+            claim(f"lights[{i}].relays", relay, f"lights {light.name!r}")
+        sensor(f"lights[{i}].daylight_sensor", light.daylight_sensor, "illuminance")
+        for name in (*light.occupancy, *([light.switch] if light.switch else [])):
+            if name not in input_kinds:
+                raise error(f"lights[{i}]", f"no input {name!r}")
+    for i, v in enumerate(ventilation):
+        for relay in (v.relays,) if isinstance(v.relays, str) else v.relays:
+            claim(f"ventilation[{i}].relays", relay, f"ventilation {v.name!r}")
+        sensor(f"ventilation[{i}].co2_sensor", v.co2_sensor, "co2")
+        sensor(f"ventilation[{i}].voc_sensor", v.voc_sensor, "voc_index")
+    return ControlConfig(timezone, float(factor), relays, inputs, zones, schedules, lights,
+                         ventilation, scenes)  # fmt: skip

@@ -1,0 +1,230 @@
+"""One light group: on by occupancy, off after vacancy, held off by daylight, and a wall switch.
+
+Everything is decided here on the node, so the wall switch and the occupancy rules work with
+the network gone. The runtime calls `update()` about once a second with the latest motion,
+presence and illuminance, and the input events of the last poll; the Wants it returns give the
+group's wanted state for every relay on every call (a level, not an edge), so a relay that lost
+its state is put right on the next tick. Relay switching is reported by the relay layer, with
+the Want's reason; Events from here are changes of mode (manual override, back to automatic).
+
+Daylight only holds the lights off when occupancy would switch them on: once on, they stay on
+until vacancy, because the sensor sees the lamps as well as the sky. For the same reason the
+daylight judgement is made only from readings taken while the group was off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from agent.control.types import Clock, Event, Want
+
+LUX_MAX_AGE = 300.0  # s: an illuminance reading older than this says nothing about daylight
+
+
+@dataclass(frozen=True)
+class LightConfig:
+    name: str
+    relays: tuple[str, ...]
+    occupancy: tuple[str, ...] = ()  # motion inputs and presence sources; () = manual only
+    vacancy_minutes: float = 15.0
+    daylight_sensor: Optional[str] = None  # a device giving "illuminance"
+    daylight_lux: float = 500.0  # above it, occupancy does not switch the lights on
+    daylight_hysteresis: float = 100.0  # held off until it falls below daylight_lux - this
+    switch: Optional[str] = None  # a wall button or switch input
+    override_minutes: float = 120.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "relays", tuple(self.relays))
+        object.__setattr__(self, "occupancy", tuple(self.occupancy))
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ValueError("name: must not be empty")
+        if not self.relays:
+            raise ValueError("relays: a light group needs at least one relay")
+        if len(set(self.relays)) != len(self.relays):
+            raise ValueError(f"relays: a relay is listed twice in {list(self.relays)}")
+        if len(set(self.occupancy)) != len(self.occupancy):
+            raise ValueError(f"occupancy: a source is listed twice in {list(self.occupancy)}")
+        _positive("vacancy_minutes", self.vacancy_minutes)
+        _positive("override_minutes", self.override_minutes)
+        _positive("daylight_lux", self.daylight_lux)
+        if not 0 <= self.daylight_hysteresis < self.daylight_lux:
+            raise ValueError(
+                f"daylight_hysteresis: must be at least 0 and below daylight_lux "
+                f"({self.daylight_lux:g}), got {self.daylight_hysteresis:g}"
+            )
+
+
+def check_light_references(
+    config: LightConfig,
+    input_kinds: Mapping[str, str],
+    presence_sources: Collection[str] = (),
+) -> None:
+    """For the config loader: the names a light group uses must exist and be the right kind.
+    input_kinds maps each input's name to its kind ("motion", "button", ...)."""
+    for i, source in enumerate(config.occupancy):
+        if input_kinds.get(source) != "motion" and source not in presence_sources:
+            kind = input_kinds.get(source)
+            what = f"a {kind} input" if kind else "not an input or a presence source"
+            raise ValueError(f"occupancy[{i}]: {source!r} is {what}; need a motion input")
+    if config.switch is not None and input_kinds.get(config.switch) not in ("button", "switch"):
+        kind = input_kinds.get(config.switch)
+        what = f"a {kind} input" if kind else "not an input"
+        raise ValueError(f"switch: {config.switch!r} is {what}; need a button or switch")
+
+
+@dataclass(frozen=True)
+class _Override:
+    on: bool
+    until: float  # monotonic
+    by: str  # "wall switch hall" / "command" / "scene meeting"
+
+
+class LightControl:
+    def __init__(self, config: LightConfig, clock: Clock) -> None:
+        self.config, self.clock = config, clock
+        self.on = False  # what this group last wanted; assumed off at start
+        self.override: Optional[_Override] = None
+        self._off_since = -math.inf  # monotonic: readings from before it saw the lamps
+        self._bright: Optional[bool] = None  # daylight judgement, with hysteresis
+        self._bright_at = -math.inf  # monotonic of the reading behind it
+        self._lux = 0.0  # that reading
+
+    def update(
+        self,
+        motion_at: Optional[float] = None,
+        occupied: Optional[bool] = None,
+        lux: Optional[float] = None,
+        lux_at: Optional[float] = None,
+        inputs: Sequence[Event] = (),
+    ) -> tuple[list[Want], list[Event]]:
+        """motion_at: monotonic time motion was last seen on any occupancy input (None: none);
+        occupied: presence from another source (e.g. BLE), None when there is none;
+        lux, lux_at: the latest illuminance and its monotonic time (None: taken now);
+        inputs: the input events of the last poll; those of config.switch are acted on."""
+        now = self.clock.monotonic()
+        events: list[Event] = []
+        for event in inputs:
+            events.extend(self._switch_event(event))
+        if self.override is not None and now >= self.override.until:
+            events.append(self._event("automatic", f"manual override by {self.override.by} ended"))
+            self.override = None
+        if lux is not None:
+            self._judge_daylight(lux, now if lux_at is None else lux_at)
+        on, reason = self._decide(now, motion_at, occupied)
+        if self.on and not on:
+            self._off_since = now
+        self.on = on
+        return [Want(relay, on, reason) for relay in self.config.relays], events
+
+    def command(
+        self, on: bool, minutes: Optional[float] = None, reason: str = "command"
+    ) -> list[Event]:
+        """Manual on/off for `minutes` (default override_minutes), then back to automatic.
+        The Wants follow on the next update()."""
+        if minutes is None:
+            minutes = self.config.override_minutes
+        if not (math.isfinite(minutes) and minutes > 0):
+            raise ValueError(f"minutes: must be a positive number, got {minutes}")
+        return [self._start_override(on, minutes, reason)]
+
+    def resume_automatic(self, reason: str = "command") -> list[Event]:
+        """Ends a manual override now."""
+        if self.override is None:
+            return []
+        self.override = None
+        return [self._event("automatic", f"manual override cancelled by {reason}")]
+
+    def _switch_event(self, event: Event) -> list[Event]:
+        # A button toggles on press; a maintained switch toggles on every flip, so it never
+        # has to be flipped twice after the automatic rules changed the lights under it.
+        if event.kind != "input" or event.subject != self.config.switch:
+            return []
+        if event.state not in ("pressed", "on", "off"):
+            return []
+        current = self.override.on if self.override is not None else self.on
+        by = f"wall {'button' if event.state == 'pressed' else 'switch'} {event.subject}"
+        return [self._start_override(not current, self.config.override_minutes, by)]
+
+    def _start_override(self, on: bool, minutes: float, by: str) -> Event:
+        self.override = _Override(on, self.clock.monotonic() + minutes * 60, by)
+        state = "manual_on" if on else "manual_off"
+        return self._event(state, f"{by}: lights {_onoff(on)} for {minutes:g} min")
+
+    def _judge_daylight(self, lux: float, taken_at: float) -> None:
+        if taken_at < self._off_since or self.on:
+            return  # the sensor was lit by the lamps themselves
+        if taken_at < self._bright_at:
+            return  # older than what the judgement already rests on
+        low = self.config.daylight_lux - self.config.daylight_hysteresis
+        was_bright = self._bright and taken_at - self._bright_at <= LUX_MAX_AGE
+        if lux > self.config.daylight_lux:
+            self._bright = True
+        elif lux < low or not was_bright:
+            # Without a fresh earlier judgement there is no band to stay in: at or below the
+            # threshold is dark enough.
+            self._bright = False
+        self._bright_at, self._lux = taken_at, lux
+
+    def _decide(
+        self, now: float, motion_at: Optional[float], occupied: Optional[bool]
+    ) -> tuple[bool, str]:
+        name = f"lights {self.config.name}"
+        if self.override is not None:
+            left = (self.override.until - now) / 60
+            return self.override.on, (
+                f"{name}: manual {_onoff(self.override.on)} by {self.override.by} "
+                f"({left:.0f} min left)"
+            )
+        vacancy = self.config.vacancy_minutes * 60
+        if motion_at is not None and now - motion_at < vacancy:
+            why = f"motion {_ago(now - motion_at)} (off after {self.config.vacancy_minutes:g} min)"
+        elif occupied:
+            why = "presence detected"
+        else:
+            seen = "none seen" if motion_at is None else f"last {_ago(now - motion_at)}"
+            extra = "" if occupied is None else ", no presence"
+            return False, f"{name}: vacant (motion {seen}{extra})"
+        if self.on:
+            return True, f"{name}: occupied, {why}"
+        held, daylight = self._daylight(now)
+        if held:
+            return False, f"{name}: occupied ({why}), but held off by daylight: {daylight}"
+        return True, f"{name}: occupied, {why}{daylight}"
+
+    def _daylight(self, now: float) -> tuple[bool, str]:
+        """Whether daylight holds the lights off, and what to say about it."""
+        sensor = self.config.daylight_sensor or "the illuminance sensor"
+        low = self.config.daylight_lux - self.config.daylight_hysteresis
+        if self._bright is None:
+            return False, ""
+        age = now - self._bright_at
+        if age > LUX_MAX_AGE:
+            return False, f"; daylight reading from {sensor} {_ago(age)}, ignored"
+        if self._bright:
+            return True, (
+                f"{self._lux:.0f} lx from {sensor} (holds off above "
+                f"{self.config.daylight_lux:g} lx, until below {low:g} lx)"
+            )
+        return False, f"; daylight {self._lux:.0f} lx from {sensor}"
+
+    def _event(self, state: str, reason: str) -> Event:
+        return Event("mode", f"lights:{self.config.name}", state, reason, self.clock.time())
+
+
+def _positive(field: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{field}: must be a positive number, got {value!r}")
+
+
+def _onoff(on: bool) -> str:
+    return "on" if on else "off"
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"

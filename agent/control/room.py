@@ -1,0 +1,134 @@
+"""One room's control loop: inputs and readings in, relay requests and events out.
+
+The runtime calls tick() about once a second. Each control (thermostat zones, lights,
+ventilation) says what it wants for its relays with a reason; the relay bank enforces the
+safety rules (interlocks, minimum on/off times, chatter guard) and switches. Nothing here needs
+the network, so a room stays controlled while the broker is away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+from agent.config_control import ControlConfig
+from agent.control.lights import LightControl
+from agent.control.scenes import SceneManager
+from agent.control.thermostat import Thermostat
+from agent.control.types import Clock, Event, Want
+from agent.control.ventilation import VentilationControl
+from agent.inputs import InputBank
+from agent.relays import RelayBank
+from agent.state_store import StateStore
+
+# device name, quantity -> (value, monotonic time it was measured), or None
+ReadingSource = Callable[[str, str], Optional[tuple[float, float]]]
+
+# A room counts as occupied while any motion input saw motion this recently: PIRs re-trigger
+# every few seconds while people move, and sit quietly through a long speech.
+OCCUPIED_FOR = 15 * 60.0
+# A relay whose request was deferred or refused is asked again after this long.
+REASK_AFTER = 60.0
+
+
+class RoomController:
+    def __init__(
+        self,
+        config: ControlConfig,
+        pin_factory: Any,
+        clock: Clock,
+        store: StateStore,
+        readings: ReadingSource,
+    ) -> None:
+        self.config, self.clock, self.readings = config, clock, readings
+        self.relays = RelayBank(config.relays, pin_factory, clock, store)
+        try:
+            self.inputs = InputBank(config.inputs, pin_factory, clock)
+        except Exception:
+            self.relays.close()
+            raise
+        self.zones = {
+            z.name: Thermostat(z, config.schedules.get(z.name), clock) for z in config.zones
+        }
+        self.lights = {c.name: LightControl(c, clock) for c in config.lights}
+        self.ventilation = {c.name: VentilationControl(c, clock) for c in config.ventilation}
+        self.scenes = {s.name: s for s in config.scenes}
+        self.scene_manager = SceneManager(self.lights, self.zones, self.ventilation, clock)
+        self._motion_inputs = [i.name for i in config.inputs if i.kind == "motion"]
+        self._asked: dict[str, tuple[bool, float]] = {}  # relay -> (on, when last asked)
+        self.startup_events = list(self.relays.startup_events)
+
+    def occupied(self) -> Optional[bool]:
+        """From the motion inputs: None when the room has none."""
+        if not self._motion_inputs:
+            return None
+        now = self.clock.monotonic()
+        seen = [self.inputs.last_motion(name) for name in self._motion_inputs]
+        return any(t is not None and now - t < OCCUPIED_FOR for t in seen)
+
+    def tick(self) -> list[Event]:
+        events = self.inputs.poll()
+        wants: list[Want] = []
+        occupied = self.occupied()
+        for zone in self.zones.values():
+            w, e = zone.update(self.readings(zone.config.sensor, "temperature"), occupied)
+            wants += w
+            events += e
+        for light in self.lights.values():
+            w, e = self._update_light(light, events)
+            wants += w
+            events += e
+        for vent in self.ventilation.values():
+            c = vent.config
+            w, e = vent.update(
+                self.readings(c.co2_sensor, "co2"),
+                self.readings(c.voc_sensor, "voc_index") if c.voc_sensor else None,
+            )
+            wants += w
+            events += e
+        for want in wants:
+            events += self._ask(want)
+        events += self.relays.tick()
+        return events
+
+    def _update_light(
+        self, light: LightControl, events: list[Event]
+    ) -> tuple[list[Want], list[Event]]:
+        c = light.config
+        motion = [self.inputs.last_motion(n) for n in c.occupancy if n in self._motion_inputs]
+        times = [t for t in motion if t is not None]
+        lux = self.readings(c.daylight_sensor, "illuminance") if c.daylight_sensor else None
+        return light.update(
+            motion_at=max(times) if times else None,
+            lux=lux[0] if lux else None,
+            lux_at=lux[1] if lux else None,
+            inputs=[e for e in events if e.kind == "input" and e.subject == c.switch],
+        )
+
+    def _ask(self, want: Want) -> list[Event]:
+        """Passes a control's wish to the relay bank when it is new, or not yet met after a
+        while (deferred by a minimum time, refused by the chatter guard)."""
+        now = self.clock.monotonic()
+        asked = self._asked.get(want.relay)
+        met = self.relays.state(want.relay) == want.on
+        if asked is not None and asked[0] == want.on and (met or now - asked[1] < REASK_AFTER):
+            return []
+        if asked is None and met:
+            self._asked[want.relay] = (want.on, now)
+            return []
+        self._asked[want.relay] = (want.on, now)
+        return self.relays.request(want.relay, want.on, want.reason)
+
+    def apply_scene(self, name: str, source: str = "command") -> list[Event]:
+        return self.scene_manager.apply(self.scenes[name], source)
+
+    def energy_kwh(self) -> Mapping[str, float]:
+        return {r.name: self.relays.energy_wh(r.name) / 1000.0 for r in self.config.relays}
+
+    def safe_state(self, reason: str) -> list[Event]:
+        self._asked.clear()
+        return self.relays.safe_state(reason)
+
+    def close(self) -> None:
+        self.inputs.close()
+        self.relays.close()

@@ -1,0 +1,251 @@
+"""Demand-controlled ventilation: CO₂ (and optionally VOC) with hysteresis, one or two stages.
+
+The runtime calls `update()` about once a second with the latest readings and when they were
+taken (monotonic). The Wants give every relay's wanted state on every call (a level), with the
+switch-offs first, so a relay layer applying them in order never powers both windings of a
+two-speed fan at once: stage 1 is the low relay alone, stage 2 the high relay alone.
+
+A sensor that has gone quiet is not trusted: its demand becomes the configured failsafe, by
+default "on", because running the fan for nothing costs a little energy while not running it
+in a full room costs the air. Events report sensors going stale and recovering, and boosts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from agent.control.types import Clock, Event, Want
+
+Reading = tuple[float, float]  # (value, monotonic time it was taken)
+FAILSAFES = ("on", "off")
+
+
+@dataclass(frozen=True)
+class VentilationConfig:
+    name: str
+    relays: Union[str, tuple[str, ...]]  # one relay, or (low, high) for two stages
+    co2_sensor: str
+    co2_on: float = 1000.0  # ppm: stage 1 above it
+    co2_off: float = 800.0  # ppm: stage 1 ends below it
+    co2_high: Optional[float] = None  # ppm: stage 2 above it, ends below it - (on - off)
+    voc_sensor: Optional[str] = None
+    voc_on: float = 250.0  # VOC index: stage 1 above it
+    voc_off: float = 150.0
+    stale_after: float = 300.0  # s
+    failsafe: str = "on"  # what a stale sensor asks for
+    min_run_minutes: float = 10.0
+    boost_minutes: float = 30.0  # a boost() without a duration
+
+    def __post_init__(self) -> None:
+        relays = (self.relays,) if isinstance(self.relays, str) else tuple(self.relays)
+        object.__setattr__(self, "relays", relays)
+        self.validate()
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The relays, one per stage: (fan,) or (low, high)."""
+        return (self.relays,) if isinstance(self.relays, str) else self.relays
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ValueError("name: must not be empty")
+        stages = self.stages
+        if len(stages) not in (1, 2) or not all(stages):
+            raise ValueError(f"relays: one relay, or two (low, high), got {list(stages)}")
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"relays: low and high are the same relay {stages[0]!r}")
+        if not self.co2_sensor:
+            raise ValueError("co2_sensor: must name a device")
+        for field in ("co2_on", "co2_off", "voc_on", "voc_off", "stale_after", "boost_minutes"):
+            value = getattr(self, field)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{field}: must be a positive number, got {value!r}")
+        if not (math.isfinite(self.min_run_minutes) and self.min_run_minutes >= 0):
+            raise ValueError(f"min_run_minutes: must be 0 or more, got {self.min_run_minutes!r}")
+        if self.co2_off >= self.co2_on:
+            raise ValueError(
+                f"co2_off: must be below co2_on ({self.co2_on:g}), got {self.co2_off:g}"
+            )
+        if self.voc_off >= self.voc_on:
+            raise ValueError(
+                f"voc_off: must be below voc_on ({self.voc_on:g}), got {self.voc_off:g}"
+            )
+        if self.co2_high is not None and self.co2_high <= self.co2_on:
+            raise ValueError(
+                f"co2_high: must be above co2_on ({self.co2_on:g}), got {self.co2_high:g}"
+            )
+        if len(stages) == 2 and self.co2_high is None:
+            raise ValueError("co2_high: two relays (low, high) need the level for stage 2")
+        if len(stages) == 1 and self.co2_high is not None:
+            raise ValueError("co2_high: stage 2 needs two relays (low, high)")
+        if self.failsafe not in FAILSAFES:
+            raise ValueError(f"failsafe: must be 'on' or 'off', got {self.failsafe!r}")
+
+    @property
+    def co2_high_off(self) -> Optional[float]:
+        """Stage 2 ends below this: co2_high less the stage-1 hysteresis width."""
+        if self.co2_high is None:
+            return None
+        return self.co2_high - (self.co2_on - self.co2_off)
+
+
+class VentilationControl:
+    def __init__(self, config: VentilationConfig, clock: Clock) -> None:
+        self.config, self.clock = config, clock
+        self.stage = 0  # 0 off, 1, 2 (what was last wanted)
+        self._co2_stage = 0  # the CO₂ rule's own state, with hysteresis
+        self._voc_on = False
+        self._started_at = clock.monotonic()  # a sensor gets stale_after to give a first reading
+        self._running_since = -math.inf
+        self._stale: dict[str, bool] = {}
+        self.boost_until: Optional[float] = None
+
+    def update(
+        self, co2: Optional[Reading] = None, voc: Optional[Reading] = None
+    ) -> tuple[list[Want], list[Event]]:
+        """co2, voc: the latest (value, monotonic) of each sensor, or None if none yet."""
+        now = self.clock.monotonic()
+        events: list[Event] = []
+        if self.boost_until is not None and now >= self.boost_until:
+            self.boost_until = None
+            events.append(self._event("automatic", "boost ended"))
+        demands = [self._co2_demand(co2, now, events)]
+        if self.config.voc_sensor is not None:
+            demands.append(self._voc_demand(voc, now, events))
+        stage, why = max(demands, key=lambda d: d[0])
+        top = len(self.config.stages)
+        if self.boost_until is not None:
+            left = (self.boost_until - now) / 60
+            stage, why = top, f"boost ({left:.0f} min left; {why})"
+        elif stage == 0 and self.stage > 0 and now - self._running_since < self._min_run:
+            left = (self._running_since + self._min_run - now) / 60
+            stage = 1
+            why = f"minimum run of {self.config.min_run_minutes:g} min ({left:.1f} min left; {why})"
+        if stage > 0 and self.stage == 0:
+            self._running_since = now
+        self.stage = stage
+        reason = f"ventilation {self.config.name}: stage {stage}: {why}"
+        return self._wants(stage, reason), events
+
+    def boost(self, minutes: Optional[float] = None, reason: str = "command") -> list[Event]:
+        """Top stage for `minutes` (default boost_minutes), then back to automatic."""
+        if minutes is None:
+            minutes = self.config.boost_minutes
+        if not (math.isfinite(minutes) and minutes > 0):
+            raise ValueError(f"minutes: must be a positive number, got {minutes}")
+        self.boost_until = self.clock.monotonic() + minutes * 60
+        return [self._event("boost", f"{reason}: boost for {minutes:g} min")]
+
+    def cancel_boost(self, reason: str = "command") -> list[Event]:
+        if self.boost_until is None:
+            return []
+        self.boost_until = None
+        return [self._event("automatic", f"boost cancelled by {reason}")]
+
+    @property
+    def _min_run(self) -> float:
+        return self.config.min_run_minutes * 60
+
+    def _co2_demand(
+        self, reading: Optional[Reading], now: float, events: list[Event]
+    ) -> tuple[int, str]:
+        c = self.config
+        stale = self._check_stale("CO₂", c.co2_sensor, reading, now, events)
+        if stale is not None:
+            self._co2_stage = 0  # fresh readings are judged afresh, not from before the gap
+            return stale
+        if reading is None:
+            return 0, f"no CO₂ reading from {c.co2_sensor} yet"
+        value, s = reading[0], self._co2_stage
+        high, high_off = c.co2_high, c.co2_high_off
+        if (
+            high is not None
+            and high_off is not None
+            and (value > high or (s == 2 and value >= high_off))
+        ):
+            s = 2
+            why = f"above {high:g}" if value > high else f"not yet below {high_off:g}"
+        elif value > c.co2_on:
+            s, why = 1, f"above {c.co2_on:g}"
+        elif s >= 1 and value >= c.co2_off:
+            s, why = 1, f"not yet below {c.co2_off:g}"
+        else:
+            s = 0
+            why = f"at most {c.co2_on:g}" if self._co2_stage == 0 else f"below {c.co2_off:g}"
+        self._co2_stage = s
+        return s, f"CO₂ {value:.0f} ppm {why} ({c.co2_sensor})"
+
+    def _voc_demand(
+        self, reading: Optional[Reading], now: float, events: list[Event]
+    ) -> tuple[int, str]:
+        c = self.config
+        assert c.voc_sensor is not None
+        stale = self._check_stale("VOC", c.voc_sensor, reading, now, events)
+        if stale is not None:
+            self._voc_on = False
+            return stale
+        if reading is None:
+            return 0, f"no VOC reading from {c.voc_sensor} yet"
+        value, was = reading[0], self._voc_on
+        if value > c.voc_on:
+            self._voc_on, why = True, f"above {c.voc_on:g}"
+        elif was and value >= c.voc_off:
+            why = f"not yet below {c.voc_off:g}"
+        else:
+            self._voc_on = False
+            why = f"at most {c.voc_on:g}" if not was else f"below {c.voc_off:g}"
+        return int(self._voc_on), f"VOC index {value:.0f} {why} ({c.voc_sensor})"
+
+    def _check_stale(
+        self,
+        what: str,
+        sensor: str,
+        reading: Optional[Reading],
+        now: float,
+        events: list[Event],
+    ) -> Optional[tuple[int, str]]:
+        """The failsafe demand if the sensor's reading is too old, else None."""
+        taken = self._started_at if reading is None else reading[1]
+        age = now - taken
+        stale = age > self.config.stale_after
+        if stale != self._stale.get(sensor, False):
+            self._stale[sensor] = stale
+            if stale:
+                last = (
+                    f"no reading in {age:.0f} s"
+                    if reading is None
+                    else f"last reading {age:.0f} s ago"
+                )
+                events.append(
+                    self._event(
+                        "stale",
+                        f"{what} sensor {sensor}: {last} (stale after "
+                        f"{self.config.stale_after:g} s); failsafe: fan {self.config.failsafe}",
+                        kind="alarm",
+                    )
+                )
+            else:
+                events.append(
+                    self._event("resolved", f"{what} sensor {sensor} reads again", kind="alarm")
+                )
+        if not stale:
+            return None
+        demand = 1 if self.config.failsafe == "on" else 0
+        return demand, f"{what} sensor {sensor} stale, failsafe {self.config.failsafe}"
+
+    def _wants(self, stage: int, reason: str) -> list[Want]:
+        stages = self.config.stages
+        wanted = [i + 1 == stage for i in range(len(stages))]
+        wants = [Want(relay, on, reason) for relay, on in zip(stages, wanted)]
+        return sorted(wants, key=lambda w: w.on)  # switch-offs first
+
+    def _event(self, state: str, reason: str, kind: str = "mode") -> Event:
+        return Event(
+            kind,
+            f"ventilation:{self.config.name}",
+            state,
+            f"ventilation {self.config.name}: {reason}",
+            self.clock.time(),
+        )

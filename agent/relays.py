@@ -1,0 +1,434 @@
+"""The relay bank: the last word before a pin, and the rules that protect the plant behind it.
+
+Control rules say what they want; this module decides whether and when a relay may follow:
+interlocked relays (heat and cool on one unit) are never on together and wait a dead time
+between them, compressors keep their minimum on and off times (across restarts too), a relay
+that chatters is refused with an alarm, and a pulse relay goes off by itself. Every switch,
+deferral and refusal comes back as an Event with the rule that decided it.
+
+Pure logic over an injected Clock; the runtime calls tick() about once a second.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Optional
+
+from gpiozero import OutputDevice
+
+from agent.control.types import Clock, Event
+from agent.state_store import KeyValueStore
+
+KINDS = ("light", "heat", "cool", "fan", "ventilation", "generic")
+POWER_ON = ("off", "on", "restore")
+SAFE = ("off", "on")
+HOUR = 3600.0
+ENERGY_FLUSH_INTERVAL = 60.0  # while something is on, at most this much energy is lost to a cut
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    name: str
+    pin: int  # BCM GPIO number
+    active_high: bool = False  # most relay boards switch on when the pin is pulled low
+    kind: str = "generic"
+    rated_power_w: float = 0.0
+    power_on: str = "off"  # "restore": as it was when the state was last saved
+    safe_state: str = "off"
+    pulse: Optional[float] = None  # seconds: switched on, it goes off by itself after this
+    interlock: Optional[str] = None  # group: at most one member on, ever
+    interlock_dead_time: float = 0.0  # seconds between one member off and another on
+    min_on: float = 0.0
+    min_off: float = 0.0
+    max_switches_per_hour: int = 0  # 0: no limit
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"name: {self.name!r} must be a non-empty string")
+        if isinstance(self.pin, bool) or not isinstance(self.pin, int) or self.pin < 0:
+            raise ValueError(f"pin: {self.pin!r} is not a BCM GPIO number")
+        for field, allowed in (("kind", KINDS), ("power_on", POWER_ON), ("safe_state", SAFE)):
+            if (value := getattr(self, field)) not in allowed:
+                raise ValueError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
+        for field in ("rated_power_w", "interlock_dead_time", "min_on", "min_off"):
+            if (number := _number(getattr(self, field))) is None or number < 0:
+                raise ValueError(f"{field}: {getattr(self, field)!r} must be a number >= 0")
+        if self.pulse is not None and ((pulse := _number(self.pulse)) is None or pulse <= 0):
+            raise ValueError(f"pulse: {self.pulse!r} must be a number of seconds > 0")
+        if self.pulse is not None and self.pulse < self.min_on:
+            raise ValueError(f"pulse: {self.pulse:g} s is shorter than min_on {self.min_on:g} s")
+        if self.interlock is not None and (
+            not isinstance(self.interlock, str) or not self.interlock.strip()
+        ):
+            raise ValueError(f"interlock: {self.interlock!r} must be a non-empty group name")
+        limit = self.max_switches_per_hour
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"max_switches_per_hour: {limit!r} must be a whole number >= 0")
+        if limit == 1:  # an on is only allowed if its off fits in the hour too
+            raise ValueError("max_switches_per_hour: 1 leaves no room to switch on and off again")
+
+
+def validate_relays(configs: Iterable[RelayConfig]) -> None:
+    """Checks a relay list as a whole (each RelayConfig checks its own fields)."""
+    names: set[str] = set()
+    pins: dict[int, str] = {}
+    safe_on: dict[str, str] = {}
+    power_on: dict[str, str] = {}
+    for c in configs:
+        c.validate()
+        if c.name in names:
+            raise ValueError(f"relay name {c.name!r} is used twice")
+        names.add(c.name)
+        if c.pin in pins:
+            raise ValueError(f"pin {c.pin} is used by both {pins[c.pin]!r} and {c.name!r}")
+        pins[c.pin] = c.name
+        if c.interlock is None:
+            continue
+        # Both would be demanded at once with no way to meet them without breaking the group.
+        for seen, field in ((safe_on, "safe_state"), (power_on, "power_on")):
+            if getattr(c, field) != "on":
+                continue
+            if c.interlock in seen:
+                raise ValueError(
+                    f"{field}: {seen[c.interlock]!r} and {c.name!r} are both 'on' "
+                    f"in interlock group {c.interlock!r}"
+                )
+            seen[c.interlock] = c.name
+
+
+@dataclass(frozen=True)
+class _Pending:
+    on: bool
+    reason: str
+    forced: bool = False  # the safe state: past min_on, min_off and the chatter guard
+
+
+class _Relay:
+    def __init__(self, cfg: RelayConfig, now: float) -> None:
+        self.cfg = cfg
+        self.device: Any = None
+        self.on = False
+        self.last_on: Optional[float] = None  # monotonic
+        self.last_off: Optional[float] = None
+        self.last_on_wall: Optional[float] = None  # persisted: the monotonic clock restarts
+        self.last_off_wall: Optional[float] = None
+        self.pending: Optional[_Pending] = None
+        self.pulse_end: Optional[float] = None
+        self.switches: collections.deque[float] = collections.deque()
+        self.energy_wh = 0.0  # up to energy_since
+        self.energy_since = now
+
+
+class RelayBank:
+    def __init__(
+        self,
+        configs: Sequence[RelayConfig],
+        pin_factory: object,
+        clock: Clock,
+        store: KeyValueStore,
+    ) -> None:
+        validate_relays(configs)
+        self._clock, self._store = clock, store
+        now, wall = clock.monotonic(), clock.time()
+        self._relays = {c.name: _Relay(c, now) for c in configs}
+        self._groups: dict[str, list[_Relay]] = {}
+        for r in self._relays.values():
+            if r.cfg.interlock is not None:
+                self._groups.setdefault(r.cfg.interlock, []).append(r)
+        self._last_flush = now
+        self._closed = False
+        # Switches and deferrals decided at power-on, for the runtime to publish.
+        self.startup_events: list[Event] = self._power_on(now, wall)
+        try:
+            for r in self._relays.values():
+                # The pin starts at its resolved level: no glitch through the wrong one.
+                r.device = OutputDevice(
+                    r.cfg.pin,
+                    active_high=r.cfg.active_high,
+                    initial_value=r.on,
+                    pin_factory=pin_factory,
+                )
+        except BaseException:
+            self._close_devices()
+            raise
+        for r in self._relays.values():
+            self._save(r)
+        self._flush(now)
+
+    def _power_on(self, now: float, wall: float) -> list[Event]:
+        events: list[Event] = []
+        holder: dict[str, str] = {}  # interlock group -> the member already on
+        was: dict[str, bool] = {}
+        for r in self._relays.values():  # all of it first: dead times depend on the others
+            saved = self._store.get(_key(r.cfg.name))
+            record: dict[str, Any] = saved if isinstance(saved, dict) else {}
+            r.energy_wh = _number(record.get("energy_wh")) or 0.0
+            r.last_on_wall = _number(record.get("last_on"))
+            r.last_off_wall = _number(record.get("last_off"))
+            if r.last_off_wall is not None:
+                # A wall clock that went backwards proves nothing: wait the whole min_off.
+                r.last_off = now - max(0.0, wall - r.last_off_wall)
+            was[r.cfg.name] = record.get("on") is True
+        for r in self._relays.values():
+            was_on, mode = was[r.cfg.name], r.cfg.power_on
+            on = mode == "on" or (mode == "restore" and was_on)
+            group = r.cfg.interlock
+            if on and group is not None and group in holder:
+                on = False
+                why = f"power-on {mode}: interlock {group}: {holder[group]} is already on"
+                events.append(self._event(r, "off" if was_on else "refused", why, wall))
+            elif on and not (mode == "restore" and was_on):
+                blocker = self._wait_reason(r, now, forced=False)
+                if blocker is not None:
+                    on = False
+                    r.pending = _Pending(True, "power-on: on")
+                    events.append(self._event(r, "deferred", f"{blocker}; power-on: on", wall))
+            if on:
+                # Re-energised now, whatever it was before the restart: min_on counts from here.
+                r.on, r.last_on, r.last_on_wall = True, now, wall
+                r.pulse_end = now + r.cfg.pulse if r.cfg.pulse is not None else None
+                events.append(self._event(r, "on", f"power-on: {mode}", wall))
+                if group is not None:
+                    holder[group] = r.cfg.name
+            elif was_on:
+                # It may have been on until a moment ago: its min_off starts now.
+                r.last_off, r.last_off_wall = now, wall
+        return events
+
+    def request(self, name: str, on: bool, reason: str) -> list[Event]:
+        """Asks for a relay on or off; replaces any request of it still waiting."""
+        r = self._get(name)
+        now = self._clock.monotonic()
+        r.pending = None
+        events: list[Event] = []
+        if on:
+            # The latest request in an interlock group wins over one still waiting.
+            for other in self._others(r):
+                if other.pending is not None and other.pending.on:
+                    other.pending = None
+                    why = f"interlock {r.cfg.interlock}: {name} requested on ({reason})"
+                    events.append(self._event(other, "cancelled", why))
+        if r.on == on:
+            return events
+        return events + self._start(r, _Pending(on, reason), now)
+
+    def tick(self) -> list[Event]:
+        """Applies what time has allowed: pulse ends, dead times, deferred requests."""
+        self._check_open()
+        now = self._clock.monotonic()
+        events: list[Event] = []
+        for r in self._relays.values():
+            if r.pulse_end is not None and r.on and now >= r.pulse_end:
+                events.append(self._switch(r, False, f"pulse: {r.cfg.pulse:g} s elapsed", now))
+        for r in self._relays.values():
+            p = r.pending
+            if p is None or p.on == r.on:
+                r.pending = None
+                continue
+            done, blocker = self._advance(r, replace(p, reason=f"{p.reason} (waited)"), now)
+            events += done
+            if blocker is None:
+                r.pending = None
+        if now - self._last_flush >= ENERGY_FLUSH_INTERVAL and any(
+            r.on and r.cfg.rated_power_w > 0 for r in self._relays.values()
+        ):
+            for r in self._relays.values():
+                self._save(r)
+            self._flush(now)
+        return events
+
+    def safe_state(self, reason: str) -> list[Event]:
+        """Every relay to its safe state now: past min_on, min_off and the chatter guard, never
+        past an interlock (a safe 'on' waits for the group's dead time; tick() completes it)."""
+        self._check_open()
+        now = self._clock.monotonic()
+        why = f"safe state: {reason}"
+        events: list[Event] = []
+        for r in self._relays.values():
+            r.pending = None
+        for r in self._relays.values():  # all offs first, so an interlocked 'on' sees them
+            if r.cfg.safe_state == "off" and r.on:
+                events.append(self._switch(r, False, why, now))
+        for r in self._relays.values():
+            if r.cfg.safe_state == "on" and not r.on:
+                events += self._start(r, _Pending(True, why, forced=True), now)
+        return events
+
+    def state(self, name: str) -> bool:
+        return self._get(name).on
+
+    def states(self) -> dict[str, bool]:
+        return {name: r.on for name, r in self._relays.items()}
+
+    def energy_wh(self, name: str) -> float:
+        """Energy switched through the relay since its state was first saved: on-time x rating."""
+        r = self._get(name)
+        return r.energy_wh + self._running_wh(r, self._clock.monotonic())
+
+    def close(self) -> None:
+        """Saves the state and releases the pins, switching nothing (that is safe_state's job).
+        gpiozero returns a released pin to an input: the board's own pull decides from then."""
+        if self._closed:
+            return
+        now = self._clock.monotonic()
+        for r in self._relays.values():
+            self._save(r)
+        self._flush(now)
+        self._closed = True
+        self._close_devices()
+
+    def __enter__(self) -> RelayBank:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # The rules.
+
+    def _start(self, r: _Relay, p: _Pending, now: float) -> list[Event]:
+        events, blocker = self._advance(r, p, now)
+        if blocker is not None:
+            r.pending = p
+            want = "on" if p.on else "off"
+            events.append(self._event(r, "deferred", f"{blocker}; wanted {want}: {p.reason}"))
+        return events
+
+    def _advance(self, r: _Relay, p: _Pending, now: float) -> tuple[list[Event], Optional[str]]:
+        """Takes every step towards p that the rules allow now; returns the switches made and
+        what still blocks (None once done, or refused)."""
+        if not p.on:
+            left = self._min_on_left(r, now)
+            if left > 0 and not p.forced:
+                return [], f"min_on: {r.cfg.min_on:g} s, {left:.0f} s to go"
+            return [self._switch(r, False, p.reason, now)], None
+        limit = r.cfg.max_switches_per_hour
+        if limit and not p.forced:
+            while r.switches and r.switches[0] <= now - HOUR:
+                r.switches.popleft()
+            if len(r.switches) + 2 > limit:  # the on, and the off that must follow it
+                why = (
+                    f"chatter guard: {len(r.switches)} switches in the last hour, at most "
+                    f"{limit}; refused on: {p.reason}"
+                )
+                return [self._event(r, "refused", why, kind="alarm")], None
+        events: list[Event] = []
+        blocker: Optional[str] = None
+        for other in self._others(r):
+            if not other.on:
+                continue
+            left = self._min_on_left(other, now)
+            if left > 0 and not p.forced:
+                blocker = blocker or (
+                    f"interlock {r.cfg.interlock}: {other.cfg.name} has min_on "
+                    f"{other.cfg.min_on:g} s, {left:.0f} s to go"
+                )
+                continue
+            why = f"interlock {r.cfg.interlock}: {r.cfg.name} wanted on ({p.reason})"
+            events.append(self._switch(other, False, why, now))
+        blocker = blocker or self._wait_reason(r, now, p.forced)
+        if blocker is None:
+            events.append(self._switch(r, True, p.reason, now))
+        return events, blocker
+
+    def _wait_reason(self, r: _Relay, now: float, forced: bool) -> Optional[str]:
+        """Why r, with every other member of its group off, may not come on yet."""
+        others = self._others(r)
+        offs = [o.last_off for o in others if o.last_off is not None]
+        if offs:
+            dead = max(o.cfg.interlock_dead_time for o in [r, *others])
+            since = max(offs)
+            if now - since < dead:
+                left = since + dead - now
+                return f"interlock {r.cfg.interlock}: dead time {dead:g} s, {left:.0f} s to go"
+        if not forced and r.last_off is not None and now - r.last_off < r.cfg.min_off:
+            left = r.last_off + r.cfg.min_off - now
+            return f"min_off: {r.cfg.min_off:g} s, {left:.0f} s to go"
+        return None
+
+    def _min_on_left(self, r: _Relay, now: float) -> float:
+        if r.on and r.last_on is not None and now - r.last_on < r.cfg.min_on:
+            return r.last_on + r.cfg.min_on - now
+        return 0.0
+
+    def _others(self, r: _Relay) -> list[_Relay]:
+        if r.cfg.interlock is None:
+            return []
+        return [o for o in self._groups[r.cfg.interlock] if o is not r]
+
+    # Pins, bookkeeping and the store.
+
+    def _switch(self, r: _Relay, on: bool, reason: str, now: float) -> Event:
+        if on:
+            r.device.on()
+        else:
+            r.device.off()
+        wall = self._clock.time()
+        self._fold_energy(r, now)  # at the old state's rate
+        r.on, r.pending = on, None
+        if on:
+            r.last_on, r.last_on_wall = now, wall
+            r.pulse_end = now + r.cfg.pulse if r.cfg.pulse is not None else None
+        else:
+            r.last_off, r.last_off_wall, r.pulse_end = now, wall, None
+        r.switches.append(now)
+        # Rare, and it must survive a power cut: min_off and restore depend on it.
+        self._save(r)
+        self._flush(now)
+        return self._event(r, "on" if on else "off", reason, wall)
+
+    def _running_wh(self, r: _Relay, now: float) -> float:
+        return (now - r.energy_since) * r.cfg.rated_power_w / HOUR if r.on else 0.0
+
+    def _fold_energy(self, r: _Relay, now: float) -> None:
+        r.energy_wh += self._running_wh(r, now)
+        r.energy_since = now
+
+    def _save(self, r: _Relay) -> None:
+        self._fold_energy(r, self._clock.monotonic())
+        record = {"on": r.on, "energy_wh": r.energy_wh}
+        self._store.set(
+            _key(r.cfg.name), {**record, "last_on": r.last_on_wall, "last_off": r.last_off_wall}
+        )
+
+    def _flush(self, now: float) -> None:
+        self._store.flush()  # a failure is logged there; the relays carry on regardless
+        self._last_flush = now
+
+    def _event(
+        self, r: _Relay, state: str, reason: str, wall: Optional[float] = None, kind: str = "relay"
+    ) -> Event:
+        return Event(kind, r.cfg.name, state, reason, self._clock.time() if wall is None else wall)
+
+    def _get(self, name: str) -> _Relay:
+        self._check_open()
+        try:
+            return self._relays[name]
+        except KeyError:
+            raise KeyError(f"no relay named {name!r}") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the relay bank is closed")
+
+    def _close_devices(self) -> None:
+        for r in self._relays.values():
+            if r.device is not None:
+                r.device.close()
+                r.device = None
+
+
+def _key(name: str) -> str:
+    return f"relay.{name}"
+
+
+def _number(value: object) -> Optional[float]:
+    """A finite number (from a config or read back from the store), or None if it is not one."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
