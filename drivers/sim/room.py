@@ -1,7 +1,8 @@
-"""A simulated room for `--simulate`: a day of weather, daylight and meetings, plus sensor noise.
+"""A simulated room for `--simulate`: a day of weather and daylight, short meetings, and noise.
 
-Rough but physically shaped: CO2 and VOCs rise while the room is in use (meetings on the hour
-from 9:00 to 17:00), daylight follows the sun, the metered circuit draws more when lights are on.
+Rough but physically shaped: CO2 and VOCs rise while the room is in use (a six-minute meeting
+every ten minutes, so a demo shows the room react), daylight follows the sun, the metered
+circuit draws more when people are in.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import importlib
 import math
 import random
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from drivers.sim.bus import SimChip
 from drivers.sim.environment import Environment
+
+MEETING_EVERY = 10.0  # minutes
+MEETING_LENGTH = 6.0
 
 
 class RoomModel:
@@ -21,17 +25,22 @@ class RoomModel:
         self.rng = random.Random(seed)
         self.clock = clock
 
+    def minutes_into_meeting(self) -> Optional[float]:
+        """A short meeting every ten minutes, six minutes long, so that a demo shows the room
+        react within minutes: motion, lights, CO2 rising and the fan coming on."""
+        minute = (self.clock() / 60.0) % MEETING_EVERY
+        return minute if minute < MEETING_LENGTH else None
+
     def occupied(self) -> bool:
-        """45-minute meetings on the hour, 9:00 to 17:00 (UTC)."""
-        hours = (self.clock() / 3600.0) % 24
-        return 9 <= hours < 17 and (hours % 1) < 0.75
+        return self.minutes_into_meeting() is not None
 
     def environment(self) -> Environment:
         hours = (self.clock() / 3600.0) % 24
         day = math.sin(2 * math.pi * (hours - 9) / 24)
-        occupied = self.occupied()
-        minutes_in = (hours % 1) * 60 if occupied else 0.0
-        co2 = 450.0 + (900.0 * (1 - math.exp(-minutes_in / 20)) if occupied else 0.0)
+        minutes_in = self.minutes_into_meeting()
+        occupied = minutes_in is not None
+        # A full council chamber: CO2 climbs past 1000 ppm about three minutes in.
+        co2 = 450.0 + (900.0 * (1 - math.exp(-minutes_in / 3)) if minutes_in is not None else 0.0)
         daylight = max(0.0, math.sin(math.pi * (hours - 7) / 12)) * 800.0
         g = self.rng.gauss
         pm1_0 = abs(3.0 + g(0, 0.5))
