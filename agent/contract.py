@@ -35,6 +35,14 @@ class Topics:
         return f"{self.base}/state/{entity}"
 
     @property
+    def commands(self) -> str:
+        return f"{self.base}/cmd/#"
+
+    @property
+    def command_response(self) -> str:
+        return f"{self.base}/cmd/response"
+
+    @property
     def events(self) -> str:
         return f"{self.base}/events"
 

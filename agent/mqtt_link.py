@@ -20,7 +20,10 @@ from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.config import BrokerConfig
 
@@ -45,10 +48,13 @@ class MqttLink:
         on_connect: Callable[[], None] = lambda: None,
         on_ack: Callable[[int, bool], None] = lambda mid, ok: None,
         max_inflight: int = 64,
+        subscriptions: tuple[str, ...] = (),
+        on_message: Callable[[mqtt.MQTTMessage], None] = lambda message: None,
     ) -> None:
         self.broker = broker
         self.status_topic = status_topic
         self._on_connect, self._on_ack = on_connect, on_ack
+        self.subscriptions, self._on_message = subscriptions, on_message
         protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -77,6 +83,8 @@ class MqttLink:
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_publish = self._handle_publish
         self.client.on_connect_fail = self._handle_connect_fail
+        self.client.on_message = lambda client, userdata, message: self._on_message(message)
+        self.protocol = protocol
         # paho doubles the delay from min to max between attempts; we add the jitter.
         self.client.reconnect_delay_set(broker.reconnect_min, broker.reconnect_max)  # type: ignore[arg-type]
         self._attempt = 0
@@ -106,6 +114,17 @@ class MqttLink:
         self._attempt = 0
         log.info("connected to %s:%d", self.broker.host, self.broker.port)
         client.publish(self.status_topic, "online", qos=1, retain=True)
+        for topic in self.subscriptions:
+            if self.protocol == mqtt.MQTTv5:
+                # no_local: the agent's own command responses are not sent back to it.
+                # retainAsPublished shows a retained command as such, so it can be ignored;
+                # retainHandling 2: none is sent at subscribe time in the first place.
+                options = SubscribeOptions(
+                    qos=1, noLocal=True, retainAsPublished=True, retainHandling=2
+                )
+                client.subscribe(topic, options=options)
+            else:
+                client.subscribe(topic, qos=1)
         self._on_connect()
 
     def _handle_disconnect(
@@ -156,9 +175,21 @@ class MqttLink:
         )
         self.client.loop_start()
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> int:
-        """Queues a message with paho; returns its message id (acks arrive through on_ack)."""
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        correlation: Optional[bytes] = None,
+    ) -> int:
+        """Queues a message with paho; returns its message id (acks arrive through on_ack).
+        correlation: MQTT 5 correlation data, for a response to a command."""
+        properties = None
+        if correlation is not None and self.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         return int(info.mid)
 
     def stop(self, timeout: float = 5.0) -> None:

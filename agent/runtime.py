@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional, TypeVar
 from agent import __version__
 from agent.bus_worker import BusWorker
 from agent.clock import SystemClock, boot_id
+from agent.command_handlers import bind
+from agent.commands import CommandProcessor
 from agent.config import Config, DeviceConfig
 from agent.contract import (
     CONTRACT_VERSION,
@@ -92,7 +94,10 @@ class Agent:
             on_connect=lambda: self._threadsafe(self._on_connect),
             on_ack=lambda mid, ok: self._threadsafe(self.forwarder.on_ack, mid, ok),  # type: ignore[union-attr]
             max_inflight=b.max_inflight,
+            subscriptions=(self.topics.commands,),
+            on_message=self._on_message,
         )
+        self.commands = CommandProcessor(bind(self)(), self.clock.time, self.clock.synced)
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self._make_runner(d) for d in self.config.devices]
         link_compensation(self.runners)
@@ -282,7 +287,43 @@ class Agent:
         if self.link is not None and self.link.connected:
             self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
 
+    def _on_message(self, message: Any) -> None:
+        """A command arrived (paho's thread): checked for what can be checked here, then run on
+        the event loop, where everything it touches lives."""
+        prefix = self.topics.commands[:-1]  # "<base>/cmd/"
+        if not message.topic.startswith(prefix):
+            return
+        path = message.topic[len(prefix) :].split("/")
+        if path == ["response"]:
+            return  # our own answers, when the broker cannot honour no_local (MQTT 3.1.1)
+        if message.retain:
+            # A retained command would switch things again at every reconnect: never obeyed.
+            log.warning("ignored a retained command on %s", message.topic)
+            return
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        self._threadsafe(self._command, path, bytes(message.payload), response_topic, correlation)
+
+    def _command(
+        self,
+        path: list[str],
+        payload: bytes,
+        response_topic: Optional[str],
+        correlation: Optional[bytes],
+    ) -> None:
+        response = self.commands.process(path, payload)
+        log.info("command %s: %s %s", "/".join(path), response.code, response.reason)
+        if self.link is not None and self.link.connected:
+            topic = response_topic or self.topics.command_response
+            body = response.payload(iso_utc(self.clock.time()))
+            self.link.publish(topic, body, qos=1, correlation=correlation)
+
     def _on_connect(self) -> None:
+        self.announce()
+
+    def announce(self) -> None:
+        """Everything a central system needs after (re)connecting: info, every retained state."""
         assert self.link is not None and self.forwarder is not None
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         for entity, payload in self._states.items():
