@@ -95,6 +95,9 @@ class NodeConfig:
     # At boot without NTP yet, readings wait this long for the clock to be set, so that they
     # can be sent with their true time; after it they go out marked clock_synced=false.
     hold_unsynced: float = 120.0
+    # Home Assistant MQTT discovery: published on connect and whenever HA says it is online.
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,10 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         ),
         hold_unsynced=node_t.get(
             "hold_unsynced", float, NodeConfig.hold_unsynced, check=_between(0, 86400, "s")
+        ),
+        discovery=node_t.get("discovery", bool, NodeConfig.discovery),
+        discovery_prefix=node_t.get(
+            "discovery_prefix", str, NodeConfig.discovery_prefix, check=_topic
         ),
     )
     node_t.finish()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from agent import __version__
+from agent import __version__, discovery
 from agent.bus_worker import BusWorker
 from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
@@ -33,6 +33,7 @@ from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
 from agent.outbox import Outbox, OutboxError
+from agent.seq_floor import write_durably
 from agent.state_store import StateStore
 from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
@@ -65,6 +66,7 @@ class Agent:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._states: dict[str, bytes] = {}
         self._relay_states: dict[str, bytes] = {}
+        self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
         self.outbox: Optional[Outbox] = None
         self.link: Optional[MqttLink] = None
@@ -94,7 +96,7 @@ class Agent:
             on_connect=lambda: self._threadsafe(self._on_connect),
             on_ack=lambda mid, ok: self._threadsafe(self.forwarder.on_ack, mid, ok),  # type: ignore[union-attr]
             max_inflight=b.max_inflight,
-            subscriptions=(self.topics.commands,),
+            subscriptions=self._subscriptions(),
             on_message=self._on_message,
         )
         self.commands = CommandProcessor(bind(self)(), self.clock.time, self.clock.synced)
@@ -158,8 +160,10 @@ class Agent:
             try:
                 if self.simulate:
                     self.hardware.simulate_inputs(self.config.control.inputs)
-                for event in self.room.tick():
+                events = self.room.tick()
+                for event in events:
                     self._emit(event)
+                self._publish_control_states(events)
                 beats += 1
                 if beats % max(1, int(self.config.node.health_interval)) == 0:
                     self._publish_energy()
@@ -180,6 +184,50 @@ class Agent:
             if self.link is not None and self.link.connected:
                 topic = self.topics.relay(event.subject)
                 self.link.publish(topic, self._relay_states[event.subject], qos=1, retain=True)
+
+    def _publish_discovery(self) -> None:
+        """Publishes the Home Assistant device; components that left the config since the last
+        time are removed first (remembered in discovery.last beside the buffer)."""
+        assert self.link is not None
+        topic, payload = discovery.discovery_payload(
+            self.config, __version__, prefix=self.config.node.discovery_prefix
+        )
+        last = self.config.node.state_dir / "discovery.last"
+        with contextlib.suppress(OSError):
+            previous = last.read_bytes()
+            removal = discovery.removal_payload(previous, payload)
+            if removal is not None:
+                self.link.publish(topic, removal, qos=1, retain=True)
+        self.link.publish(topic, payload, qos=1, retain=True)
+        try:
+            write_durably(last, payload)
+        except OSError as e:
+            log.warning("cannot remember the discovery payload: %s", e)
+
+    def _publish_control_states(self, events: list[Event]) -> None:
+        """Retained states of inputs and zones, for dashboards and Home Assistant."""
+        assert self.room is not None
+        now = iso_utc(self.clock.time())
+        for event in events:
+            if event.kind == "input":
+                topic = discovery.input_topic(self.topics.base, event.subject)
+                self._retain(topic, json_payload({"ts": now, "state": event.state}))
+        for name, zone in self.room.zones.items():
+            state = {
+                "mode": zone.current_mode(),
+                "setpoint": zone.effective_setpoint(),
+                "action": self.room.zone_action(name),
+                "temperature": self.room.zone_temperature(name),
+            }
+            topic = discovery.zone_topic(self.topics.base, name)
+            payload = json_payload(state)
+            if self._control_states.get(topic) != payload:
+                self._retain(topic, payload)
+
+    def _retain(self, topic: str, payload: bytes) -> None:
+        self._control_states[topic] = payload
+        if self.link is not None and self.link.connected:
+            self.link.publish(topic, payload, qos=1, retain=True)
 
     def _publish_energy(self) -> None:
         assert self.room is not None
@@ -287,9 +335,21 @@ class Agent:
         if self.link is not None and self.link.connected:
             self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
 
+    def _subscriptions(self) -> tuple[str, ...]:
+        topics = [self.topics.commands]
+        if self.config.node.discovery:
+            topics.append(discovery.status_topic(self.config.node.discovery_prefix))
+        return tuple(topics)
+
     def _on_message(self, message: Any) -> None:
         """A command arrived (paho's thread): checked for what can be checked here, then run on
         the event loop, where everything it touches lives."""
+        node = self.config.node
+        if node.discovery and message.topic == discovery.status_topic(node.discovery_prefix):
+            if discovery.ha_status_is_online(bytes(message.payload)):
+                log.info("Home Assistant is online: announcing again")
+                self._threadsafe(self.announce)
+            return
         prefix = self.topics.commands[:-1]  # "<base>/cmd/"
         if not message.topic.startswith(prefix):
             return
@@ -323,9 +383,14 @@ class Agent:
         self.announce()
 
     def announce(self) -> None:
-        """Everything a central system needs after (re)connecting: info, every retained state."""
+        """Everything a central system needs after (re)connecting: info, discovery, every
+        retained state."""
         assert self.link is not None and self.forwarder is not None
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
+        if self.config.node.discovery:
+            self._publish_discovery()
+        for topic, payload in self._control_states.items():
+            self.link.publish(topic, payload, qos=1, retain=True)
         for entity, payload in self._states.items():
             self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
         for relay, payload in self._relay_states.items():

@@ -119,6 +119,21 @@ class RoomController:
         self._asked[want.relay] = (want.on, now)
         return self.relays.request(want.relay, want.on, want.reason)
 
+    def zone_action(self, name: str) -> str:
+        """Home Assistant's hvac_action: heating, cooling, idle or off."""
+        zone = self.zones[name]
+        if zone.current_mode() == "off":
+            return "off"
+        if any(self.relays.state(r) for r in zone.config.heat_stages):
+            return "heating"
+        if any(self.relays.state(r) for r in zone.config.cool_stages):
+            return "cooling"
+        return "idle"
+
+    def zone_temperature(self, name: str) -> Optional[float]:
+        reading = self.readings(self.zones[name].config.sensor, "temperature")
+        return reading[0] if reading else None
+
     def apply_scene(self, name: str, source: str = "command") -> list[Event]:
         return self.scene_manager.apply(self.scenes[name], source)
 
