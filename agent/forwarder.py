@@ -52,8 +52,11 @@ class Forwarder:
     def on_ack(self, mid: int, ok: bool) -> None:
         """Runs on the event loop (the link's thread hands it over)."""
         seq = self.inflight.pop(mid, None)
-        if seq is None:
-            return  # a retained state or status message, not an outbox row
+        if seq is None:  # a retained state, status, discovery or command answer
+            if not ok:
+                log.warning("broker refused a state, discovery or answer message (mid %d): "
+                            "check the broker's ACL for this node", mid)  # fmt: skip
+            return
         if not ok:
             # The broker refused it (MQTT 5 reason code, e.g. not authorised): re-sending would
             # block the queue forever, so it is dropped, counted and logged.
