@@ -42,17 +42,7 @@ def _verb(body: dict[str, Any]) -> str:
 class Handlers:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        control = agent.config.control
-        self.owners: dict[str, str] = {}
-        for z in control.zones:
-            for relay in (*z.heat_stages, *z.cool_stages):
-                self.owners[relay] = f"zone {z.name!r} (cmd/zone/{z.name}/...)"
-        for light in control.lights:
-            for relay in light.relays:
-                self.owners[relay] = f"lights {light.name!r} (cmd/lights/{light.name})"
-        for v in control.ventilation:
-            for relay in (v.relays,) if isinstance(v.relays, str) else v.relays:
-                self.owners[relay] = f"ventilation {v.name!r}"
+        self.owners = agent.config.control.relay_owners()
 
     def table(self) -> dict[str, Handler]:
         return {

@@ -120,6 +120,20 @@ class ControlConfig:
     def active(self) -> bool:
         return bool(self.relays or self.inputs)
 
+    def relay_owners(self) -> dict[str, str]:
+        """Relay name -> the control that runs it (such a relay takes no direct command)."""
+        owners: dict[str, str] = {}
+        for z in self.zones:
+            for relay in (*z.heat_stages, *z.cool_stages):
+                owners[relay] = f"zone {z.name!r} (cmd/zone/{z.name}/...)"
+        for light in self.lights:
+            for relay in light.relays:
+                owners[relay] = f"lights {light.name!r} (cmd/lights/{light.name})"
+        for v in self.ventilation:
+            for relay in (v.relays,) if isinstance(v.relays, str) else v.relays:
+                owners[relay] = f"ventilation {v.name!r}"
+        return owners
+
 
 def parse_control(
     data: dict[str, Any], error: Callable[[str, str], Exception], devices: Sequence[Any]

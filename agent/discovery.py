@@ -164,7 +164,7 @@ def discovery_payload(
 
     # The command path refuses a relay that a zone, light group or ventilation runs
     # ("controlled"): HA gets that relay's state only, and the owner's control instead.
-    owned = _owned_relays(control)
+    owned = set(control.relay_owners())
     for relay in control.relays:
         if relay.name in owned:
             add(f"relay_{relay.name}_state", {
@@ -289,14 +289,6 @@ def _climate(zone: Any, topics: Topics) -> dict[str, Any]:
         "precision": 0.1,
         "temp_unit": "C",
     }
-
-
-def _owned_relays(control: Any) -> set[str]:
-    owned = {r for z in control.zones for r in (*z.heat_stages, *z.cool_stages)}
-    owned.update(r for group in control.lights for r in group.relays)
-    for v in control.ventilation:
-        owned.update((v.relays,) if isinstance(v.relays, str) else v.relays)
-    return owned
 
 
 def _on_off(platform: str, name: str, state: str, command: str) -> dict[str, Any]:
