@@ -27,7 +27,7 @@ from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker
 
 BASE = "roomagent/test-node"
-SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))  # .ci/run halves the fuzz on two legs
+SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))  # .ci/run shortens the fuzz on two legs
 CONTROL = """
 [[relays]]
 name = "up"
