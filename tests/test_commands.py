@@ -168,7 +168,8 @@ def test_late_retained_and_controlled_commands_move_nothing(central: Central) ->
     assert (
         owned is not None and owned["code"] == "controlled" and "zone 'chamber'" in owned["reason"]
     )
-    assert central.state("up") is None and central.state("heater") in (None, False)
+    # (The heater itself may be on: the zone runs it by the simulated room's temperature.)
+    assert central.state("up") is None
     fresh = iso(datetime.now(timezone.utc) + timedelta(minutes=1))
     ok = central.send("relay/up", json.dumps({"command": "on", "expires": fresh}))
     assert ok is not None and ok["ok"]
