@@ -48,7 +48,7 @@ def parse_record(
             continue
         name = rename.get(key, key)
         if name not in fields:
-            allowed = sorted({k for k in fields} - {"name"} | set(skip) | {"name"})
+            allowed = sorted(set(fields) | set(skip))
             raise RecordError(key, f"unknown key (known keys here: {', '.join(allowed)})")
         kwargs[name] = _convert(key, value, hints.get(name))
     missing = [

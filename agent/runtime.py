@@ -243,23 +243,29 @@ class Agent:
 
     def _buffer(self, topic: str, body: dict[str, Any]) -> None:
         """Appends a JSON message (with its seq) to the outbox from the event loop."""
-        assert self.outbox is not None and self.forwarder is not None
-        outbox, forwarder = self.outbox, self.forwarder
 
         def make(seq: int) -> bytes:
             return json_payload({**body, "seq": seq})
 
-        async def append() -> None:
-            try:
-                await self.run_db(outbox.append, topic, make)
-            except OutboxError as e:
-                log.error("%s not stored: %s", topic, e)
-            else:
-                forwarder.notify()
-
-        task = asyncio.ensure_future(append())
+        task = asyncio.ensure_future(self._store(topic, make))
         self._appending.add(task)
         task.add_done_callback(self._appending.discard)
+
+    async def _store(
+        self,
+        topic: str,
+        make: Callable[[int], bytes],
+        unsynced_at: Optional[tuple[str, float]] = None,
+    ) -> None:
+        """Commits one message to the outbox and wakes the forwarder. A full disk, even after
+        dropping old readings, is counted by the outbox and logged here; nothing stops."""
+        assert self.outbox is not None and self.forwarder is not None
+        try:
+            await self.run_db(self.outbox.append, topic, make, unsynced_at)
+        except OutboxError as e:
+            log.error("%s not stored: %s", topic, e)
+        else:
+            self.forwarder.notify()
 
     async def _first_round(self, stop: asyncio.Event) -> None:
         """Waits until every device has been opened and read once (or has failed or timed out),
@@ -313,13 +319,7 @@ class Agent:
         assert self.outbox is not None and self.forwarder is not None
         make = functools.partial(_telemetry, sample)
         unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
-        topic = self.topics.telemetry(sample.device)
-        try:
-            await self.run_db(self.outbox.append, topic, make, unsynced_at)
-        except OutboxError as e:  # disk full even after dropping old readings: counted, logged
-            log.error("%s: reading not stored: %s", sample.device, e)
-        else:
-            self.forwarder.notify()
+        await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
         self._set_state(sample.device, device_state_payload(sample.timestamp, True, sample.values))
 
     async def _on_availability(self, device: str, available: bool, error: Optional[str]) -> None:
