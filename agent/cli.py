@@ -67,12 +67,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
     # `kill -USR1 <pid>` dumps every thread's stack to the journal: how a hang is diagnosed.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    from agent.config_sources import effective
+
+    def prepare(cfg: Config) -> Config:
+        return _override(cfg, args.broker, args.state_dir)
+
     try:
-        cfg = _override(_load(args.config), args.broker, args.state_dir)
+        cfg = prepare(_load(args.config))
     except ConfigError as e:
         print(f"roomagent: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    agent = Agent(cfg, simulate=True if args.simulate else None)
+    # A config pushed from the central side since the file was last edited, if any.
+    cfg, origin = effective(cfg)
+    if origin != "file":
+        cfg = prepare(cfg)
+    agent = Agent(cfg, simulate=True if args.simulate else None, origin=origin, prepare=prepare)
 
     async def main() -> None:
         stop = asyncio.Event()

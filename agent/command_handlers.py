@@ -54,6 +54,7 @@ class Handlers:
             "ping": self.ping,
             "stats": self.stats,
             "reannounce": self.reannounce,
+            "config": self.config,
         }
 
     def _room(self) -> RoomController:
@@ -63,7 +64,7 @@ class Handlers:
 
     def _emit(self, events: list[Event]) -> None:
         for event in events:
-            self.agent._emit(event)
+            self.agent.emit(event)
 
     @staticmethod
     def _reason(body: dict[str, Any]) -> str:
@@ -204,6 +205,14 @@ class Handlers:
             raise CommandError("unknown_target", "reannounce takes no sub-topic")
         self.agent.announce()
         return {"reannounced": True}
+
+    def config(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        if path:
+            raise CommandError("unknown_target", "config takes no sub-topic")
+        manager = self.agent.config_manager
+        if manager is None:
+            raise CommandError("unavailable", "the agent is still starting")
+        return manager.from_command(body)
 
 
 def bind(agent: Agent) -> Callable[[], dict[str, Handler]]:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 log = logging.getLogger("roomagent.commands")
 
 MAX_PAYLOAD = 4096  # bytes: a command is small; anything bigger is a mistake or an attack
+MAX_CONFIG_PAYLOAD = 65536  # bytes: cmd/config carries a whole node config
 MAX_ID = 128  # characters
 REMEMBERED_IDS = 1000  # recent ids whose answer is repeated instead of executing again
 MAX_MINUTES = 7 * 24 * 60
@@ -43,7 +44,7 @@ class Response:
 
 
 ERRORS = {
-    "too_large": "payload over 4096 bytes",
+    "too_large": "payload over 4096 bytes (65536 for cmd/config)",
     "bad_encoding": "payload is not UTF-8",
     "bad_json": "payload is neither valid JSON (an object) nor a plain value",
     "bad_argument": "a field is missing, of the wrong type, or out of range",
@@ -54,6 +55,7 @@ ERRORS = {
     "refused": "a safety rule refused it (interlock, minimum time, chatter guard)",
     "controlled": "the relay belongs to a zone, light group or ventilation: command that",
     "unavailable": "the node has nothing to act on for this (no room control configured)",
+    "invalid_config": "the new config was refused; the reason names the file, key and problem",
 }
 
 
@@ -64,10 +66,10 @@ class CommandError(Exception):
         self.code, self.reason = code, reason
 
 
-def parse_payload(payload: bytes) -> dict[str, Any]:
+def parse_payload(payload: bytes, limit: int = MAX_PAYLOAD) -> dict[str, Any]:
     """JSON object, or a plain value (`ON`, `21.5`, `eco`) as {"command": value}."""
-    if len(payload) > MAX_PAYLOAD:
-        raise CommandError("too_large", f"payload is {len(payload)} bytes; at most {MAX_PAYLOAD}")
+    if len(payload) > limit:
+        raise CommandError("too_large", f"payload is {len(payload)} bytes; at most {limit}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -192,7 +194,8 @@ class CommandProcessor:
         body: dict[str, Any] = {}
         ident: Optional[str] = None
         try:
-            body = parse_payload(payload)
+            limit = MAX_CONFIG_PAYLOAD if path[:1] == ["config"] else MAX_PAYLOAD
+            body = parse_payload(payload, limit)
             ident = command_id(body)
             earlier = self.dedupe.seen(ident)
             if earlier is not None:

@@ -101,6 +101,17 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class RemoteConfig:
+    """Where new configs may come from besides an MQTT command (docs/config.md)."""
+
+    url: Optional[str] = None  # HTTPS address polled for this node's config (ETag-aware)
+    interval: float = 300.0  # s between polls
+    ca_file: Optional[Path] = None  # None: the system's trusted CAs
+    token_file: Optional[Path] = None  # bearer token, sent as Authorization
+    watch_file: bool = True  # reload the local config file when it changes
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     node: NodeConfig
@@ -108,6 +119,7 @@ class Config:
     buffer: BufferConfig
     devices: tuple[DeviceConfig, ...]
     control: ControlConfig = field(default_factory=ControlConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 
 T = TypeVar("T")
@@ -226,6 +238,16 @@ def load(path: os.PathLike[str] | str) -> Config:
     return parse(data, file, base_dir=path.resolve().parent)
 
 
+def loads(text: str, file: str, base_dir: Path) -> Config:
+    """Validates a config that did not come from a file (a command, a download); `file` names
+    its origin in errors, and relative paths in it resolve against `base_dir`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(file, "", f"not valid TOML: {e}") from None
+    return parse(data, file, base_dir)
+
+
 def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     root = _Table(data, "", file)
 
@@ -269,8 +291,9 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     _check_compensation(devices, file)
     root.used.update(CONTROL_SECTIONS)
     control = parse_control(data, lambda key, message: ConfigError(file, key, message), devices)
+    remote = _parse_remote(root.table("remote_config"), resolve)
     root.finish()
-    return Config(Path(file), node, broker, buffer, devices, control)
+    return Config(Path(file), node, broker, buffer, devices, control, remote)
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
@@ -294,15 +317,9 @@ def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> Br
         tt.finish()
         tls = TLSConfig(**files)
     username = t.get("username", str, None)
-    password_file = None
-    if "password_file" in t.data:
-        password_file = resolve(t.get("password_file", str))
-        if username is None:
-            raise t.error("password_file", "needs broker.username too")
-        if not password_file.is_file():
-            raise t.error("password_file", f"no such file: {password_file}")
-        if password_file.stat().st_mode & stat.S_IROTH:
-            raise t.error("password_file", f"{password_file} is world-readable; chmod 600 it")
+    if "password_file" in t.data and username is None:
+        raise t.error("password_file", "needs broker.username too")
+    password_file = _secret_file(t, "password_file", resolve)
     broker = BrokerConfig(
         host=t.get(
             "host", str, BrokerConfig.host, check=lambda v: None if v else "must not be empty"
@@ -325,6 +342,40 @@ def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> Br
         raise t.error("reconnect_max", "must be ≥ reconnect_min")
     t.finish()
     return broker
+
+
+def _secret_file(t: _Table, name: str, resolve: Callable[[str], Path]) -> Optional[Path]:
+    """A file holding a secret: it must exist and must not be readable by every user."""
+    value = t.get(name, str, None)
+    if value is None:
+        return None
+    path = resolve(value)
+    if not path.is_file():
+        raise t.error(name, f"no such file: {path}")
+    if path.stat().st_mode & stat.S_IROTH:
+        raise t.error(name, f"{path} is world-readable; chmod 600 it")
+    return path
+
+
+def _parse_remote(t: _Table, resolve: Callable[[str], Path]) -> RemoteConfig:
+    def https(v: str) -> Optional[str]:
+        # A config carries credentials' paths and decides what relays do: never over plain HTTP.
+        return None if v.startswith("https://") else f"must be an https:// address, got {v!r}"
+
+    ca_file = t.get("ca_file", str, None)
+    remote = RemoteConfig(
+        url=t.get("url", str, None, check=https),
+        interval=t.get("interval", float, RemoteConfig.interval, check=_between(10, 86400, "s")),
+        ca_file=resolve(ca_file) if ca_file is not None else None,
+        token_file=_secret_file(t, "token_file", resolve),
+        watch_file=t.get("watch_file", bool, RemoteConfig.watch_file),
+    )
+    if remote.ca_file is not None and not remote.ca_file.is_file():
+        raise t.error("ca_file", f"no such file: {remote.ca_file}")
+    if remote.url is None and (remote.ca_file or remote.token_file):
+        raise t.error("url", "is required when ca_file or token_file is given")
+    t.finish()
+    return remote
 
 
 def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:

@@ -103,6 +103,17 @@ class Forwarder:
             batch, self.acked = self.acked, []
             await self.run_db(self.outbox.delete, batch)
 
+    async def restart(self, link: MqttLink, max_inflight: int) -> None:
+        """Continues on a new link (new broker settings): nothing is in flight on it, so the
+        rows that were in flight on the old one are read again and re-sent (same seq)."""
+        await self._flush_acks()
+        self.link, self.max_inflight = link, max_inflight
+        self.read_ahead = 4 * max_inflight
+        self.inflight.clear()
+        self.ready.clear()
+        self.cursor = 0
+        self._wake.set()
+
     async def drain(self, timeout: float) -> bool:
         """Waits until nothing is in flight and all acks are flushed (used on shutdown)."""
         loop = asyncio.get_running_loop()

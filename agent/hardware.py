@@ -21,7 +21,14 @@ class Hardware:
         self._pin_factory: Any = None
         self.room: Any = None  # the simulated room (drivers.sim.room.RoomModel) when simulating
         if simulate:
-            self._attach_simulated_chips()
+            self._attach_simulated_chips(self.devices)
+
+    def add_devices(self, devices: Sequence[DeviceConfig]) -> None:
+        """A new config's devices: when simulating, chips for the ones not seen before."""
+        new = [d for d in devices if d not in self.devices]
+        self.devices = tuple(devices)
+        if self.simulate:
+            self._attach_simulated_chips(new)
 
     def bus(self, number: int) -> Any:
         if number not in self._buses:
@@ -41,11 +48,13 @@ class Hardware:
         except NoBusError as e:
             return MissingBus(str(e))
 
-    def _attach_simulated_chips(self) -> None:
+    def _attach_simulated_chips(self, devices: Sequence[DeviceConfig]) -> None:
         from drivers.sim.room import SIMULATED_CHIPS, RoomModel
 
-        self.room = room = RoomModel()
-        for device in self.devices:
+        if self.room is None:
+            self.room = RoomModel()
+        room = self.room
+        for device in devices:
             factory = SIMULATED_CHIPS.get(device.driver)
             if factory is None:
                 continue  # nothing answers: the agent reports the device unavailable

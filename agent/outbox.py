@@ -136,6 +136,15 @@ class Outbox:
             self._reserve()
         self._keep_reserve()
 
+    def set_limits(self, max_rows: int, max_bytes: int, durability: str) -> None:
+        """A new config's limits, applied in place; rows over them go at the next append."""
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+        self.max_rows, self.max_bytes, self.configured_max_bytes = max_rows, max_bytes, max_bytes
+        if durability != self.durability:
+            self.durability = durability
+            self.db.execute(f"PRAGMA synchronous={durability.upper()}")
+
     def _open(self) -> None:
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         try:

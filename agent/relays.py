@@ -132,21 +132,35 @@ class RelayBank:
         pin_factory: object,
         clock: Clock,
         store: KeyValueStore,
+        previous: Optional[RelayBank] = None,
     ) -> None:
+        """`previous`: the bank of a config being replaced. Its relays that keep their name, pin
+        and polarity carry on with their pin, state and timers, so reconfiguring switches
+        nothing it need not; its other relays are retired (switched off and released)."""
         validate_relays(configs)
         self._clock, self._store = clock, store
         now, wall = clock.monotonic(), clock.time()
-        self._relays = {c.name: _Relay(c, now) for c in configs}
+        kept = previous._reusable(configs) if previous is not None else {}
+        self._relays = {c.name: kept.get(c.name) or _Relay(c, now) for c in configs}
+        fresh = [r for r in self._relays.values() if r.cfg.name not in kept]
         self._groups: dict[str, list[_Relay]] = {}
-        for r in self._relays.values():
-            if r.cfg.interlock is not None:
-                self._groups.setdefault(r.cfg.interlock, []).append(r)
+        for c in configs:
+            if c.interlock is not None:
+                self._groups.setdefault(c.interlock, []).append(self._relays[c.name])
         self._last_flush = now
         self._closed = False
         # Switches and deferrals decided at power-on, for the runtime to publish.
-        self.startup_events: list[Event] = self._power_on(now, wall)
+        holder = {
+            c.interlock: c.name
+            for c in configs
+            if c.interlock is not None and c.name in kept and kept[c.name].on
+        }
+        self.startup_events: list[Event] = self._power_on(now, wall, fresh, holder)
+        if previous is not None:
+            # Before the new pins are claimed: a retired relay's pin may be a new relay's.
+            self.startup_events += previous._retire(set(kept))
         try:
-            for r in self._relays.values():
+            for r in fresh:
                 # The pin starts at its resolved level: no glitch through the wrong one.
                 r.device = OutputDevice(
                     r.cfg.pin,
@@ -155,17 +169,69 @@ class RelayBank:
                     pin_factory=pin_factory,
                 )
         except BaseException:
-            self._close_devices()
+            for r in fresh:
+                if r.device is not None:
+                    r.device.close()
+                    r.device = None
             raise
+        if previous is not None:
+            previous._hand_over(kept)
+        for c in configs:
+            self._relays[c.name].cfg = c
+        self.startup_events += self._settle_interlocks(now)
         for r in self._relays.values():
             self._save(r)
         self._flush(now)
 
-    def _power_on(self, now: float, wall: float) -> list[Event]:
+    def _reusable(self, configs: Sequence[RelayConfig]) -> dict[str, _Relay]:
+        """This bank's relays that the new configs keep on the same pin and polarity."""
+        return {
+            c.name: r
+            for c in configs
+            if (r := self._relays.get(c.name)) is not None
+            and (r.cfg.pin, r.cfg.active_high) == (c.pin, c.active_high)
+        }
+
+    def _retire(self, keep: set[str]) -> list[Event]:
+        """Switches off and releases every relay not in `keep` (the new config dropped it or
+        moved it to another pin): what the plant gets when nothing controls a relay any more."""
+        now = self._clock.monotonic()
         events: list[Event] = []
-        holder: dict[str, str] = {}  # interlock group -> the member already on
+        for name in [n for n in self._relays if n not in keep]:
+            r = self._relays.pop(name)
+            if r.on:
+                events.append(self._switch(r, False, "reconfigured: relay removed or moved", now))
+            self._save(r)
+            if r.device is not None:
+                r.device.close()
+                r.device = None
+        self._flush(now)
+        return events
+
+    def _hand_over(self, kept: dict[str, _Relay]) -> None:
+        """The kept relays now belong to the new bank: this one closes without touching them."""
+        for name in kept:
+            self._relays.pop(name, None)
+        self._closed = True
+
+    def _settle_interlocks(self, now: float) -> list[Event]:
+        """A new config may put two relays that are on into one interlock group: all but the
+        first stay off, whatever their minimum on time, because the interlock protects the plant."""
+        events: list[Event] = []
+        for group, members in self._groups.items():
+            on = [r for r in members if r.on]
+            for r in on[1:]:
+                why = f"reconfigured: interlock {group}: {on[0].cfg.name} is on"
+                events.append(self._switch(r, False, why, now))
+        return events
+
+    def _power_on(
+        self, now: float, wall: float, fresh: list[_Relay], holder: dict[str, str]
+    ) -> list[Event]:
+        """`holder`: interlock group -> its member already on (kept from a previous bank)."""
+        events: list[Event] = []
         was: dict[str, bool] = {}
-        for r in self._relays.values():  # all of it first: dead times depend on the others
+        for r in fresh:  # all of it first: dead times depend on the others
             saved = self._store.get(_key(r.cfg.name))
             record: dict[str, Any] = saved if isinstance(saved, dict) else {}
             r.energy_wh = _number(record.get("energy_wh")) or 0.0
@@ -175,7 +241,7 @@ class RelayBank:
                 # A wall clock that went backwards proves nothing: wait the whole min_off.
                 r.last_off = now - max(0.0, wall - r.last_off_wall)
             was[r.cfg.name] = record.get("on") is True
-        for r in self._relays.values():
+        for r in fresh:
             was_on, mode = was[r.cfg.name], r.cfg.power_on
             on = mode == "on" or (mode == "restore" and was_on)
             group = r.cfg.interlock

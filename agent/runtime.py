@@ -17,6 +17,7 @@ from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
 from agent.commands import CommandProcessor
 from agent.config import Config, DeviceConfig
+from agent.config_manager import ConfigManager
 from agent.contract import (
     CONTRACT_VERSION,
     Topics,
@@ -53,8 +54,14 @@ class Agent:
         clock: Optional[SystemClock] = None,
         hardware: Optional[Hardware] = None,
         notifier: Optional[Notifier] = None,
+        origin: str = "file",
+        prepare: Callable[[Config], Config] = lambda c: c,
     ) -> None:
+        """`origin`: where `config` came from ("file", or the central side: see
+        agent.config_sources.effective); `prepare`: applied to every config loaded later (the
+        command line's overrides)."""
         self.config = config
+        self.origin, self.prepare = origin, prepare
         self.simulate = config.node.simulate if simulate is None else simulate
         self.clock = clock or SystemClock(config.node.clock)
         self.topics = Topics(config.node.base_topic)
@@ -75,6 +82,11 @@ class Agent:
         self.notifier = notifier or Notifier()
         self.room: Optional[RoomController] = None
         self.boot = boot_id()
+        self.config_manager: Optional[ConfigManager] = None
+        self._runner_tasks: dict[DeviceRunner, asyncio.Future[None]] = {}
+        self._control_task: Optional[asyncio.Future[None]] = None
+        self._control_store: Optional[StateStore] = None
+        self._spawned: set[asyncio.Future[Any]] = set()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -90,28 +102,22 @@ class Agent:
         )
         stats = self.outbox.stats()
         log.info("buffer %s: %d readings waiting, next seq %d", b.path, stats.rows, stats.next_seq)
-        self.link = MqttLink(
-            self.config.broker,
-            status_topic=self.topics.status,
-            on_connect=lambda: self._threadsafe(self._on_connect),
-            on_ack=lambda mid, ok: self._threadsafe(self.forwarder.on_ack, mid, ok),  # type: ignore[union-attr]
-            max_inflight=b.max_inflight,
-            subscriptions=self._subscriptions(),
-            on_message=self._on_message,
-        )
+        self.link = self._new_link(self.config)
         self.commands = CommandProcessor(bind(self)(), self.clock.time, self.clock.synced)
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
-        self.runners = [self._make_runner(d) for d in self.config.devices]
+        self.runners = [self.make_runner(d) for d in self.config.devices]
         link_compensation(self.runners)
         if self.config.control.active:
-            self.room = self._make_room()
+            self.room = self.make_room(self.config)
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
-        if self.room is not None:
-            tasks.append(asyncio.ensure_future(self._control()))
-        tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
+        self.start_control()
+        for runner in self.runners:
+            self.start_runner(runner)
         self.link.start()
+        self.config_manager = ConfigManager(self, self.origin, self.prepare)
+        self.config_manager.start()
         await self._first_round(stop)
         self.notifier.notify(READY="1", STATUS=self.status_line())
         tasks.append(asyncio.ensure_future(self._supervise()))
@@ -127,7 +133,7 @@ class Agent:
         finally:
             await self._shutdown(tasks)
 
-    def _make_runner(self, d: DeviceConfig) -> DeviceRunner:
+    def make_runner(self, d: DeviceConfig) -> DeviceRunner:
         if d.bus not in self._bus_threads:
             self._bus_threads[d.bus] = BusWorker(f"i2c-{d.bus}")
         driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
@@ -135,34 +141,83 @@ class Agent:
             d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
         )
 
-    def _make_room(self) -> RoomController:
-        store = StateStore(self.config.node.state_dir / "control.json")
-        by_name = {r.config.name: r for r in self.runners}
+    def start_runner(self, runner: DeviceRunner) -> None:
+        self._runner_tasks[runner] = asyncio.ensure_future(runner.run())
+
+    def stop_runner(self, runner: DeviceRunner) -> None:
+        """Stops polling a device the config dropped or changed; its driver is closed on its
+        bus thread, after any read still running there."""
+        runner.stopped = True
+        task = self._runner_tasks.pop(runner, None)
+        if task is not None:
+            task.cancel()
+        if runner.hung is None:
+            runner.executor.submit(runner.driver.close)
+
+    def forget_state(self, entity: str) -> None:
+        """Clears the retained state of a device that left the config."""
+        if self._states.pop(entity, None) is not None and self.link is not None:
+            self.link.publish(self.topics.state(entity), b"", qos=1, retain=True)
+
+    def make_room(
+        self, config: Config, previous: Optional[RoomController] = None
+    ) -> RoomController:
+        if self._control_store is None:
+            self._control_store = StateStore(self.config.node.state_dir / "control.json")
 
         def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
-            runner = by_name.get(device)
+            runner = next((r for r in self.runners if r.config.name == device), None)
             if runner is None or quantity not in runner.last_values:
                 return None
             return runner.last_values[quantity], runner.last_good
 
         room = RoomController(
-            self.config.control, self.hardware.pin_factory(), self.clock, store, reading
+            config.control,
+            self.hardware.pin_factory(),
+            self.clock,
+            self._control_store,
+            reading,
+            previous,
         )
         for event in room.startup_events:
-            self._emit(event)
+            self.emit(event)
         return room
+
+    def start_control(self) -> None:
+        if self.room is not None and self._control_task is None:
+            self._control_task = asyncio.ensure_future(self._control())
+
+    def stop_control(self) -> None:
+        if self._control_task is not None:
+            self._control_task.cancel()
+            self._control_task = None
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    def submit_db(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Runs fn on the buffer's thread without waiting for it (config changes)."""
+        self._db_thread.submit(fn, *args)
+
+    def rebind_commands(self) -> None:
+        self.commands.handlers = bind(self)()
+
+    def config_event(self, state: str, reason: str) -> None:
+        """A config applied or refused, on the events topic: the central side's record."""
+        self.emit(Event("config", "node", state, reason, self.clock.time()))
 
     async def _control(self) -> None:
         """The room's control loop, once a second; it never stops on an error of its own."""
-        assert self.room is not None
         beats = 0
-        while True:
+        while self.room is not None:
             try:
                 if self.simulate:
                     self.hardware.simulate_inputs(self.config.control.inputs)
                 events = self.room.tick()
                 for event in events:
-                    self._emit(event)
+                    self.emit(event)
                 self._publish_control_states(events)
                 beats += 1
                 if beats % max(1, int(self.config.node.health_interval)) == 0:
@@ -171,7 +226,7 @@ class Agent:
                 log.exception("room control failed this second; carrying on")
             await asyncio.sleep(CONTROL_SECONDS)
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         """Events go through the durable buffer (they are the record of why things switched);
         a relay's latest state is also retained on its own topic."""
         assert self.outbox is not None
@@ -335,11 +390,51 @@ class Agent:
         if self.link is not None and self.link.connected:
             self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
 
-    def _subscriptions(self) -> tuple[str, ...]:
+    def subscriptions(self, config: Config) -> tuple[str, ...]:
         topics = [self.topics.commands]
-        if self.config.node.discovery:
-            topics.append(discovery.status_topic(self.config.node.discovery_prefix))
+        if config.node.discovery:
+            topics.append(discovery.status_topic(config.node.discovery_prefix))
         return tuple(topics)
+
+    def _new_link(self, config: Config) -> MqttLink:
+        """A link whose callbacks are ignored once another link has replaced it (a broker
+        change): a late PUBACK from the old broker must not delete a row by a stale id."""
+        link: Optional[MqttLink] = None
+
+        def current() -> bool:
+            return link is not None and link is self.link
+
+        def on_connect() -> None:
+            if current():
+                self._on_connect()
+
+        def on_ack(mid: int, ok: bool) -> None:
+            if current() and self.forwarder is not None:
+                self.forwarder.on_ack(mid, ok)
+
+        link = MqttLink(
+            config.broker,
+            status_topic=self.topics.status,
+            on_connect=lambda: self._threadsafe(on_connect),
+            on_ack=lambda mid, ok: self._threadsafe(on_ack, mid, ok),
+            max_inflight=config.buffer.max_inflight,
+            subscriptions=self.subscriptions(config),
+            on_message=self._on_message,
+        )
+        return link
+
+    async def replace_link(self) -> None:
+        """Moves to new broker settings: the old connection says offline and closes, what was
+        in flight on it goes again from the buffer (at least once, same seq), the new one
+        connects and announces."""
+        assert self.forwarder is not None and self.link is not None
+        old, new = self.link, self._new_link(self.config)
+        self.link = new  # from here, the old link's callbacks are ignored
+        await asyncio.get_running_loop().run_in_executor(None, old.stop)
+        await self.forwarder.restart(new, self.config.buffer.max_inflight)
+        new.start()
+        log.info("connecting to the new broker settings: %s:%d", self.config.broker.host,
+                 self.config.broker.port)  # fmt: skip
 
     def _on_message(self, message: Any) -> None:
         """A command arrived (paho's thread): checked for what can be checked here, then run on
@@ -435,6 +530,7 @@ class Agent:
             "delivered": self.forwarder.delivered,
             "devices_up": sum(1 for r in self.runners if r.available),
             "devices_down": sum(1 for r in self.runners if r.available is False),
+            "config": self.config_manager.health() if self.config_manager else None,
         }
 
     def _publish_health(self) -> None:
@@ -476,9 +572,14 @@ class Agent:
     async def _shutdown(self, tasks: Sequence[asyncio.Future[Any]]) -> None:
         log.info("stopping")
         self.notifier.notify(STOPPING="1", STATUS="stopping")
+        if self.config_manager is not None:
+            await self.config_manager.stop()
         for stoppable in [self.forwarder, *self.runners]:
             if stoppable is not None:
                 stoppable.stopped = True
+        tasks = [*tasks, *self._runner_tasks.values(), *self._spawned]
+        if self._control_task is not None:
+            tasks.append(self._control_task)
         for task in tasks:
             task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=5)
@@ -488,7 +589,7 @@ class Agent:
         if self.room is not None:
             # Every relay to its safe state before anything else: the rest may fail or hang.
             for event in self.room.safe_state("agent stopping"):
-                self._emit(event)
+                self.emit(event)
             self.room.close()
         if self._appending:
             await asyncio.wait(set(self._appending), timeout=2)

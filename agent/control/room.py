@@ -32,6 +32,9 @@ REASK_AFTER = 60.0
 
 
 class RoomController:
+    relays: RelayBank
+    inputs: InputBank
+
     def __init__(
         self,
         config: ControlConfig,
@@ -39,19 +42,49 @@ class RoomController:
         clock: Clock,
         store: StateStore,
         readings: ReadingSource,
+        previous: Optional[RoomController] = None,
     ) -> None:
+        """`previous`: the controller of a config being replaced (a reload). What the new config
+        keeps unchanged carries on as it was: relays on the same pins keep their state and
+        timers, unchanged zones keep their mode and overrides, unchanged inputs their history."""
         self.config, self.clock, self.readings = config, clock, readings
-        self.relays = RelayBank(config.relays, pin_factory, clock, store)
-        try:
-            self.inputs = InputBank(config.inputs, pin_factory, clock)
-        except Exception:
-            self.relays.close()
-            raise
+        old = previous.config if previous is not None else None
+        if previous is not None and old is not None and old.inputs != config.inputs:
+            previous.inputs.close()  # its pins may be the new inputs' pins
+        self.relays = RelayBank(
+            config.relays, pin_factory, clock, store, previous.relays if previous else None
+        )
+        if previous is not None and old is not None and old.inputs == config.inputs:
+            self.inputs = previous.inputs
+        else:
+            try:
+                self.inputs = InputBank(config.inputs, pin_factory, clock)
+            except Exception:
+                self.relays.close()
+                raise
+
+        def same(kind: str, name: str, item: Any) -> Any:
+            """The previous controller's object for an unchanged item, else None."""
+            objects = getattr(previous, kind, {}) if previous is not None else {}
+            earlier = objects.get(name)
+            return earlier if earlier is not None and earlier.config == item else None
+
         self.zones = {
-            z.name: Thermostat(z, config.schedules.get(z.name), clock) for z in config.zones
+            z.name: (
+                same("zones", z.name, z)
+                if old is not None and old.schedules.get(z.name) == config.schedules.get(z.name)
+                else None
+            )
+            or Thermostat(z, config.schedules.get(z.name), clock)
+            for z in config.zones
         }
-        self.lights = {c.name: LightControl(c, clock) for c in config.lights}
-        self.ventilation = {c.name: VentilationControl(c, clock) for c in config.ventilation}
+        self.lights = {
+            c.name: same("lights", c.name, c) or LightControl(c, clock) for c in config.lights
+        }
+        self.ventilation = {
+            c.name: same("ventilation", c.name, c) or VentilationControl(c, clock)
+            for c in config.ventilation
+        }
         self.scenes = {s.name: s for s in config.scenes}
         self.scene_manager = SceneManager(self.lights, self.zones, self.ventilation, clock)
         self._motion_inputs = [i.name for i in config.inputs if i.kind == "motion"]

@@ -1,0 +1,219 @@
+"""New configs for a running node, from three places: `cmd/config` (pushed over MQTT), the
+HTTPS address in `[remote_config]` (polled, ETag-aware) and the local file (watched).
+
+Every one is validated as fully as at start (agent.config), then checked against what cannot
+change in place (agent.reconfigure), and only then applied; one that fails is refused with the
+reason, reported on the events topic and in health, and the node carries on with the last good
+config. docs/config.md ("Changing the config of a running node") is the user's side of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from agent import __version__
+from agent import config as config_mod
+from agent.commands import CommandError
+from agent.config import Config, ConfigError
+from agent.config_sources import (
+    Fetcher,
+    FetchError,
+    FileWatcher,
+    RemoteCopy,
+    RemoteStore,
+    local_sha256,
+    parse_remote,
+    sha256,
+)
+from agent.reconfigure import Reconfigurer
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+log = logging.getLogger("roomagent.config")
+
+SETTLE_SECONDS = 1.0  # editors write a file in several steps: wait for it to settle
+
+
+@dataclass(frozen=True)
+class Applied:
+    origin: str  # "file", "mqtt" or the URL
+    sha256: str  # of the config text
+    changed: tuple[str, ...]
+
+
+class ConfigManager:
+    def __init__(
+        self, agent: Agent, origin: str, prepare: Callable[[Config], Config] = lambda c: c
+    ) -> None:
+        self.agent = agent
+        self.prepare = prepare  # the command line's overrides (--broker, --state-dir)
+        self.store = RemoteStore(agent.config.node.state_dir)
+        self.reconfigurer = Reconfigurer(agent)
+        self.origin = origin
+        self.local_sha = local_sha256(agent.config.source)
+        copy = self.store.load() if origin != "file" else None
+        self.sha = sha256(copy.text.encode()) if copy else self.local_sha
+        self.etag = copy.etag if copy else None
+        self.last_error: Optional[str] = None
+        self.applied_at = time.time()
+        self._watcher: Optional[FileWatcher] = None
+        self._fetcher: Optional[Fetcher] = None
+        self._tasks: list[asyncio.Future[Any]] = []
+        self._file_changed = asyncio.Event()
+        self._fetch_now = asyncio.Event()
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        remote = self.agent.config.remote
+        loop = asyncio.get_running_loop()
+        if remote.watch_file:
+            try:
+
+                def changed() -> None:  # on watchdog's thread
+                    loop.call_soon_threadsafe(self._file_changed.set)
+
+                self._watcher = FileWatcher(self.agent.config.source, changed)
+                self._watcher.start()
+            except OSError as e:  # inotify limits, a directory that went away
+                log.error("cannot watch %s for changes: %s", self.agent.config.source, e)
+        self._tasks = [asyncio.ensure_future(self._watch_file()),
+                       asyncio.ensure_future(self._poll())]  # fmt: skip
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
+        if self._watcher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._watcher.stop)
+        if self._fetcher is not None:
+            self._fetcher.close()
+
+    def health(self) -> dict[str, Any]:
+        return {"origin": self.origin, "sha256": self.sha, "error": self.last_error}
+
+    # The three sources.
+
+    def from_command(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`cmd/config`: {"config": "<TOML>"} applies it; {"command": "fetch"} polls the HTTPS
+        address now; {"command": "get"} says which config is running."""
+        text = body.get("config")
+        verb = body.get("command")
+        if text is not None:
+            if not isinstance(text, str):
+                raise CommandError("bad_argument", "config: must be the config as a TOML string")
+            try:
+                applied = self._apply(parse_remote(text, "cmd/config", self.agent.config), text,
+                                      "mqtt")  # fmt: skip
+            except ConfigError as e:
+                self._refused("mqtt", str(e))
+                raise CommandError("invalid_config", str(e)) from None
+            reason = "applied" if applied.changed else "unchanged"
+            return {"reason": reason, "changed": list(applied.changed), "sha256": applied.sha256}
+        if verb == "get":
+            return {"reason": "running config", **self.health()}
+        if verb == "fetch":
+            if self.agent.config.remote.url is None:
+                raise CommandError("unavailable", "no remote_config.url is configured")
+            self._fetch_now.set()
+            return {"reason": "fetching", "url": self.agent.config.remote.url}
+        raise CommandError("bad_argument", 'expected "config": "<TOML>", or command get or fetch')
+
+    async def _watch_file(self) -> None:
+        while True:
+            await self._file_changed.wait()
+            # Settle: an editor's save is several events; act once on the final content.
+            while True:
+                self._file_changed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._file_changed.wait(), SETTLE_SECONDS)
+                if not self._file_changed.is_set():
+                    break
+            self._reload_file()
+
+    def _reload_file(self) -> None:
+        path = self.agent.config.source
+        current = local_sha256(path)
+        if not current or current == self.local_sha:
+            return  # gone for a moment, touched, or written back unchanged
+        self.local_sha = current
+        try:
+            new = self.prepare(config_mod.load(path))
+            applied = self._apply(new, None, "file")
+        except ConfigError as e:
+            self._refused("file", str(e))
+            return
+        log.info("%s reloaded: %s", path, ", ".join(applied.changed) or "nothing changed")
+
+    async def _poll(self) -> None:
+        while True:
+            remote = self.agent.config.remote
+            if remote.url is not None:
+                await self._fetch_once()
+                interval = remote.interval
+            else:
+                interval = 3600.0  # nothing to poll until a config command asks for it
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._fetch_now.wait(), interval)
+            self._fetch_now.clear()
+
+    async def _fetch_once(self) -> None:
+        remote = self.agent.config.remote
+        if self._fetcher is None or self._fetcher.remote != remote:
+            if self._fetcher is not None:
+                self._fetcher.close()
+            self._fetcher = Fetcher(remote, f"roomagent/{__version__}")
+        url = str(remote.url)
+        loop = asyncio.get_running_loop()
+        try:
+            fetched = await loop.run_in_executor(None, self._fetcher.fetch, self.etag)
+        except FetchError as e:
+            if self.last_error != str(e):  # once per distinct failure, not every poll
+                log.warning("%s", e)
+            self.last_error = str(e)
+            return
+        if fetched.text is None:
+            return  # 304: what we run is still current
+        try:
+            new = self.prepare(parse_remote(fetched.text, url, self.agent.config))
+            self._apply(new, fetched.text, url, fetched.etag)
+        except ConfigError as e:
+            self.etag = fetched.etag  # not again until the server has something else
+            self._refused(url, str(e))
+
+    # Applying.
+
+    def _apply(
+        self, new: Config, text: Optional[str], origin: str, etag: Optional[str] = None
+    ) -> Applied:
+        """Applies a validated config; `text` is kept (with its origin) when it came from the
+        central side, so that a restart comes back with it."""
+        digest = sha256(text.encode()) if text is not None else local_sha256(new.source)
+        changed = self.reconfigurer.apply(new)
+        if text is not None:
+            copy = RemoteCopy(text, origin, etag, local_sha256(self.agent.config.source))
+            try:
+                self.store.save(copy)
+            except OSError as e:  # applied, but a restart will come back with the old config
+                log.error("cannot keep the new config in %s: %s", self.store.text_path, e)
+        else:
+            self.store.forget()  # the local file was edited: it is the config from now on
+        self.origin, self.sha, self.etag = origin, digest, etag
+        self.last_error = None
+        self.applied_at = time.time()
+        state = "applied" if changed else "unchanged"
+        self.agent.config_event(state, f"from {origin}: {', '.join(changed) or 'no change'}")
+        return Applied(origin, digest, changed)
+
+    def _refused(self, origin: str, reason: str) -> None:
+        log.error("new config from %s refused, still running the last good one: %s",
+                  origin, reason)  # fmt: skip
+        self.last_error = reason
+        self.agent.config_event("refused", f"from {origin}: {reason}")

@@ -1,0 +1,116 @@
+"""Applying a new config to a running agent, without a restart.
+
+A restart would release the GPIO lines (the relays would drop to whatever the board's pulls
+make of them) and lose what the rooms' controls were doing, so a new config is applied in
+place: devices whose config is unchanged keep polling, relays on the same pins keep their
+state and timers, unchanged zones keep their modes and overrides, the buffer and its
+sequence numbers are untouched, and the MQTT connection is only replaced when the broker
+settings change. What cannot change in place (the node's identity, topics and state
+directory) is refused with the reason before anything is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from agent.config import Config, ConfigError
+from agent.devices import link_compensation
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+log = logging.getLogger("roomagent.config")
+
+# (section, field, config key): fixed for the life of the process.
+FIXED = (
+    ("node", "id", "node.id"),
+    ("node", "base_topic", "node.base_topic"),
+    ("node", "state_dir", "node.state_dir"),
+    ("node", "simulate", "node.simulate"),
+    ("buffer", "path", "buffer.path"),
+)
+SECTIONS = ("node", "broker", "buffer", "devices", "control", "remote")
+
+
+def check_fixed(old: Config, new: Config) -> None:
+    """Refuses, naming the key, a config that changes what only a restart can change."""
+    for section, name, key in FIXED:
+        before = getattr(getattr(old, section), name)
+        after = getattr(getattr(new, section), name)
+        if before != after:
+            raise ConfigError(
+                str(new.source), key,
+                f"cannot change while the agent runs ({before} -> {after}): edit the local "
+                "file and restart the service",
+            )  # fmt: skip
+
+
+def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
+    return tuple(s for s in SECTIONS if getattr(old, s) != getattr(new, s))
+
+
+class Reconfigurer:
+    """Applies validated configs to one Agent, on its event loop."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def apply(self, new: Config) -> tuple[str, ...]:
+        """Everything but the broker connection happens before this returns; a changed broker
+        is swapped in by a task (the answer to a config command still goes out on the old
+        connection). Returns the sections that changed."""
+        agent, old = self.agent, self.agent.config
+        check_fixed(old, new)
+        changed = changed_sections(old, new)
+        if not changed:
+            return changed
+        if new.devices != old.devices:
+            self._devices(new)
+        if new.control != old.control:
+            self._control(new)
+        if new.buffer != old.buffer and agent.outbox is not None:
+            b = new.buffer
+            agent.submit_db(agent.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
+        relink = (
+            new.broker != old.broker
+            or new.buffer.max_inflight != old.buffer.max_inflight
+            or agent.subscriptions(new) != agent.subscriptions(old)
+        )
+        agent.config = new
+        agent.rebind_commands()
+        if relink:
+            agent.spawn(agent.replace_link())
+        elif agent.link is not None and agent.link.connected:
+            agent.announce()  # info, discovery (removing what left) and every state
+        return changed
+
+    def _devices(self, new: Config) -> None:
+        agent = self.agent
+        wanted = {d.name: d for d in new.devices}
+        keep = [r for r in agent.runners if wanted.get(r.config.name) == r.config]
+        for runner in agent.runners:
+            if runner not in keep:
+                agent.stop_runner(runner)
+                if runner.config.name not in wanted:
+                    agent.forget_state(runner.config.name)
+        agent.hardware.add_devices(new.devices)
+        kept = {r.config.name: r for r in keep}
+        agent.runners = [kept.get(d.name) or agent.make_runner(d) for d in new.devices]
+        link_compensation(agent.runners)
+        for runner in agent.runners:
+            if runner.config.name not in kept:
+                agent.start_runner(runner)
+
+    def _control(self, new: Config) -> None:
+        agent = self.agent
+        if not new.control.active:
+            if agent.room is not None:
+                for event in agent.room.safe_state("reconfigured: room control removed"):
+                    agent.emit(event)
+                agent.room.close()
+                agent.room = None
+            agent.stop_control()
+            return
+        agent.room = agent.make_room(new, previous=agent.room)
+        agent.start_control()
