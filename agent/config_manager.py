@@ -110,8 +110,8 @@ class ConfigManager:
             if not isinstance(text, str):
                 raise CommandError("bad_argument", "config: must be the config as a TOML string")
             try:
-                applied = self._apply(parse_remote(text, "cmd/config", self.agent.config), text,
-                                      "mqtt")  # fmt: skip
+                new = parse_remote(text, "cmd/config", self.agent.config)
+                applied = self._apply(new, text, "mqtt", name="cmd/config")
             except ConfigError as e:
                 self._refused("mqtt", str(e))
                 raise CommandError("invalid_config", str(e)) from None
@@ -146,7 +146,7 @@ class ConfigManager:
         self.local_sha = current
         try:
             new = self.prepare(config_mod.load(path))
-            applied = self._apply(new, None, "file")
+            applied = self._apply(new, None, "file", name=str(path))
         except ConfigError as e:
             self._refused("file", str(e))
             return
@@ -183,7 +183,7 @@ class ConfigManager:
             return  # 304: what we run is still current
         try:
             new = self.prepare(parse_remote(fetched.text, url, self.agent.config))
-            self._apply(new, fetched.text, url, fetched.etag)
+            self._apply(new, fetched.text, url, fetched.etag, name=url)
         except ConfigError as e:
             self.etag = fetched.etag  # not again until the server has something else
             self._refused(url, str(e))
@@ -191,12 +191,18 @@ class ConfigManager:
     # Applying.
 
     def _apply(
-        self, new: Config, text: Optional[str], origin: str, etag: Optional[str] = None
+        self,
+        new: Config,
+        text: Optional[str],
+        origin: str,
+        etag: Optional[str] = None,
+        *,
+        name: str,
     ) -> Applied:
         """Applies a validated config; `text` is kept (with its origin) when it came from the
         central side, so that a restart comes back with it."""
         digest = sha256(text.encode()) if text is not None else local_sha256(new.source)
-        changed = self.reconfigurer.apply(new)
+        changed = self.reconfigurer.apply(new, name)
         if text is not None:
             copy = RemoteCopy(text, origin, etag, local_sha256(self.agent.config.source))
             try:

@@ -115,6 +115,9 @@ class FileWatcher:
         from watchdog.observers import Observer
 
         target = str(path.resolve())
+        # watchdog logs every event in the directory at DEBUG; the agent's own log may live
+        # there, and each line logged would be another event.
+        logging.getLogger("watchdog").setLevel(logging.INFO)
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
@@ -155,7 +158,9 @@ class Fetcher:
         self.remote = remote
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent
-        self._session.verify = str(remote.ca_file) if remote.ca_file else True
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
+        # session's verify, and a node must trust exactly the CA its config names.
+        self._verify: str | bool = str(remote.ca_file) if remote.ca_file else True
         self._lock = threading.Lock()
 
     def fetch(self, etag: Optional[str]) -> Fetched:
@@ -173,26 +178,32 @@ class Fetcher:
         url = self.remote.url
         assert url is not None
         try:
-            with (
-                self._lock,
-                self._session.get(
-                    url, headers=headers, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False
-                ) as response,
-            ):
-                if response.status_code == 304:
-                    return Fetched(None, etag)
-                if response.status_code != 200:
-                    raise FetchError(f"{url} answered HTTP {response.status_code}")
-                body = response.raw.read(MAX_CONFIG_BYTES + 1, decode_content=True)
-                if len(body) > MAX_CONFIG_BYTES:
-                    raise FetchError(f"{url}: config over {MAX_CONFIG_BYTES} bytes")
-                try:
-                    text = body.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise FetchError(f"{url}: config is not UTF-8 ({e.reason})") from None
-                return Fetched(text, response.headers.get("ETag"))
+            with self._lock:
+                return self._get(url, headers, etag)
         except requests.RequestException as e:
             raise FetchError(f"cannot fetch {url}: {e}") from e
+
+    def _get(self, url: str, headers: dict[str, str], etag: Optional[str]) -> Fetched:
+        with self._session.get(
+            url,
+            headers=headers,
+            timeout=FETCH_TIMEOUT,
+            stream=True,
+            allow_redirects=False,
+            verify=self._verify,
+        ) as response:
+            if response.status_code == 304:
+                return Fetched(None, etag)
+            if response.status_code != 200:
+                raise FetchError(f"{url} answered HTTP {response.status_code}")
+            body = response.raw.read(MAX_CONFIG_BYTES + 1, decode_content=True)
+            if len(body) > MAX_CONFIG_BYTES:
+                raise FetchError(f"{url}: config over {MAX_CONFIG_BYTES} bytes")
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FetchError(f"{url}: config is not UTF-8 ({e.reason})") from None
+            return Fetched(text, response.headers.get("ETag"))
 
     def close(self) -> None:
         self._session.close()

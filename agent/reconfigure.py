@@ -33,14 +33,14 @@ FIXED = (
 SECTIONS = ("node", "broker", "buffer", "devices", "control", "remote")
 
 
-def check_fixed(old: Config, new: Config) -> None:
+def check_fixed(old: Config, new: Config, origin: str) -> None:
     """Refuses, naming the key, a config that changes what only a restart can change."""
     for section, name, key in FIXED:
         before = getattr(getattr(old, section), name)
         after = getattr(getattr(new, section), name)
         if before != after:
             raise ConfigError(
-                str(new.source), key,
+                origin, key,
                 f"cannot change while the agent runs ({before} -> {after}): edit the local "
                 "file and restart the service",
             )  # fmt: skip
@@ -56,12 +56,12 @@ class Reconfigurer:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
-    def apply(self, new: Config) -> tuple[str, ...]:
+    def apply(self, new: Config, origin: str) -> tuple[str, ...]:
         """Everything but the broker connection happens before this returns; a changed broker
         is swapped in by a task (the answer to a config command still goes out on the old
-        connection). Returns the sections that changed."""
+        connection). `origin` names the config in errors. Returns the sections that changed."""
         agent, old = self.agent, self.agent.config
-        check_fixed(old, new)
+        check_fixed(old, new, origin)
         changed = changed_sections(old, new)
         if not changed:
             return changed
