@@ -202,7 +202,13 @@ class ConfigManager:
         """Applies a validated config; `text` is kept (with its origin) when it came from the
         central side, so that a restart comes back with it."""
         digest = sha256(text.encode()) if text is not None else local_sha256(new.source)
-        changed = self.reconfigurer.apply(new, name)
+        try:
+            changed = self.reconfigurer.apply(new, name)
+        except ConfigError:
+            raise
+        except Exception as e:  # hardware: see Reconfigurer.apply
+            log.exception("applying the config from %s failed", origin)
+            raise ConfigError(name, "", f"applying failed: {e}") from e
         if text is not None:
             copy = RemoteCopy(text, origin, etag, local_sha256(self.agent.config.source))
             try:

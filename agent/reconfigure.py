@@ -65,10 +65,12 @@ class Reconfigurer:
         changed = changed_sections(old, new)
         if not changed:
             return changed
-        if new.devices != old.devices:
-            self._devices(new)
+        # Room control first: claiming a new relay's pin is the one step that can fail (a line
+        # held by another program), and then nothing else has changed yet.
         if new.control != old.control:
             self._control(new)
+        if new.devices != old.devices:
+            self._devices(new)
         if new.buffer != old.buffer and agent.outbox is not None:
             b = new.buffer
             agent.submit_db(agent.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
