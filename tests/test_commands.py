@@ -206,16 +206,17 @@ def test_home_assistant_style_setpoint(central: Central) -> None:
 
 
 TOPICS = ["relay/up", "relay/down", "relay/heater", "zone/chamber/setpoint", "zone/chamber/preset",
-          "zone/chamber/mode", "ping", "stats", "scene/x", "x/y/z"]  # fmt: skip
+          "zone/chamber/mode", "ping", "stats", "scene/x", "x/y/z", "config"]  # fmt: skip
 PAYLOADS = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=80).map(str.encode),
     st.sampled_from([b"ON", b"OFF", b"TOGGLE", b"22.5", b"eco", b"off", b"heat", b"nan"]),
     st.dictionaries(
         st.sampled_from(["id", "command", "on", "seconds", "value", "minutes", "expires", "ttl",
-                         "ts", "preset", "mode"]),
+                         "ts", "preset", "mode", "config"]),
         st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(),
-                  st.text(max_size=30), st.sampled_from(["on", "off", "toggle", "set", "pulse"])),
+                  st.text(max_size=30),
+                  st.sampled_from(["on", "off", "toggle", "set", "pulse", "get"])),
         max_size=6,
     ).map(lambda d: json.dumps(d).encode()),
 )  # fmt: skip

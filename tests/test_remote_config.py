@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Received, Subscriber, make_certificates
-from tests.test_commands import BASE, CONTROL, Central
+from tests.test_commands import BASE, CONTROL, SOAK, Central
 
 BUFFERED = ("telemetry", "events", "energy")
 LIGHT = """
@@ -280,3 +280,44 @@ def test_a_new_discovery_prefix_is_subscribed_to_in_place_of_the_old(room: Room)
     assert len(room.sub.on(f"{BASE}/info")) == infos  # the old prefix is no longer heard
     room.central.client.publish("ha/status", "online", qos=1)
     assert wait(lambda: len(room.sub.on(f"{BASE}/info")) > infos, 10)
+
+
+def test_random_damage_to_a_pushed_config_never_stops_the_node_or_breaks_an_interlock(
+    room: Room,
+) -> None:
+    """Lines of a valid config dropped, duplicated or garbled at random: each push is answered
+    (applied if still valid, else refused with a reason), and the node runs on."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    lines = room.text.splitlines()
+    answers: dict[str, int] = {}
+
+    @settings(max_examples=int(60 * SOAK), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(st.lists(st.tuples(st.integers(0, len(lines) - 1),
+                              st.sampled_from(["drop", "twice", "garble"]),
+                              st.text(max_size=12)), max_size=3))  # fmt: skip
+    def push(damage: list[tuple[int, str, str]]) -> None:
+        text = list(lines)
+        for index, how, noise in damage:
+            index = min(index, len(text) - 1)
+            if how == "drop":
+                del text[index]
+            elif how == "twice":
+                text.insert(index, text[index])
+            else:
+                text[index] = text[index][: len(text[index]) // 2] + noise
+        reply = room.push("\n".join(text), f"d{len(answers)}-{sum(answers.values())}")
+        assert reply["code"] in ("ok", "invalid_config"), reply
+        answers[reply["code"]] = answers.get(reply["code"], 0) + 1
+
+    push()
+    assert room.push(room.text, "restore")["ok"]
+    up = down = False
+    for name, on in room.central.relays:
+        up, down = (on, down) if name == "up" else (up, on) if name == "down" else (up, down)
+        assert not (up and down), "interlock broken"
+    count = len(room.sub.on("telemetry/climate"))
+    assert wait(lambda: len(room.sub.on("telemetry/climate")) > count), room.agent.output()[-3000:]
+    print(f"\ndamaged configs: {answers}")
