@@ -9,11 +9,14 @@ documented and validated in one place. Errors read like the rest of the config's
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 T = TypeVar("T")
+# What a name must be wherever it becomes an MQTT topic level or a Home Assistant id.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class RecordError(ValueError):
@@ -190,6 +193,19 @@ def parse_control(
     ventilation = parse_records(data.get("ventilation"), "ventilation",
                                 one(VentilationConfig), error)  # fmt: skip
     scenes = parse_records(data.get("scenes"), "scenes", one(SceneConfig), error)
+
+    # Names become topic levels (relay/<name>, cmd/scene/<name>, ...) and discovery ids.
+    for section, records in (("relays", relays), ("inputs", inputs), ("zones", zones),
+                             ("lights", lights), ("ventilation", ventilation),
+                             ("scenes", scenes)):  # fmt: skip
+        seen: set[str] = set()
+        for i, record in enumerate(records):
+            if not NAME_RE.match(record.name):
+                raise error(f"{section}[{i}].name", "must be 1-64 letters, digits, '-' or '_' "
+                            f"(it becomes part of MQTT topics), got {record.name!r}")  # fmt: skip
+            if record.name in seen:
+                raise error(f"{section}[{i}].name", f"{record.name!r} is used twice")
+            seen.add(record.name)
 
     # Cross-references: every name a control uses must exist, and no relay has two masters.
     relay_names = {r.name for r in relays}

@@ -203,6 +203,14 @@ def discovery_payload(
 
     for zone in control.zones:
         add(f"zone_{zone.name}", _climate(zone, topics))
+    for scene in control.scenes:
+        # Home Assistant's MQTT scene: activate only, it has no state (nor do ours).
+        add(f"scene_{scene.name}", {
+            "p": "scene",
+            "name": scene.name,
+            "cmd_t": command_topic(node.base_topic, "scene", scene.name),
+            "pl_on": "ON",
+        })  # fmt: skip
 
     # A relay without a rated power would report 0 kWh for ever.
     metered = [r for r in control.relays if r.rated_power_w > 0]

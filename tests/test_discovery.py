@@ -159,6 +159,11 @@ occupancy = ["pir"]
 name = "air"
 relays = "fan"
 co2_sensor = "co2"
+
+[[scenes]]
+name = "council-session"
+[scenes.targets]
+"lights:hall" = "on"
 """
 EXTRA = '[[relays]]\nname = "extra"\npin = 20\nrated_power_w = 100\n'
 
@@ -265,8 +270,9 @@ def test_every_key_is_a_documented_abbreviation(payload: dict[str, Any]) -> None
 
 def test_a_component_id_and_unique_id_per_entity(payload: dict[str, Any]) -> None:
     cmps = payload["cmps"]
-    # 14 quantities, 8 relays, a light group, 4 inputs, 3 zones, 5 metered relays, a total.
-    assert len(cmps) == 14 + 8 + 1 + 4 + 3 + 5 + 1
+    # 14 quantities, 8 relays, a light group, 4 inputs, 3 zones, 5 metered relays, a total,
+    # a scene.
+    assert len(cmps) == 14 + 8 + 1 + 4 + 3 + 5 + 1 + 1
     unique_ids = [c["uniq_id"] for c in cmps.values()]
     assert len(set(unique_ids)) == len(unique_ids)  # check_unique_id needs one per entity
     for key, comp in cmps.items():
@@ -420,6 +426,20 @@ def test_zones_become_climate_entities(
     assert comp["temp_unit"] == "C"
 
 
+def test_scenes_become_scene_entities_that_send_on(payload: dict[str, Any]) -> None:
+    # HA's MQTT scene: command_topic required, payload_on defaults to "ON" (sent explicitly so
+    # the contract does not rest on a default); no state topic, as a scene has none.
+    scene = payload["cmps"]["scene_council-session"]
+    assert scene == {
+        "p": "scene",
+        "name": "council-session",
+        "cmd_t": f"{BASE}/cmd/scene/council-session",
+        "pl_on": "ON",
+        "uniq_id": f"{UID}_scene_council-session",
+        "qos": 1,
+    }
+
+
 def test_energy_sensors_for_metered_relays_and_the_total(payload: dict[str, Any]) -> None:
     cmps = payload["cmps"]
     for unrated in ("aircon", "lamp", "spare"):
@@ -448,6 +468,7 @@ def test_every_topic_is_one_the_agent_publishes_or_reads(
     published |= {f"{BASE}/zone/{z.name}" for z in c.zones}
     # What agent/command_handlers.py takes: free relays, light groups, zones.
     handled = {f"{BASE}/cmd/relay/{n}" for n in ("lamp", "spare")} | {f"{BASE}/cmd/lights/hall"}
+    handled |= {f"{BASE}/cmd/scene/council-session"}
     handled |= {f"{BASE}/cmd/zone/{z.name}/{w}" for z in c.zones
                 for w in ("setpoint", "mode", "preset")}  # fmt: skip
     for key, comp in payload["cmps"].items():
@@ -506,7 +527,17 @@ def test_home_assistant_birth_message() -> None:
 
 
 def test_names_that_collide_as_ids_are_refused(tmp_path: Path) -> None:
-    clash = '[[relays]]\nname = "heat er"\npin = 20\n[[relays]]\nname = "heat_er"\npin = 21\n'
+    # A metered relay "extra" has the energy sensor relay_extra_energy; a relay called
+    # "extra_energy" would be the switch relay_extra_energy.
+    clash = EXTRA + '[[relays]]\nname = "extra_energy"\npin = 21\n'
     cfg = load(tmp_path, clash)
-    with pytest.raises(ValueError, match="relay_heat_er"):
+    with pytest.raises(ValueError, match="relay_extra_energy"):
         discovery_payload(cfg, "1")
+
+
+@pytest.mark.parametrize("name", ["heat er", "a/b", "x+", "-lead", "x" * 65])
+def test_a_name_that_cannot_be_a_topic_level_is_refused_by_the_config(
+    tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(config.ConfigError, match=r"relays\[8\]\.name: must be 1-64 letters"):
+        load(tmp_path, f'[[relays]]\nname = "{name}"\npin = 20\n')
