@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Callable, Optional, Protocol
 
-from drivers.ble import ibeacon
+from drivers.ble import bthome, ibeacon
 from drivers.ble.frame import (
     KEY_LENGTH,
     BLEDecodeError,
@@ -45,7 +45,9 @@ _Decoder = Callable[[str, bytes, Optional[bytes]], Optional[DecodedFrame]]
 
 # Tried in this order; the first that recognises its data wins. Service data first: a
 # firmware that sends a service data format may also send manufacturer data we do not decode.
-_SERVICE_DECODERS: tuple[tuple[str, str, _Decoder], ...] = ()
+_SERVICE_DECODERS: tuple[tuple[str, str, _Decoder], ...] = (
+    ("bthome", uuid16(bthome.UUID16), bthome.decode),
+)
 _MANUFACTURER_DECODERS: tuple[tuple[str, int, _Decoder], ...] = (
     ("ibeacon", ibeacon.APPLE, lambda _a, data, _k: ibeacon.decode(data)),
 )

@@ -62,13 +62,19 @@ class DecodedFrame:
     packet_id   a number the device changes when it sends new data, for deduplication (BTHome
                 packet id, Ruuvi measurement sequence, ATC/pvvx frame counter, Eddystone TLM
                 advertising count); None when the format has none.
-    counter     the encryption counter, which must increase for replay protection (BTHome
-                and pvvx/ATC encrypted formats); None for plain advertisements.
+    counter     the encryption counter, part of the nonce, which must increase for replay
+                protection (BTHome and pvvx/ATC encrypted formats); None for plain ones.
+    counter_bits the counter's width: 32 for BTHome (compare as integers; a device that
+                restarts from 0 needs its key re-entered or the layer's state reset), 8 for
+                pvvx/ATC, whose counter wraps every 256 frames (compare modulo 256: newer
+                when (new - old) % 256 is in 1..127). None when there is no counter.
     encrypted   whether the values were decrypted and authenticated with the key. A device
                 configured with a key should have its plain advertisements refused by the
                 layer above: decode() accepts them, as it cannot know the configuration.
     events      the keys of `values` that are events (a button press), not states: they must
                 be delivered each time, never coalesced by "latest value wins".
+    trigger_based  the device advertises on events, not at a regular interval (BTHome device
+                information bit 2): silence is not staleness.
     """
 
     format: str
@@ -77,6 +83,8 @@ class DecodedFrame:
     counter: Optional[int] = None
     encrypted: bool = False
     events: frozenset[str] = field(default_factory=frozenset)
+    counter_bits: Optional[int] = None
+    trigger_based: bool = False
 
     def __post_init__(self) -> None:
         # Read-only, so one decoded frame can be shared by the layers above without copying.
