@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Callable, Optional, Protocol
 
-from drivers.ble import bthome, ibeacon
+from drivers.ble import atc_pvvx, bthome, eddystone, ibeacon, ruuvi
 from drivers.ble.frame import (
     KEY_LENGTH,
     BLEDecodeError,
@@ -47,8 +47,11 @@ _Decoder = Callable[[str, bytes, Optional[bytes]], Optional[DecodedFrame]]
 # firmware that sends a service data format may also send manufacturer data we do not decode.
 _SERVICE_DECODERS: tuple[tuple[str, str, _Decoder], ...] = (
     ("bthome", uuid16(bthome.UUID16), bthome.decode),
+    ("atc_pvvx", uuid16(atc_pvvx.UUID16), atc_pvvx.decode),
+    ("eddystone", uuid16(eddystone.UUID16), lambda _a, data, _k: eddystone.decode(data)),
 )
 _MANUFACTURER_DECODERS: tuple[tuple[str, int, _Decoder], ...] = (
+    ("ruuvi", ruuvi.RUUVI, lambda _a, data, _k: ruuvi.decode(data)),
     ("ibeacon", ibeacon.APPLE, lambda _a, data, _k: ibeacon.decode(data)),
 )
 
