@@ -25,7 +25,7 @@ MANUFACTURERS = (0x0499, 0x004C)
 # Random bytes, and random bytes behind each format's own header, so the fuzzing reaches
 # past the first check of every decoder.
 PREFIXES = {
-    0xFCD2: [b"", b"\x40", b"\x41", b"\x44", b"\x45"],
+    0xFCD2: [b"", b"\x40", b"\x41", b"\x42", b"\x43", b"\x44", b"\x45"],
     0x181A: [b""],
     0xFEAA: [b"", b"\x00", b"\x10", b"\x10\x00", b"\x20", b"\x20\x00", b"\x20\x01"],
     0x0499: [b"", b"\x05"],
@@ -51,7 +51,7 @@ def check_contract(address: str, adv, key) -> None:
 @settings(max_examples=400, deadline=None)
 @given(
     source=st.sampled_from(SERVICES + MANUFACTURERS),
-    prefix_index=st.integers(0, 6),
+    prefix_index=st.integers(0, 7),
     body=st.binary(max_size=40),
     key=st.one_of(st.none(), st.binary(min_size=16, max_size=16), st.binary(max_size=20)),
     address=st.sampled_from([MAC, "54:48:E6:8F:80:A5", "8A1C3E2F-5B7D-4C2A-9E1F-0123456789AB"]),
