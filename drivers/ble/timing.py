@@ -49,7 +49,8 @@ def _advertisement(services: dict[int, str], companies: dict[int, str]) -> Any:
         "rssi": -60,
         "platform_data": (),
     }
-    return AdvertisementData(**{f: known.get(f) for f in AdvertisementData._fields})
+    fields: dict[str, Any] = {f: known.get(f) for f in AdvertisementData._fields}
+    return AdvertisementData(**fields)
 
 
 def measure(number: int = 20000, repeat: int = 7) -> list[tuple[str, float]]:
