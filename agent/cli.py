@@ -193,7 +193,17 @@ def cmd_read(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from agent.watch import watch
 
-    return watch(args.host, args.port, args.topic, count=args.count, seconds=args.seconds)
+    broker, topic = None, args.topic
+    if args.config:
+        try:
+            cfg = _load(args.config)
+        except ConfigError as e:
+            print(f"roomagent: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        broker = cfg.broker
+        topic = topic or f"{cfg.node.base_topic}/#"
+    return watch(args.host, args.port, topic or "roomagent/#", count=args.count,
+                 seconds=args.seconds, broker=broker)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="show what the central side receives, live")
     watch.add_argument("--host", default="localhost")
     watch.add_argument("--port", type=int, default=1883)
-    watch.add_argument("--topic", default="roomagent/#")
+    watch.add_argument(
+        "--topic", help="default: the node's <base>/# with --config, else roomagent/#"
+    )
+    watch.add_argument(
+        "--config", help="use this node config's broker, TLS and credentials (for secured brokers)"
+    )
     watch.add_argument("--count", type=int, default=0, help="stop after N messages")
     watch.add_argument("--seconds", type=float, default=0, help="stop after N seconds")
     watch.set_defaults(func=cmd_watch)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, Optional
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.config import BrokerConfig
+from agent.mqtt_link import tls_context
 
 
 def format_message(topic: str, payload: bytes, retained: bool) -> str:
@@ -25,7 +28,17 @@ def format_message(topic: str, payload: bytes, retained: bool) -> str:
     return f"{time.strftime('%H:%M:%S')}  {topic}{flag}  {text}"
 
 
-def watch(host: str, port: int, topic: str, *, count: int = 0, seconds: float = 0) -> int:
+def watch(
+    host: str,
+    port: int,
+    topic: str,
+    *,
+    count: int = 0,
+    seconds: float = 0,
+    broker: Optional[BrokerConfig] = None,
+) -> int:
+    """`broker`: a node config's broker settings (TLS, mutual TLS, user and password file),
+    for brokers that refuse anonymous clients; host and port then come from it too."""
     done = threading.Event()
     received = 0
 
@@ -40,6 +53,17 @@ def watch(host: str, port: int, topic: str, *, count: int = 0, seconds: float = 
             done.set()
 
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    if broker is not None:
+        host, port = broker.host, broker.port
+        if broker.username is not None:
+            password = None
+            if broker.password_file is not None:
+                password = broker.password_file.read_text().rstrip("\r\n")
+            client.username_pw_set(broker.username, password)
+        if broker.tls is not None:
+            t = broker.tls
+            client.tls_set_context(tls_context(*(str(p) if p else None
+                                                 for p in (t.ca, t.cert, t.key))))  # fmt: skip
     client.on_connect = on_connect
     client.on_message = on_message
     client.connect_async(host, port)

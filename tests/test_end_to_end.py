@@ -6,11 +6,12 @@ import json
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-from tests.conftest import AgentProcess, node_config
+from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, make_certificates
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -144,6 +145,14 @@ def test_tls_with_client_certificate(
                                           broker_extra=tls))  # fmt: skip
         agent.start()
         assert sub.wait_for(lambda ms: any("/telemetry/" in m.topic for m in ms)), agent.output()
+        # `roomagent watch --config` logs in as the node does: TLS, CA, client certificate.
+        watch = [sys.executable, "-m", "agent", "watch", "--count", "1", "--seconds", "10"]
+        seen = subprocess.run([*watch, "--config", str(agent.config)], capture_output=True,
+                              text=True, timeout=30, cwd=REPO)  # fmt: skip
+        assert seen.returncode == 0 and f"{BASE}/" in seen.stdout, seen.stderr
+        plain = [*watch[:-1], "2", "--port", str(broker.port)]  # no TLS: the broker hangs up
+        anonymous = subprocess.run(plain, capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert anonymous.returncode == 1 and BASE not in anonymous.stdout
         agent.terminate()
 
         # Without a client certificate the broker refuses the handshake: nothing gets through.
