@@ -233,6 +233,8 @@ def load(path: os.PathLike[str] | str) -> Config:
         raise ConfigError(file, "", f"cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(file, "", f"not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(file, "", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     return parse(data, file, base_dir=path.resolve().parent)
 
 
@@ -348,9 +350,13 @@ def _secret_file(t: _Table, name: str, resolve: Callable[[str], Path]) -> Option
     if value is None:
         return None
     path = resolve(value)
-    if not path.is_file():
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise t.error(name, f"cannot use {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
         raise t.error(name, f"no such file: {path}")
-    if path.stat().st_mode & stat.S_IROTH:
+    if mode & stat.S_IROTH:
         raise t.error(name, f"{path} is world-readable; chmod 600 it")
     return path
 

@@ -30,7 +30,7 @@ from agent.config_sources import (
     parse_remote,
     sha256,
 )
-from agent.reconfigure import Reconfigurer
+from agent.reconfigure import Reconfigurer, check_fixed
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -59,7 +59,10 @@ class ConfigManager:
         self.local_sha = local_sha256(agent.config.source)
         copy = self.store.load() if origin != "file" else None
         self.sha = sha256(copy.text.encode()) if copy else self.local_sha
-        self.etag = copy.etag if copy else None
+        # The server's ETag for what was last taken from remote_config.url; a push or a local
+        # edit since does not reset it, so the server's config is not applied again over them
+        # until it changes.
+        self.url_etag = copy.etag if copy else None
         self.last_error: Optional[str] = None
         self.applied_at = time.time()
         self._watcher: Optional[FileWatcher] = None
@@ -71,20 +74,22 @@ class ConfigManager:
     # Lifecycle.
 
     def start(self) -> None:
-        remote = self.agent.config.remote
-        loop = asyncio.get_running_loop()
-        if remote.watch_file:
-            try:
-
-                def changed() -> None:  # on watchdog's thread
-                    loop.call_soon_threadsafe(self._file_changed.set)
-
-                self._watcher = FileWatcher(self.agent.config.source, changed)
-                self._watcher.start()
-            except OSError as e:  # inotify limits, a directory that went away
-                log.error("cannot watch %s for changes: %s", self.agent.config.source, e)
+        if self.agent.config.remote.watch_file:
+            self._start_watcher()
         self._tasks = [asyncio.ensure_future(self._watch_file()),
                        asyncio.ensure_future(self._poll())]  # fmt: skip
+
+    def _start_watcher(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def changed() -> None:  # on watchdog's thread
+            loop.call_soon_threadsafe(self._file_changed.set)
+
+        try:
+            self._watcher = FileWatcher(self.agent.config.source, changed)
+            self._watcher.start()
+        except OSError as e:  # inotify limits, a directory that went away
+            log.error("cannot watch %s for changes: %s", self.agent.config.source, e)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -110,7 +115,7 @@ class ConfigManager:
             if not isinstance(text, str):
                 raise CommandError("bad_argument", "config: must be the config as a TOML string")
             try:
-                new = parse_remote(text, "cmd/config", self.agent.config)
+                new = self.prepare(parse_remote(text, "cmd/config", self.agent.config))
                 applied = self._apply(new, text, "mqtt", name="cmd/config")
             except ConfigError as e:
                 self._refused("mqtt", str(e))
@@ -136,7 +141,11 @@ class ConfigManager:
                     await asyncio.wait_for(self._file_changed.wait(), SETTLE_SECONDS)
                 if not self._file_changed.is_set():
                     break
-            self._reload_file()
+            try:
+                self._reload_file()
+            except Exception as e:  # a bug of ours must not end the watching for good
+                log.exception("reloading %s failed", self.agent.config.source)
+                self._refused("file", f"reloading failed: {e}")
 
     def _reload_file(self) -> None:
         path = self.agent.config.source
@@ -156,7 +165,11 @@ class ConfigManager:
         while True:
             remote = self.agent.config.remote
             if remote.url is not None:
-                await self._fetch_once()
+                try:
+                    await self._fetch_once()
+                except Exception as e:  # as in _watch_file
+                    log.exception("fetching the config from %s failed", remote.url)
+                    self._refused(str(remote.url), f"fetching failed: {e}")
                 interval = remote.interval
             else:
                 interval = 3600.0  # nothing to poll until a config command asks for it
@@ -173,7 +186,7 @@ class ConfigManager:
         url = str(remote.url)
         loop = asyncio.get_running_loop()
         try:
-            fetched = await loop.run_in_executor(None, self._fetcher.fetch, self.etag)
+            fetched = await loop.run_in_executor(None, self._fetcher.fetch, self.url_etag)
         except FetchError as e:
             if self.last_error != str(e):  # once per distinct failure, not every poll
                 log.warning("%s", e)
@@ -185,7 +198,7 @@ class ConfigManager:
             new = self.prepare(parse_remote(fetched.text, url, self.agent.config))
             self._apply(new, fetched.text, url, fetched.etag, name=url)
         except ConfigError as e:
-            self.etag = fetched.etag  # not again until the server has something else
+            self.url_etag = fetched.etag  # not again until the server has something else
             self._refused(url, str(e))
 
     # Applying.
@@ -202,6 +215,10 @@ class ConfigManager:
         """Applies a validated config; `text` is kept (with its origin) when it came from the
         central side, so that a restart comes back with it."""
         digest = sha256(text.encode()) if text is not None else local_sha256(new.source)
+        old_remote = self.agent.config.remote
+        if text is not None:
+            check_fixed(self.agent.config, new, name)  # the more basic reason first
+            check_trust_anchors(self.agent.config, new, name)
         try:
             changed = self.reconfigurer.apply(new, name)
         except ConfigError:
@@ -209,16 +226,20 @@ class ConfigManager:
         except Exception as e:  # hardware: see Reconfigurer.apply
             log.exception("applying the config from %s failed", origin)
             raise ConfigError(name, "", f"applying failed: {e}") from e
+        if etag is not None:
+            self.url_etag = etag
         if text is not None:
-            copy = RemoteCopy(text, origin, etag, local_sha256(self.agent.config.source))
+            copy = RemoteCopy(text, origin, self.url_etag, local_sha256(self.agent.config.source))
             try:
                 self.store.save(copy)
             except OSError as e:  # applied, but a restart will come back with the old config
                 log.error("cannot keep the new config in %s: %s", self.store.text_path, e)
         else:
             self.store.forget()  # the local file was edited: it is the config from now on
-        self.origin, self.sha, self.etag = origin, digest, etag
+        self.origin, self.sha = origin, digest
         self.last_error = None
+        if new.remote != old_remote:  # only a local edit can change it (check_trust_anchors)
+            self._restart_sources(old_remote.watch_file)
         self.applied_at = time.time()
         state = "applied" if changed else "unchanged"
         self.agent.config_event(state, f"from {origin}: {', '.join(changed) or 'no change'}")
@@ -229,3 +250,31 @@ class ConfigManager:
                   origin, reason)  # fmt: skip
         self.last_error = reason
         self.agent.config_event("refused", f"from {origin}: {reason}")
+
+    def _restart_sources(self, was_watching: bool) -> None:
+        """A local edit changed [remote_config]: poll the new address now, and start or stop
+        watching the file."""
+        self._fetch_now.set()
+        watch = self.agent.config.remote.watch_file
+        if watch and not was_watching:
+            self._start_watcher()
+        elif was_watching and not watch and self._watcher is not None:
+            watcher, self._watcher = self._watcher, None
+            asyncio.get_running_loop().run_in_executor(None, watcher.stop)
+
+
+def check_trust_anchors(old: Config, new: Config, origin: str) -> None:
+    """A config from the central side may not change where the node connects, with which
+    credentials, nor where it takes configs from: whoever can publish one could otherwise
+    send the node's password or token to a server of their choosing. Those change in the
+    local file only (the installer's, or provisioning's)."""
+    for key, before, after in (
+        ("broker", old.broker, new.broker),
+        ("remote_config", old.remote, new.remote),
+    ):
+        if before != after:
+            raise ConfigError(
+                origin, key,
+                "can only be changed in the node's local config file: it says where the "
+                "node connects and with which credentials",
+            )  # fmt: skip

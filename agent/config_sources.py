@@ -164,8 +164,6 @@ class Fetcher:
         self._lock = threading.Lock()
 
     def fetch(self, etag: Optional[str]) -> Fetched:
-        import requests
-
         headers = {"Accept": "application/toml, text/plain;q=0.9"}
         if etag:
             headers["If-None-Match"] = etag
@@ -180,7 +178,9 @@ class Fetcher:
         try:
             with self._lock:
                 return self._get(url, headers, etag)
-        except requests.RequestException as e:
+        except FetchError:
+            raise
+        except Exception as e:  # requests', and urllib3's while the body streams in
             raise FetchError(f"cannot fetch {url}: {e}") from e
 
     def _get(self, url: str, headers: dict[str, str], etag: Optional[str]) -> Fetched:

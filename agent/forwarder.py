@@ -44,6 +44,7 @@ class Forwarder:
         self.stopped = False
         # While set, readings stay in the outbox (the clock is not set yet: see Agent).
         self.hold = False
+        self.generation = 0  # counts restart()s
 
     def notify(self) -> None:
         """New rows were committed, or the connection came up."""
@@ -90,7 +91,10 @@ class Forwarder:
             if self.hold:
                 continue
             if self.link.connected and len(self.ready) < self.max_inflight:
+                generation = self.generation
                 rows = await self.run_db(self.outbox.fetch, self.cursor, self.read_ahead)
+                if generation != self.generation:
+                    continue  # restart() rewound the cursor while these were being read
                 if rows:
                     self.ready.extend(rows)
                     self.cursor = rows[-1].seq
@@ -112,6 +116,7 @@ class Forwarder:
         self.inflight.clear()
         self.ready.clear()
         self.cursor = 0
+        self.generation += 1
         self._wake.set()
 
     async def drain(self, timeout: float) -> bool:

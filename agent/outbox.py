@@ -140,7 +140,10 @@ class Outbox:
         """A new config's limits, applied in place; rows over them go at the next append."""
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
-        self.max_rows, self.max_bytes, self.configured_max_bytes = max_rows, max_bytes, max_bytes
+        # A cap for low disk space (below the configured size) stays until the space returns.
+        capped = self.max_bytes < self.configured_max_bytes
+        self.max_rows, self.configured_max_bytes = max_rows, max_bytes
+        self.max_bytes = min(max_bytes, self.max_bytes) if capped else max_bytes
         if durability != self.durability:
             self.durability = durability
             self.db.execute(f"PRAGMA synchronous={durability.upper()}")

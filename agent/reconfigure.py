@@ -65,6 +65,16 @@ class Reconfigurer:
         changed = changed_sections(old, new)
         if not changed:
             return changed
+        relink = (
+            new.broker != old.broker
+            or new.buffer.max_inflight != old.buffer.max_inflight
+            or agent.subscriptions(new) != agent.subscriptions(old)
+        )
+        if new.broker != old.broker:
+            try:
+                agent.check_link(new)
+            except (OSError, ValueError) as e:
+                raise ConfigError(origin, "broker", f"cannot use these settings: {e}") from e
         # Room control first: claiming a new relay's pin is the one step that can fail (a line
         # held by another program), and then nothing else has changed yet.
         if new.control != old.control:
@@ -74,11 +84,6 @@ class Reconfigurer:
         if new.buffer != old.buffer and agent.outbox is not None:
             b = new.buffer
             agent.submit_db(agent.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
-        relink = (
-            new.broker != old.broker
-            or new.buffer.max_inflight != old.buffer.max_inflight
-            or agent.subscriptions(new) != agent.subscriptions(old)
-        )
         agent.config = new
         agent.rebind_commands()
         if relink:

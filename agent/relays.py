@@ -149,6 +149,7 @@ class RelayBank:
                 self._groups.setdefault(c.interlock, []).append(self._relays[c.name])
         self._last_flush = now
         self._closed = False
+        self._late_events: list[Event] = []
         # Switches and deferrals decided at power-on, for the runtime to publish.
         holder = {
             c.interlock: c.name
@@ -156,18 +157,15 @@ class RelayBank:
             if c.interlock is not None and c.name in kept and kept[c.name].on
         }
         self.startup_events: list[Event] = self._power_on(now, wall, fresh, holder)
-        if previous is not None:
-            # Before the new pins are claimed: a retired relay's pin may be a new relay's.
-            self.startup_events += previous._retire(set(kept))
+        # New pins are claimed before anything of the previous bank is touched, so a pin that
+        # cannot be claimed leaves it as it was; only pins the previous bank must give up
+        # first (a retired relay's pin that a new relay takes over) wait for the retirement.
+        retiring = previous._retiring_pins(set(kept)) if previous is not None else set()
         try:
-            for r in fresh:
-                # The pin starts at its resolved level: no glitch through the wrong one.
-                r.device = OutputDevice(
-                    r.cfg.pin,
-                    active_high=r.cfg.active_high,
-                    initial_value=r.on,
-                    pin_factory=pin_factory,
-                )
+            self._claim([r for r in fresh if r.cfg.pin not in retiring], pin_factory)
+            if previous is not None:
+                self.startup_events += previous._retire(set(kept))
+            self._claim([r for r in fresh if r.cfg.pin in retiring], pin_factory)
         except BaseException:
             for r in fresh:
                 if r.device is not None:
@@ -177,7 +175,11 @@ class RelayBank:
         if previous is not None:
             previous._hand_over(kept)
         for c in configs:
-            self._relays[c.name].cfg = c
+            r = self._relays[c.name]
+            if r.on and r.cfg.pulse != c.pulse and r.last_on is not None:
+                # A pulse relay that is on ends by the new config's pulse, counted from its on.
+                r.pulse_end = r.last_on + c.pulse if c.pulse is not None else None
+            r.cfg = c
         self.startup_events += self._settle_interlocks(now)
         for r in self._relays.values():
             self._save(r)
@@ -192,13 +194,27 @@ class RelayBank:
             and (r.cfg.pin, r.cfg.active_high) == (c.pin, c.active_high)
         }
 
+    def _claim(self, relays: list[_Relay], pin_factory: object) -> None:
+        for r in relays:
+            # The pin starts at its resolved level: no glitch through the wrong one.
+            r.device = OutputDevice(
+                r.cfg.pin, active_high=r.cfg.active_high, initial_value=r.on,
+                pin_factory=pin_factory,
+            )  # fmt: skip
+
+    def _retiring_pins(self, keep: set[str]) -> set[int]:
+        return {r.cfg.pin for name, r in self._relays.items() if name not in keep}
+
     def _retire(self, keep: set[str]) -> list[Event]:
         """Switches off and releases every relay not in `keep` (the new config dropped it or
-        moved it to another pin): what the plant gets when nothing controls a relay any more."""
+        moved it to another pin): what the plant gets when nothing controls a relay any more.
+        A retired relay stays known here, off and inert, in case this bank must carry on (the
+        new one could not be built); its events are also kept for this bank's next tick."""
         now = self._clock.monotonic()
         events: list[Event] = []
         for name in [n for n in self._relays if n not in keep]:
-            r = self._relays.pop(name)
+            r = self._relays[name]
+            r.pending = None
             if r.on:
                 events.append(self._switch(r, False, "reconfigured: relay removed or moved", now))
             self._save(r)
@@ -206,12 +222,14 @@ class RelayBank:
                 r.device.close()
                 r.device = None
         self._flush(now)
+        self._late_events = list(events)
         return events
 
     def _hand_over(self, kept: dict[str, _Relay]) -> None:
         """The kept relays now belong to the new bank: this one closes without touching them."""
         for name in kept:
             self._relays.pop(name, None)
+        self._late_events = []  # the new bank reports them
         self._closed = True
 
     def _settle_interlocks(self, now: float) -> list[Event]:
@@ -270,6 +288,8 @@ class RelayBank:
     def request(self, name: str, on: bool, reason: str) -> list[Event]:
         """Asks for a relay on or off; replaces any request of it still waiting."""
         r = self._get(name)
+        if r.device is None:  # retired by a reconfiguration that could not be completed
+            return [self._event(r, "refused", f"{name} was removed from the config; {reason}")]
         now = self._clock.monotonic()
         r.pending = None
         events: list[Event] = []
@@ -288,7 +308,7 @@ class RelayBank:
         """Applies what time has allowed: pulse ends, dead times, deferred requests."""
         self._check_open()
         now = self._clock.monotonic()
-        events: list[Event] = []
+        events, self._late_events = self._late_events, []
         for r in self._relays.values():
             if r.pulse_end is not None and r.on and now >= r.pulse_end:
                 events.append(self._switch(r, False, f"pulse: {r.cfg.pulse:g} s elapsed", now))
@@ -322,7 +342,7 @@ class RelayBank:
             if r.cfg.safe_state == "off" and r.on:
                 events.append(self._switch(r, False, why, now))
         for r in self._relays.values():
-            if r.cfg.safe_state == "on" and not r.on:
+            if r.cfg.safe_state == "on" and not r.on and r.device is not None:
                 events += self._start(r, _Pending(True, why, forced=True), now)
         return events
 

@@ -87,6 +87,7 @@ class Agent:
         self._control_task: Optional[asyncio.Future[None]] = None
         self._control_store: Optional[StateStore] = None
         self._spawned: set[asyncio.Future[Any]] = set()
+        self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -196,6 +197,13 @@ class Agent:
         task = asyncio.ensure_future(coroutine)
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
+        task.add_done_callback(_log_failure)
+
+    def check_link(self, config: Config) -> None:
+        """Builds (and drops) a link for `config`, so that broker settings that cannot work
+        (an unreadable password file, a key that does not match its certificate) refuse the
+        config instead of failing after it was applied."""
+        self._new_link(config)
 
     def submit_db(self, fn: Callable[..., Any], *args: Any) -> None:
         """Runs fn on the buffer's thread without waiting for it (config changes)."""
@@ -428,11 +436,16 @@ class Agent:
         in flight on it goes again from the buffer (at least once, same seq), the new one
         connects and announces."""
         assert self.forwarder is not None and self.link is not None
-        old, new = self.link, self._new_link(self.config)
-        self.link = new  # from here, the old link's callbacks are ignored
-        await asyncio.get_running_loop().run_in_executor(None, old.stop)
-        await self.forwarder.restart(new, self.config.buffer.max_inflight)
-        new.start()
+        if self._link_lock is None:
+            self._link_lock = asyncio.Lock()
+        # One swap at a time, each from the config of its moment: a second change that comes
+        # while the first is stopping its old link replaces the link the first one started.
+        async with self._link_lock:
+            old, new = self.link, self._new_link(self.config)
+            self.link = new  # from here, the old link's callbacks are ignored
+            await asyncio.get_running_loop().run_in_executor(None, old.stop)
+            await self.forwarder.restart(new, self.config.buffer.max_inflight)
+            new.start()
         log.info("connecting to the new broker settings: %s:%d", self.config.broker.host,
                  self.config.broker.port)  # fmt: skip
 
@@ -618,6 +631,11 @@ class Agent:
             pool.shutdown(wait=False)
         self.hardware.close()
         log.info("stopped")
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task failed", exc_info=task.exception())
 
 
 def _nothing() -> None:

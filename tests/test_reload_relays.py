@@ -5,14 +5,18 @@ Judged by gpiozero's mock pins, whose state history shows any glitch."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
+from agent import config
+from agent.control.room import RoomController
 from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig
-from agent.state_store import MemoryStore
+from agent.state_store import MemoryStore, StateStore
 
 HEATER = RelayConfig("heater", 22, active_high=True, kind="heat", min_on=300)
 COOLER = RelayConfig("cooler", 23, active_high=True, kind="cool")
@@ -109,14 +113,81 @@ def test_a_new_member_that_powers_on_is_refused_while_a_kept_member_is_on() -> N
     new.close()
 
 
-def test_when_a_new_pin_cannot_be_claimed_the_old_bank_keeps_its_kept_relays() -> None:
+def test_when_a_new_pin_cannot_be_claimed_the_old_bank_carries_on_untouched() -> None:
     bank, factory, clock, store = running(HEATER, FAN)
     bank.request("heater", True, "cold")
     squatter = OutputDevice(6, pin_factory=factory)  # another program holds GPIO6
     with pytest.raises(Exception, match="6"):
         RelayBank([HEATER, replace(FAN, pin=6)], factory, clock, store, previous=bank)
-    # The fan was retired (off, released) before the claim; the heater never moved.
+    # Nothing of the old bank was touched: the fan was not retired, the heater never moved.
     assert bank.state("heater") and level(factory, 22) == 1
     assert bank.request("heater", False, "warm")[0].state == "deferred"  # min_on still counts
+    assert [e.state for e in bank.request("fan", True, "stale air")] == ["on"]
+    assert level(factory, 27) == 1
     squatter.close()
     bank.close()
+
+
+def test_a_pulse_relay_that_is_on_ends_by_the_new_configs_pulse() -> None:
+    bell = RelayConfig("bell", 5, active_high=True, pulse=10)
+    bank, factory, clock, store = running(bell)
+    bank.request("bell", True, "ring")
+    clock.advance(2)
+    shorter = RelayBank([replace(bell, pulse=4)], factory, clock, store, previous=bank)
+    clock.advance(1)
+    assert shorter.tick() == [] and shorter.state("bell")  # 3 s since on, pulse now 4 s
+    clock.advance(1.5)
+    assert [e.state for e in shorter.tick()] == ["off"]  # 4.5 s: ended by the new pulse
+    shorter.request("bell", True, "ring")
+    clock.advance(1)
+    plain = RelayBank([replace(bell, pulse=None)], factory, clock, store,
+                      previous=shorter)  # fmt: skip
+    clock.advance(60)
+    assert plain.tick() == [] and plain.state("bell")  # no pulse any more: stays on
+    plain.close()
+
+
+ROOM = """
+[node]
+id = "r"
+[[devices]]
+name = "climate"
+driver = "bme280"
+interval = 5
+[[relays]]
+name = "heater"
+pin = 22
+active_high = true
+kind = "heat"
+[[relays]]
+name = "lamp"
+pin = 23
+active_high = true
+kind = "light"
+[[inputs]]
+name = "door"
+pin = 4
+kind = "contact"
+"""
+
+
+def room_config(tmp_path: Path, extra: str = "") -> Any:
+    return config.loads(ROOM + extra, "room.toml", tmp_path).control
+
+
+def test_a_room_whose_new_input_pin_is_busy_carries_on_as_it_was(tmp_path: Path) -> None:
+    factory, clock = MockFactory(), FakeClock()
+    store = StateStore(tmp_path / "control.json")
+    room = RoomController(room_config(tmp_path), factory, clock, store, lambda d, q: None)
+    room.relays.request("lamp", True, "test")
+    squatter = OutputDevice(6, pin_factory=factory)
+    extra = '[[inputs]]\nname = "window"\npin = 6\nkind = "contact"\n'
+    with pytest.raises(Exception, match="6"):
+        RoomController(room_config(tmp_path, extra), factory, clock, store, lambda d, q: None,
+                       previous=room)  # fmt: skip
+    # The old room still runs: its relays untouched, its input bank reopened.
+    assert room.relays.state("lamp") and level(factory, 23) == 1
+    factory.pin(4).drive_low()
+    assert any(e.kind == "input" and e.subject == "door" for e in room.tick() + room.tick())
+    squatter.close()
+    room.close()

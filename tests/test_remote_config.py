@@ -160,6 +160,12 @@ def test_an_edit_of_the_local_file_is_reloaded_and_a_bad_edit_refused(room: Room
     assert wait(lambda: len(room.sub.on("telemetry/light")) > count)
 
 
+def get(room: Room) -> dict[str, Any]:
+    reply = room.central.send("config", '{"command": "get"}')
+    assert reply is not None
+    return dict(reply["result"])
+
+
 class ConfigServer:
     """The central inventory: serves one node config over HTTPS with an ETag."""
 
@@ -167,6 +173,7 @@ class ConfigServer:
         certs = make_certificates(directory)
         self.ca = certs["ca.crt"]
         self.body, self.etag = b"", '"v0"'
+        self.truncate = False  # announce more bytes than are sent, then hang up
         self.requests: list[dict[str, str]] = []
         server = self
 
@@ -179,9 +186,11 @@ class ConfigServer:
                     return
                 self.send_response(200)
                 self.send_header("ETag", server.etag)
-                self.send_header("Content-Length", str(len(server.body)))
+                extra = 100 if server.truncate else 0
+                self.send_header("Content-Length", str(len(server.body) + extra))
                 self.end_headers()
                 self.wfile.write(server.body)
+                self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -229,6 +238,16 @@ def test_a_config_fetched_over_https_with_etag_and_a_token(
         assert server.requests[1]["If-None-Match"] == '"v1"'
         time.sleep(0.5)
         assert len(events(room.sub, "config")) == applied
+        # A download cut short is an error the next poll recovers from.
+        server.truncate = True
+        server.serve(server.body.decode().replace("interval = 1", "interval = 2"), '"v1b"')
+        room.central.send("config", '{"command": "fetch"}')
+        assert wait(lambda: len(server.requests) == 3)
+        assert wait(lambda: "cannot fetch" in (get(room)["error"] or ""))
+        server.truncate = False
+        server.serve(server.body.decode(), '"v1c"')
+        room.central.send("config", '{"command": "fetch"}')
+        assert wait(lambda: events(room.sub, "config")[-1]["reason"].endswith("devices"))
         # A broken config on the server is refused; the node runs on.
         server.serve("[node\n", '"v2"')
         room.central.send("config", '{"command": "fetch"}')
@@ -252,8 +271,13 @@ def test_new_broker_settings_move_the_node_without_losing_a_reading(
     try:
         assert wait(lambda: len(room.sub.on("telemetry/climate")) >= 2)
         moved = room.text.replace(f"port = {broker.port}", f"port = {second.port}")
+        # From the central side, never: whoever may push a config could send the node, and
+        # its password, to a broker of their own.
         reply = room.push(moved, "move")
-        assert reply["ok"] and reply["result"]["changed"] == ["broker"], reply
+        assert reply["code"] == "invalid_config", reply
+        assert "broker: can only be changed in the node's local config file" in reply["reason"]
+        # An installer's edit of the local file moves it.
+        room.agent.config.write_text(moved)
         assert wait(lambda: len(there.on("telemetry/climate")) >= 2), room.agent.output()[-3000:]
         assert wait(lambda: any(m.payload == b"offline" for m in room.sub.on(f"{BASE}/status")))
         assert any(m.payload == b"online" for m in there.on(f"{BASE}/status"))
@@ -285,8 +309,9 @@ def test_a_new_discovery_prefix_is_subscribed_to_in_place_of_the_old(room: Room)
 def test_random_damage_to_a_pushed_config_never_stops_the_node_or_breaks_an_interlock(
     room: Room,
 ) -> None:
-    """Lines of a valid config dropped, duplicated or garbled at random: each push is answered
-    (applied if still valid, else refused with a reason), and the node runs on."""
+    """Lines of a valid config dropped, duplicated or garbled at random, with one of an
+    interlocked pair switched on before each: each push is answered (applied if still valid,
+    else refused with a reason), the pair is never on together, and the node runs on."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -297,11 +322,16 @@ def test_random_damage_to_a_pushed_config_never_stops_the_node_or_breaks_an_inte
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(st.lists(st.tuples(st.integers(0, len(lines) - 1),
                               st.sampled_from(["drop", "twice", "garble"]),
-                              st.text(max_size=12)), max_size=3))  # fmt: skip
-    def push(damage: list[tuple[int, str, str]]) -> None:
+                              st.text(max_size=12)), max_size=3),
+           st.sampled_from(["up", "down"]))  # fmt: skip
+    def push(damage: list[tuple[int, str, str]], relay: str) -> None:
+        # An interlocked relay switched on between pushes: the next config must not break it.
+        room.central.send(f"relay/{relay}", "ON")
         text = list(lines)
         for index, how, noise in damage:
             index = min(index, len(text) - 1)
+            if "interlock" in text[index]:
+                continue  # a config without the interlock may switch both on: not a fault
             if how == "drop":
                 del text[index]
             elif how == "twice":

@@ -49,19 +49,30 @@ class RoomController:
         timers, unchanged zones keep their mode and overrides, unchanged inputs their history."""
         self.config, self.clock, self.readings = config, clock, readings
         old = previous.config if previous is not None else None
-        if previous is not None and old is not None and old.inputs != config.inputs:
-            previous.inputs.close()  # its pins may be the new inputs' pins
-        self.relays = RelayBank(
-            config.relays, pin_factory, clock, store, previous.relays if previous else None
-        )
         if previous is not None and old is not None and old.inputs == config.inputs:
             self.inputs = previous.inputs
+            new_inputs = False
         else:
+            if previous is not None:
+                previous.inputs.close()  # its pins may be the new inputs' pins
             try:
                 self.inputs = InputBank(config.inputs, pin_factory, clock)
             except Exception:
-                self.relays.close()
+                if previous is not None and old is not None:
+                    previous.inputs = InputBank(old.inputs, pin_factory, clock)
                 raise
+            new_inputs = True
+        try:
+            # Claims new pins before it touches the previous bank (see RelayBank).
+            self.relays = RelayBank(
+                config.relays, pin_factory, clock, store, previous.relays if previous else None
+            )
+        except Exception:
+            if new_inputs:
+                self.inputs.close()
+                if previous is not None and old is not None:
+                    previous.inputs = InputBank(old.inputs, pin_factory, clock)
+            raise
 
         def same(kind: str, name: str, item: Any) -> Any:
             """The previous controller's object for an unchanged item, else None."""
