@@ -276,7 +276,7 @@ def pin_conflicts(cfg: Config, boot: Optional[BootConfig]) -> list[str]:
             continue
         where = f"GPIO {use.gpio} (pin {header.physical(use.gpio)})"
         if use.gpio in seen:
-            problems.append(f"{use.what} and {seen[use.gpio]} are both on {where}")
+            problems.append(f"{seen[use.gpio]} and {use.what} are both on {where}")
         seen[use.gpio] = use.what
         if use.gpio in header.RESERVED:
             problems.append(f"{use.what} is on {where}, reserved for {header.RESERVED[use.gpio]}")
