@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -629,3 +630,20 @@ def test_the_cli_on_the_demo_room(demo_copy: Path) -> None:
     assert done.returncode == (EXIT_OK if by_name["clock"]["ok"] else EXIT_FAILED)
     assert body["ok"] is (done.returncode == EXIT_OK)
     assert set(body["checks"][0]) == {"name", "ok", "detail", "fix"}
+
+
+def test_the_example_in_installing_md_is_what_the_doctor_prints(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "installing.md").read_text(encoding="utf-8")
+    marked = re.search(r"<!-- begin doctor-example -->\n```\n(.*?)```\n<!-- end doctor-example -->",
+                       doc, re.S)  # fmt: skip
+    assert marked
+    # The situation it shows: a BME280 at 0x76, no SCD4x, Bluetooth present but not needed.
+    (tmp_path / "sys/class/bluetooth/hci0").mkdir(parents=True)
+    results = [
+        check_sensor(device("climate", "bme280", 0x76), lambda n: SimBus({0x76: SimBME280()})),
+        check_sensor(device("co2", "scd4x"), lambda n: SimBus()),
+        check_bluetooth(False, read_boot_config(tmp_path), make_host(tmp_path)),
+    ]
+    printed = {" ".join(line.split()) for line in render(results, "").splitlines()}
+    for line in marked.group(1).splitlines():
+        assert " ".join(line.split()) in printed, line
