@@ -51,11 +51,15 @@ def check_config(path: Path) -> tuple[Result, Optional[Config]]:
     try:
         cfg = config_mod.load(path)
     except ConfigError as e:
-        return failed(
-            "config",
-            str(e),
-            "correct that line of the config, then run roomagent check-config on it",
-        ), None
+        if e.message == "no such file":
+            from agent.cli import DEFAULT_CONFIG
+
+            fix = f"give the node's config with --config (installed: {DEFAULT_CONFIG})"
+        elif e.message.startswith("cannot read"):
+            fix = "run the doctor as root (sudo): the config belongs to the service"
+        else:
+            fix = "correct that line of the config, then run roomagent check-config on it"
+        return failed("config", str(e), fix), None
     problem = _scene_problem(cfg)
     if problem:
         return failed("config", f"{path}: {problem}", "correct the scene in the config"), None

@@ -378,7 +378,7 @@ def check_bluetooth(needed: bool, boot: Optional[BootConfig], host: Host) -> Res
             )
         return verdict(
             False,
-            "no Bluetooth adapter (/sys/class/bluetooth is empty)",
+            "no Bluetooth adapter: /sys/class/bluetooth is empty",
             "this Pi has no Bluetooth, or its driver is off: sudo systemctl "
             "start hciuart; a USB Bluetooth dongle also works",
         )

@@ -647,3 +647,9 @@ def test_the_example_in_installing_md_is_what_the_doctor_prints(tmp_path: Path) 
     printed = {" ".join(line.split()) for line in render(results, "").splitlines()}
     for line in marked.group(1).splitlines():
         assert " ".join(line.split()) in printed, line
+
+
+def test_a_missing_config_says_where_the_installed_one_is(tmp_path: Path) -> None:
+    missing = run(tmp_path / "nowhere.toml", host=make_host(tmp_path)).results[0]
+    assert missing.ok is False and missing.detail.endswith("nowhere.toml: no such file")
+    assert "--config" in missing.fix and "/etc/roomagent/roomagent.toml" in missing.fix
