@@ -3,8 +3,7 @@
 The sensor check asks each chip who it is with its driver's identify() (scan-i2c's probe,
 which leaves a chip the running agent uses as it was). Only a chip that answers but does not
 identify itself is opened with its driver, to learn why: a garbled reply (checksum) or a chip
-that is not the configured one. config.txt is
-read by agent.bootconfig.
+that is not the configured one. config.txt is read by agent.bootconfig.
 """
 
 from __future__ import annotations
@@ -27,11 +26,15 @@ from drivers import DRIVERS, CRCError, DriverError
 # Permissions -------------------------------------------------------------------------------
 
 
-def service_can_use(path: Path, host: Host) -> Optional[str]:
-    """None when the service user can read and write `path`; else why not, in words."""
+def service_can_use(path: Path, host: Host) -> Optional[tuple[str, str]]:
+    """None when the service user can read and write the device `path`; else (why not, what
+    to do), in words."""
     ids = host.service_ids()
     if ids is None:
-        return f"there is no {SERVICE_USER!r} user: the service is not installed"
+        return (
+            f"there is no {SERVICE_USER!r} user: the service is not installed",
+            "install it: sudo scripts/install.sh --config <room>.toml (docs/installing.md)",
+        )
     uid, gids = ids
     st = path.stat()
     if uid == 0:
@@ -44,13 +47,22 @@ def service_can_use(path: Path, host: Host) -> Optional[str]:
         allowed = st.st_mode & 0o006 == 0o006
     if allowed:
         return None
-    return (
-        f"{path.name} is {_owner(st)} mode {stat.S_IMODE(st.st_mode):04o}: the "
+    user, group = _owner(st)
+    why = (
+        f"/dev/{path.name} is {user}:{group} mode {stat.S_IMODE(st.st_mode):04o}: the "
         f"{SERVICE_USER} user cannot read and write it"
     )
+    if st.st_gid == 0 or st.st_mode & 0o060 != 0o060:
+        # Raspberry Pi OS's udev rules (99-com.rules) give these devices to groups i2c and
+        # gpio, mode 0660; without them the device is root's alone.
+        return why, (
+            f"give /dev/{path.name} to group i2c or gpio, mode 0660, with a udev rule "
+            "(Raspberry Pi OS has one: /etc/udev/rules.d/99-com.rules)"
+        )
+    return why, (f"sudo usermod -aG {group} {SERVICE_USER}, then sudo systemctl restart roomagent")
 
 
-def _owner(st: os.stat_result) -> str:
+def _owner(st: os.stat_result) -> tuple[str, str]:
     import grp
     import pwd
 
@@ -62,14 +74,7 @@ def _owner(st: os.stat_result) -> str:
         group = grp.getgrgid(st.st_gid).gr_name
     except KeyError:
         group = str(st.st_gid)
-    return f"{user}:{group}"
-
-
-def _group_fix(path: Path) -> str:
-    return (
-        f"give the {SERVICE_USER} user the device's group: sudo usermod -aG "
-        f"$(stat -c %G {path}) {SERVICE_USER}, then sudo systemctl restart roomagent"
-    )
+    return user, group
 
 
 # I2C ---------------------------------------------------------------------------------------
@@ -88,7 +93,7 @@ def check_i2c(bus: int, boot: BootConfig, host: Host) -> Result:
     if dev.exists():
         problem = service_can_use(dev, host)
         if problem:
-            return failed(name, problem, _group_fix(Path(f"/dev/i2c-{bus}")))
+            return failed(name, *problem)
         where = f"enabled in {boot.path}, " if switched_on == "on" else ""
         return passed(name, f"{where}/dev/i2c-{bus} present")
     if switched_on == "off":
@@ -316,9 +321,9 @@ def check_gpio(
             "run on a Raspberry Pi with Raspberry Pi OS Bullseye or later",
         )
     for chip in chips:
-        problem = service_can_use(chip, host)
-        if problem:
-            return failed(name, problem, _group_fix(Path("/dev") / chip.name))
+        access = service_can_use(chip, host)
+        if access:
+            return failed(name, *access)
     return passed(
         name, f"{counted} on free pins; {', '.join(c.name for c in chips)} usable by {SERVICE_USER}"
     )

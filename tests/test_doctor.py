@@ -9,6 +9,7 @@ output format from systemctl(1), MQTT 5 CONNACK reason codes from the spec (sect
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import re
@@ -226,7 +227,24 @@ def test_the_service_user_must_be_able_to_open_the_bus(tmp_path: Path) -> None:
     put(tmp_path, "/dev/i2c-1", mode=0o600)  # owner only, and the service is not the owner
     result = check_i2c(1, read_boot_config(tmp_path), make_host(tmp_path))
     assert result.ok is False and "cannot read and write" in result.detail
-    assert "usermod -aG" in result.fix
+    assert "udev rule" in result.fix  # no group may use it: a group is no answer
+
+
+def test_a_device_group_the_service_lacks(tmp_path: Path) -> None:
+    put(tmp_path, "/boot/firmware/config.txt", "dtparam=i2c_arm=on\n")
+    device_file = put(tmp_path, "/dev/i2c-1", mode=0o660)
+    gid = os.getgid() or 4321  # any group but root's (root may give a file any group)
+    os.chown(device_file, -1, gid)
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = str(gid)
+    host = make_host(tmp_path, service_ids=lambda: (4242, frozenset()))
+    result = check_i2c(1, read_boot_config(tmp_path), host)
+    assert result.ok is False
+    assert (
+        result.fix == f"sudo usermod -aG {group} roomagent, then sudo systemctl restart roomagent"
+    )
 
 
 def test_config_txt_rules_the_firmware_follows(tmp_path: Path) -> None:
