@@ -2,7 +2,7 @@
 
 Runs every check (agent.doctor_checks, agent.doctor_hardware), prints a table with ✓ or ✗ and,
 under each ✗, one line saying what to do. Exit status: 0 when every check passed, 1 when one
-failed, 2 when the config cannot be read. `--json` prints the same for central collection.
+failed, 2 when the config is not valid. `--json` prints the same for central collection.
 `--simulate` checks the simulated chips and pins `roomagent run --simulate` uses; the rest
 (broker, clock, disk, buffer, service) is always the real thing.
 """
@@ -61,8 +61,8 @@ def check_config(path: Path) -> tuple[Result, Optional[Config]]:
             fix = "correct that line of the config, then run roomagent check-config on it"
         return failed("config", str(e), fix), None
     problem = _scene_problem(cfg)
-    if problem:
-        return failed("config", f"{path}: {problem}", "correct the scene in the config"), None
+    if problem:  # the rest of the config is sound: the other checks can still run
+        return failed("config", f"{path}: {problem}", "correct the scene in the config"), cfg
     c = cfg.control
     detail = (
         f"{path} is valid: node {cfg.node.id!r}, {len(cfg.devices)} sensors, "
@@ -115,8 +115,8 @@ def run(
     boot = None if simulated else read_boot_config(host.root)
     if cfg is None:
         # Without a config: what needs none, on the Pi's usual bus.
-        if not simulated:
-            results.append(check_i2c(1, boot or read_boot_config(host.root), host))
+        if boot is not None:
+            results.append(check_i2c(1, boot, host))
         results += [check_bluetooth(False, boot, host), check_clock(None, host)]
         return Report(tuple(results), None, simulated)
 

@@ -616,6 +616,9 @@ def test_a_scene_naming_no_such_light_is_a_config_error(tmp_path: Path) -> None:
     cfg = load(tmp_path, ROOM + '[[scenes]]\nname = "s"\n[scenes.targets]\n"lights:nope" = "on"\n')
     report = run(cfg.source, simulate=True, host=pi_tree(tmp_path))
     assert report.results[0].ok is False and "no lights 'nope'" in report.results[0].detail
+    assert exit_status(report.results) == EXIT_CONFIG
+    # The rest of the config is sound, so the hardware is still checked.
+    assert {"sensor climate", "sensor light", "gpio"} <= {r.name for r in report.results}
 
 
 @pytest.fixture
