@@ -190,6 +190,12 @@ def cmd_read(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent import doctor
+
+    return doctor.main(Path(args.config), args.simulate, args.json)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from agent.watch import watch
 
@@ -237,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--simulate", action="store_true", help="read a simulated chip")
     read.add_argument("--json", action="store_true", help="print the values as JSON")
     read.set_defaults(func=cmd_read)
+
+    doc = sub.add_parser("doctor", help="check wiring, chips, broker, clock, disk and service; "
+                         "say how to fix what fails")  # fmt: skip
+    doc.add_argument("--config", default=str(DEFAULT_CONFIG),
+                     help=f"node config (default {DEFAULT_CONFIG})")  # fmt: skip
+    doc.add_argument("--simulate", action="store_true", help="check the simulated chips and pins")
+    doc.add_argument("--json", action="store_true", help="print the results as JSON")
+    doc.set_defaults(func=cmd_doctor)
 
     watch = sub.add_parser("watch", help="show what the central side receives, live")
     watch.add_argument("--host", default="localhost")

@@ -1,0 +1,212 @@
+"""`roomagent doctor`: what is wired or set up wrong on this room's Pi, in plain words.
+
+Runs every check (agent.doctor_checks, agent.doctor_hardware), prints a table with ✓ or ✗ and,
+under each ✗, one line saying what to do. Exit status: 0 when every check passed, 1 when one
+failed, 2 when the config is not valid. `--json` prints the same for central collection.
+`--simulate` checks the simulated chips and pins `roomagent run --simulate` uses; the rest
+(broker, clock, disk, buffer, service) is always the real thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from agent import __version__
+from agent.bootconfig import read_boot_config
+from agent.config import Config, ConfigError
+from agent.doctor_broker import check_broker
+from agent.doctor_checks import (
+    Host,
+    Result,
+    check_buffer,
+    check_clock,
+    check_disk,
+    check_service,
+    failed,
+    info,
+    passed,
+    service_state,
+)
+from agent.doctor_hardware import (
+    buses_of,
+    check_bluetooth,
+    check_gpio,
+    check_i2c,
+    check_sensor,
+    uses_ble,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+MARKS = {True: "✓", False: "✗", None: "–"}  # passed, failed, information or not applicable
+
+
+def check_config(path: Path) -> tuple[Result, Optional[Config]]:
+    from agent import config as config_mod
+
+    try:
+        cfg = config_mod.load(path)
+    except ConfigError as e:
+        if e.message == "no such file":
+            from agent.cli import DEFAULT_CONFIG
+
+            fix = f"give the node's config with --config (installed: {DEFAULT_CONFIG})"
+        elif e.message.startswith("cannot read"):
+            fix = "run the doctor as root (sudo): the config belongs to the service"
+        else:
+            fix = "correct that line of the config, then run roomagent check-config on it"
+        return failed("config", str(e), fix), None
+    problem = _scene_problem(cfg)
+    if problem:  # the rest of the config is sound: the other checks can still run
+        return failed("config", f"{path}: {problem}", "correct the scene in the config"), cfg
+    c = cfg.control
+    detail = (
+        f"{path} is valid: node {cfg.node.id!r}, {len(cfg.devices)} sensors, "
+        f"{len(c.relays)} relays, {len(c.inputs)} inputs"
+    )
+    return passed("config", detail), cfg
+
+
+def _scene_problem(cfg: Config) -> Optional[str]:
+    """Scene targets are checked when a scene runs; the doctor checks them up front."""
+    from agent.control.scenes import SceneManager
+    from agent.control.types import FakeClock
+
+    c = cfg.control
+    manager = SceneManager(
+        {x.name: x for x in c.lights},
+        {z.name: z for z in c.zones},
+        {v.name: v for v in c.ventilation},
+        FakeClock(),
+    )
+    for scene in c.scenes:
+        try:
+            manager.check(scene)
+        except ValueError as e:
+            return str(e)
+    return None
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[Result, ...]
+    node: Optional[str]  # None when the config cannot be read
+    simulated: bool
+
+
+def run(
+    config_path: Path,
+    *,
+    simulate: bool = False,
+    host: Optional[Host] = None,
+    open_bus: Optional[Callable[[int], Any]] = None,
+) -> Report:
+    """Every check, in the order an installer works through them. open_bus(number) gives the
+    I2C bus (default: the real /dev/i2c-N, or simulated chips with simulate)."""
+    host = host or Host()
+    service = service_state(host)
+    config_result, cfg = check_config(config_path)
+    results = [config_result, check_service(service)]
+    simulated = simulate or bool(cfg and cfg.node.simulate)
+    boot = None if simulated else read_boot_config(host.root)
+    if cfg is None:
+        # Without a config: what needs none, on the Pi's usual bus.
+        if boot is not None:
+            results.append(check_i2c(1, boot, host))
+        results += [check_bluetooth(False, boot, host), check_clock(None, host)]
+        return Report(tuple(results), None, simulated)
+
+    hardware = None
+    if open_bus is None:
+        from agent.hardware import Hardware
+
+        hardware = Hardware(cfg.devices, simulated)
+        open_bus = hardware.bus
+    try:
+        if simulated:
+            results.append(info("i2c", "simulated chips: the Pi's I2C is not checked"))
+        else:
+            assert boot is not None
+            results += [check_i2c(bus, boot, host) for bus in buses_of(cfg)]
+        results += [check_sensor(d, open_bus) for d in cfg.devices]
+        factory = hardware.pin_factory() if hardware is not None and simulated else None
+        if simulated and factory is None:
+            from gpiozero.pins.mock import MockFactory
+
+            factory = MockFactory()
+        results.append(check_gpio(cfg, boot, host, pin_factory=factory))
+    finally:
+        if hardware is not None:
+            hardware.close()
+    if simulated:
+        results.append(info("bluetooth", "simulated: the Pi's Bluetooth is not checked"))
+    else:
+        results.append(check_bluetooth(uses_ble(cfg), boot, host))
+    results.append(check_broker(cfg, service))
+    results.append(check_clock(cfg, host))
+    buffer_result, backlog = check_buffer(cfg, host)
+    results += [check_disk(cfg, host, backlog), buffer_result]
+    return Report(tuple(results), cfg.node.id, simulated)
+
+
+def exit_status(results: Sequence[Result]) -> int:
+    if results and results[0].name == "config" and results[0].ok is False:
+        return EXIT_CONFIG
+    return EXIT_FAILED if any(r.ok is False for r in results) else EXIT_OK
+
+
+def render(results: Sequence[Result], heading: str) -> str:
+    width = max(len(r.name) for r in results)
+    lines = [heading, ""]
+    for r in results:
+        lines.append(f"{MARKS[r.ok]} {r.name:<{width}}  {r.detail}")
+        if r.ok is False:
+            lines.append(f"  {'':<{width}}  fix: {r.fix}")
+    bad = sum(1 for r in results if r.ok is False)
+    lines.append("")
+    if bad:
+        lines.append(
+            f"{bad} of {sum(1 for r in results if r.ok is not None)} checks failed. "
+            "Fix them from the top (a later one often follows from an earlier one), "
+            "then run roomagent doctor again."
+        )
+    else:
+        lines.append("All checks passed.")
+    return "\n".join(lines)
+
+
+def as_json(report: Report, config_path: Path, now: datetime) -> str:
+    return json.dumps(
+        {
+            "node": report.node,
+            "config": str(config_path),
+            "simulated": report.simulated,
+            "version": __version__,
+            "time": now.astimezone(timezone.utc).isoformat(timespec="seconds"),
+            "ok": exit_status(report.results) == EXIT_OK,
+            "checks": [asdict(r) for r in report.results],
+        },
+        ensure_ascii=False,
+        indent=1,
+    )
+
+
+def main(
+    config_path: Path, simulate: bool, as_json_output: bool, host: Optional[Host] = None
+) -> int:
+    report = run(config_path, simulate=simulate, host=host)
+    if as_json_output:
+        print(as_json(report, config_path, datetime.now(timezone.utc)))
+    else:
+        print(render(report.results, heading(report)))
+    return exit_status(report.results)
+
+
+def heading(report: Report) -> str:
+    where = "simulated hardware" if report.simulated else "this Pi"
+    who = f"node {report.node!r}" if report.node else "no valid config"
+    return f"roomagent doctor {__version__}: {who}, {where}"
