@@ -242,5 +242,27 @@ def parse_control(
             claim(f"ventilation[{i}].relays", relay, f"ventilation {v.name!r}")
         sensor(f"ventilation[{i}].co2_sensor", v.co2_sensor, "co2")
         sensor(f"ventilation[{i}].voc_sensor", v.voc_sensor, "voc_index")
+    _check_scenes(scenes, zones, lights, ventilation, error)
     return ControlConfig(timezone, float(factor), relays, inputs, zones, schedules, lights,
                          ventilation, scenes)  # fmt: skip
+
+
+def _check_scenes(
+    scenes: Sequence[Any],
+    zones: Sequence[Any],
+    lights: Sequence[Any],
+    ventilation: Sequence[Any],
+    error: Callable[[str, str], Exception],
+) -> None:
+    """Every scene target must exist and take its value, so a scene fails at load, not when a
+    council session starts."""
+    from agent.control.scenes import SceneManager
+    from agent.control.types import FakeClock
+
+    manager = SceneManager({x.name: x for x in lights}, {z.name: z for z in zones},
+                           {v.name: v for v in ventilation}, FakeClock())  # fmt: skip
+    for i, scene in enumerate(scenes):
+        try:
+            manager.check(scene)
+        except ValueError as e:
+            raise error(f"scenes[{i}].targets", str(e)) from None

@@ -60,35 +60,12 @@ def check_config(path: Path) -> tuple[Result, Optional[Config]]:
         else:
             fix = "correct that line of the config, then run roomagent check-config on it"
         return failed("config", str(e), fix), None
-    problem = _scene_problem(cfg)
-    if problem:  # the rest of the config is sound: the other checks can still run
-        return failed("config", f"{path}: {problem}", "correct the scene in the config"), cfg
     c = cfg.control
     detail = (
         f"{path} is valid: node {cfg.node.id!r}, {len(cfg.devices)} sensors, "
         f"{len(c.relays)} relays, {len(c.inputs)} inputs"
     )
     return passed("config", detail), cfg
-
-
-def _scene_problem(cfg: Config) -> Optional[str]:
-    """Scene targets are checked when a scene runs; the doctor checks them up front."""
-    from agent.control.scenes import SceneManager
-    from agent.control.types import FakeClock
-
-    c = cfg.control
-    manager = SceneManager(
-        {x.name: x for x in c.lights},
-        {z.name: z for z in c.zones},
-        {v.name: v for v in c.ventilation},
-        FakeClock(),
-    )
-    for scene in c.scenes:
-        try:
-            manager.check(scene)
-        except ValueError as e:
-            return str(e)
-    return None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import pytest
 
 from agent import config as config_mod
 from agent.bootconfig import read_boot_config
-from agent.config import Config, DeviceConfig
+from agent.config import Config, ConfigError, DeviceConfig
 from agent.contract import telemetry_payload
 from agent.doctor import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, exit_status, render, run
 from agent.doctor_broker import check_broker
@@ -613,12 +613,14 @@ def test_a_bad_config_exits_2_and_still_checks_what_needs_none(tmp_path: Path) -
 
 
 def test_a_scene_naming_no_such_light_is_a_config_error(tmp_path: Path) -> None:
-    cfg = load(tmp_path, ROOM + '[[scenes]]\nname = "s"\n[scenes.targets]\n"lights:nope" = "on"\n')
-    report = run(cfg.source, simulate=True, host=pi_tree(tmp_path))
-    assert report.results[0].ok is False and "no lights 'nope'" in report.results[0].detail
+    scene = '[[scenes]]\nname = "s"\n[scenes.targets]\n"lights:nope" = "on"\n'
+    with pytest.raises(ConfigError):  # the config refuses it at load since it checks scenes
+        load(tmp_path, ROOM + scene)
+    report = run(tmp_path / "room.toml", simulate=True, host=pi_tree(tmp_path))
+    first = report.results[0]
+    assert first.ok is False and "scenes[0].targets" in first.detail
+    assert "no lights 'nope'" in first.detail
     assert exit_status(report.results) == EXIT_CONFIG
-    # The rest of the config is sound, so the hardware is still checked.
-    assert {"sensor climate", "sensor light", "gpio"} <= {r.name for r in report.results}
 
 
 @pytest.fixture
