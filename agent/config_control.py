@@ -136,11 +136,16 @@ class ControlConfig:
 
 
 def parse_control(
-    data: dict[str, Any], error: Callable[[str, str], Exception], devices: Sequence[Any]
+    data: dict[str, Any],
+    error: Callable[[str, str], Exception],
+    devices: Sequence[Any],
+    presence: Sequence[str] = (),
 ) -> ControlConfig:
     """All control sections of a config (already-loaded TOML); error(key, message) makes the
-    loader's ConfigError. `devices` are the parsed DeviceConfigs, for sensor references."""
-    from agent.control.lights import LightConfig
+    loader's ConfigError. `devices` are the parsed DeviceConfigs, for sensor references;
+    `presence` the names of the BLE presence groups, which a light group may use for
+    occupancy like a motion input."""
+    from agent.control.lights import LightConfig, check_light_references
     from agent.control.scenes import SceneConfig
     from agent.control.schedule import WeeklySchedule
     from agent.control.thermostat import ZoneConfig
@@ -210,6 +215,9 @@ def parse_control(
         if name is not None and quantity not in measures.get(name, ()):
             raise error(key, f"no device {name!r} measuring {quantity}")
 
+    for name in presence:
+        if name in input_kinds:
+            raise error("inputs", f"{name!r} names both an input and a BLE presence group")
     for i, z in enumerate(zones):
         for relay in (*z.heat_stages, *z.cool_stages):
             claim(f"zones[{i}]", relay, f"zone {z.name!r}")
@@ -218,9 +226,11 @@ def parse_control(
         for relay in light.relays:
             claim(f"lights[{i}].relays", relay, f"lights {light.name!r}")
         sensor(f"lights[{i}].daylight_sensor", light.daylight_sensor, "illuminance")
-        for name in (*light.occupancy, *([light.switch] if light.switch else [])):
-            if name not in input_kinds:
-                raise error(f"lights[{i}]", f"no input {name!r}")
+        try:
+            check_light_references(light, input_kinds, presence)
+        except ValueError as e:
+            field, _, problem = str(e).partition(": ")
+            raise error(f"lights[{i}].{field}", problem) from None
     for i, v in enumerate(ventilation):
         for relay in (v.relays,) if isinstance(v.relays, str) else v.relays:
             claim(f"ventilation[{i}].relays", relay, f"ventilation {v.name!r}")
