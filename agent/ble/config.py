@@ -82,10 +82,10 @@ class BleDeviceConfig:
                 f"unavailable_after: must be {self.interval:g} s (the interval) .. 7 days, "
                 f"got {self.unavailable_after:g}"
             )
-        if isinstance(self.quantities, str) or not all(
-            isinstance(q, str) for q in self.quantities
-        ):
-            raise ValueError(f"quantities: must be a list of quantity names, got {self.quantities!r}")
+        if isinstance(self.quantities, str) or not all(isinstance(q, str) for q in self.quantities):
+            raise ValueError(
+                f"quantities: must be a list of quantity names, got {self.quantities!r}"
+            )
         object.__setattr__(self, "quantities", tuple(self.quantities))
 
     @property

@@ -157,8 +157,9 @@ class SharedScanner:
                 sink(address, adv, now)
             except Exception:
                 counts["sink_errors"] += 1
+                what = getattr(sink, "__qualname__", sink)
                 self._ratelog.log(logging.ERROR, "sink", "BLE advertisement from %s: %s failed",
-                                  address, getattr(sink, "__qualname__", sink), exc_info=True)  # fmt: skip
+                                  address, what, exc_info=True)  # fmt: skip
 
     # The watchdog -----------------------------------------------------------------------------
 
@@ -268,9 +269,9 @@ class SharedScanner:
                 bluez["adapter"] = self.adapter
             else:
                 extra["adapter"] = self.adapter
-        return BleakScanner(
-            self.detected, None, mode, bluez=bluez, backend=self.backend, **extra  # type: ignore[arg-type]
-        )
+        # bluez is a TypedDict whose keys differ between bleak 1 and 3: built as a plain dict.
+        args: dict[str, Any] = {"scanning_mode": mode, "bluez": bluez, "backend": self.backend}
+        return BleakScanner(self.detected, None, **args, **extra)
 
     def stats(self) -> ScannerStats:
         c = self._counts

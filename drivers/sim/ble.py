@@ -29,9 +29,8 @@ from typing import Any, Callable, Optional
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakDBusError, BleakError
 
-from drivers.sim.ble_frames import APPLE_COMPANY, BTHOME_UUID, RUUVI_COMPANY, bthome_v2
-from drivers.sim.ble_frames import ibeacon as ibeacon_data
-from drivers.sim.ble_frames import ruuvi_v5
+from drivers.sim import ble_frames as frames
+from drivers.sim.ble_frames import APPLE_COMPANY, BTHOME_UUID, RUUVI_COMPANY
 
 PASSIVE_UNSUPPORTED_TEXT = (
     "passive scanning on Linux requires BlueZ >= 5.56 with --experimental enabled and Linux "
@@ -111,7 +110,7 @@ class BTHomeSensor(Transmitter):
             self.packet_id = (self.packet_id + 1) & 0xFF
             self.counter = (self.counter + 1) & 0xFFFFFFFF
             self._measured_at = now
-            self._payload = bthome_v2(self.values(), packet_id=self.packet_id, key=self.key,
+            self._payload = frames.bthome_v2(self.values(), packet_id=self.packet_id, key=self.key,
                                       mac=self.address, counter=self.counter)  # fmt: skip
         return advertisement(rssi=self._rssi(), service_data={BTHOME_UUID: self._payload},
                              local_name=self.name)  # fmt: skip
@@ -125,7 +124,7 @@ class RuuviTag(Transmitter):
     def advertise(self, now: float) -> AdvertisementData:
         v = self.values()
         self.sequence = (self.sequence + 1) % 65535
-        data = ruuvi_v5(temperature=v["temperature"], humidity=v["humidity"],
+        data = frames.ruuvi_v5(temperature=v["temperature"], humidity=v["humidity"],
                         pressure_hpa=v["pressure"], voltage=v.get("voltage", 3.0),
                         sequence=self.sequence, mac=self.address)  # fmt: skip
         return advertisement(rssi=self._rssi(), manufacturer_data={RUUVI_COMPANY: data},
@@ -137,7 +136,7 @@ class IBeacon(Transmitter):
 
     def __init__(self, address: str, uuid: str, major: int, minor: int, **kwargs: Any):
         super().__init__(address, kwargs.pop("every", 1.0), **kwargs)
-        self.data = ibeacon_data(uuid, major, minor)
+        self.data = frames.ibeacon(uuid, major, minor)
 
     def advertise(self, now: float) -> AdvertisementData:
         return advertisement(rssi=self._rssi(), manufacturer_data={APPLE_COMPANY: self.data})
