@@ -74,6 +74,7 @@ class Agent:
         self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
         self.room: Optional[RoomController] = None
+        self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -103,6 +104,12 @@ class Agent:
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self._make_runner(d) for d in self.config.devices]
         link_compensation(self.runners)
+        if self.config.ble.active:  # bleak is imported only here, when the config uses BLE
+            from agent.ble.service import make_service
+
+            self.ble = make_service(self.config.ble, self.clock, self.config.node.state_dir,
+                                    self._on_sample, self._on_availability, simulate=self.simulate,
+                                    room=self.hardware.room, on_new_quantities=self._rediscover)  # fmt: skip
         if self.config.control.active:
             self.room = self._make_room()
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
@@ -111,6 +118,8 @@ class Agent:
         if self.room is not None:
             tasks.append(asyncio.ensure_future(self._control()))
         tasks += [asyncio.ensure_future(r.run()) for r in self.runners]
+        if self.ble is not None:
+            tasks.append(asyncio.ensure_future(self.ble.run()))
         self.link.start()
         await self._first_round(stop)
         self.notifier.notify(READY="1", STATUS=self.status_line())
@@ -141,12 +150,15 @@ class Agent:
 
         def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
             runner = by_name.get(device)
+            if runner is None and self.ble is not None:
+                return self.ble.reading(device, quantity)  # type: ignore[no-any-return]
             if runner is None or quantity not in runner.last_values:
                 return None
             return runner.last_values[quantity], runner.last_good
 
+        presence = self.ble.occupied if self.ble is not None else None
         room = RoomController(
-            self.config.control, self.hardware.pin_factory(), self.clock, store, reading
+            self.config.control, self.hardware.pin_factory(), self.clock, store, reading, presence
         )
         for event in room.startup_events:
             self._emit(event)
@@ -190,8 +202,9 @@ class Agent:
         time are removed first (remembered in discovery.last beside the buffer)."""
         assert self.link is not None
         topic, payload = discovery.discovery_payload(
-            self.config, __version__, prefix=self.config.node.discovery_prefix
-        )
+            self.config, __version__, prefix=self.config.node.discovery_prefix,
+            ble_quantities=self.ble.quantities if self.ble is not None else None,
+        )  # fmt: skip
         last = self.config.node.state_dir / "discovery.last"
         with contextlib.suppress(OSError):
             previous = last.read_bytes()
@@ -203,6 +216,11 @@ class Agent:
             write_durably(last, payload)
         except OSError as e:
             log.warning("cannot remember the discovery payload: %s", e)
+
+    def _rediscover(self) -> None:
+        """A BLE device sent a quantity it had not before: Home Assistant is told."""
+        if self.config.node.discovery and self.link is not None and self.link.connected:
+            self._publish_discovery()
 
     def _publish_control_states(self, events: list[Event]) -> None:
         """Retained states of inputs and zones, for dashboards and Home Assistant."""
@@ -287,7 +305,8 @@ class Agent:
             "connected" if self.link is not None and self.link.connected else "broker unreachable"
         )
         backlog = self.outbox.stats().rows if self.outbox is not None else 0
-        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up"
+        ble = f"; {self.ble.status()}" if self.ble is not None else ""
+        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}"
 
     async def _supervise(self) -> None:
         """Feeds systemd's watchdog only while the event loop runs this and the buffer's writer
@@ -416,6 +435,9 @@ class Agent:
                     }
                     for d in self.config.devices
                 ],
+                **({"ble_devices": [{"name": d.name, "address": d.address, "format": d.format}
+                                    for d in self.config.ble.devices]}
+                   if self.config.ble.devices else {}),  # fmt: skip
             }
         )
 
@@ -435,6 +457,7 @@ class Agent:
             "delivered": self.forwarder.delivered,
             "devices_up": sum(1 for r in self.runners if r.available),
             "devices_down": sum(1 for r in self.runners if r.available is False),
+            **({"ble": self.ble.health()} if self.ble is not None else {}),
         }
 
     def _publish_health(self) -> None:
@@ -476,7 +499,7 @@ class Agent:
     async def _shutdown(self, tasks: Sequence[asyncio.Future[Any]]) -> None:
         log.info("stopping")
         self.notifier.notify(STOPPING="1", STATUS="stopping")
-        for stoppable in [self.forwarder, *self.runners]:
+        for stoppable in [self.forwarder, *self.runners, self.ble]:
             if stoppable is not None:
                 stoppable.stopped = True
         for task in tasks:

@@ -19,11 +19,11 @@ MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ADAPTER_RE = re.compile(r"^hci[0-9]{1,3}$")
 SCANNING_MODES = ("auto", "passive", "active")
-# The formats drivers/ble decodes; "auto" tries them all. Kept here so a config can be checked
-# without importing the decoders.
-FORMATS = ("auto", "bthome", "ruuvi", "atc", "pvvx", "ibeacon", "eddystone")
+# The decoder families of drivers.ble (its FORMATS), and "auto" for all of them. Kept here so a
+# config can be checked without importing the decoders; a test keeps the two lists equal.
+FORMATS = ("auto", "bthome", "atc_pvvx", "eddystone", "ruuvi", "ibeacon")
 # Formats that can be encrypted with a per-device key.
-KEYED_FORMATS = ("auto", "bthome", "atc", "pvvx")
+KEYED_FORMATS = ("auto", "bthome", "atc_pvvx")
 
 
 def normal_mac(value: str) -> str:

@@ -48,8 +48,7 @@ MANUFACTURER_DATA = 0xFF
 PATTERNS: dict[str, tuple[tuple[int, int, bytes], ...]] = {
     "bthome": ((0, SERVICE_DATA_16, b"\xd2\xfc"),),  # service data 0xFCD2
     "ruuvi": ((0, MANUFACTURER_DATA, b"\x99\x04"),),  # company 0x0499
-    "atc": ((0, SERVICE_DATA_16, b"\x1a\x18"),),  # service data 0x181A
-    "pvvx": ((0, SERVICE_DATA_16, b"\x1a\x18"),),
+    "atc_pvvx": ((0, SERVICE_DATA_16, b"\x1a\x18"),),  # service data 0x181A
     "ibeacon": ((0, MANUFACTURER_DATA, b"\x4c\x00\x02\x15"),),  # Apple 0x004C, type 2, 21 bytes
     "eddystone": ((0, SERVICE_DATA_16, b"\xaa\xfe"),),  # service data 0xFEAA
 }

@@ -47,15 +47,17 @@ def advertisement(
     tx_power: Optional[int] = None,
 ) -> AdvertisementData:
     service_data = dict(service_data or {})
-    return AdvertisementData(
-        local_name=local_name,
-        manufacturer_data=dict(manufacturer_data or {}),
-        service_data=service_data,
-        service_uuids=list(service_data),
-        tx_power=tx_power,
-        rssi=rssi,
-        platform_data=(),
-    )
+    known = {
+        "local_name": local_name,
+        "manufacturer_data": dict(manufacturer_data or {}),
+        "service_data": service_data,
+        "service_uuids": list(service_data),
+        "tx_power": tx_power,
+        "rssi": rssi,
+        "platform_data": (),
+    }
+    # By field name, so that a field a later bleak adds gets None rather than a TypeError.
+    return AdvertisementData(**{f: known.get(f) for f in AdvertisementData._fields})
 
 
 class Transmitter:
@@ -269,3 +271,49 @@ def _ad_structures(adv: AdvertisementData, ad_type: int) -> list[bytes]:
     if ad_type == 0xFF:
         return [c.to_bytes(2, "little") + d for c, d in adv.manufacturer_data.items()]
     return []
+
+
+def radio_for(ble: Any, room: Any) -> SimRadio:
+    """The air around the demo room for a node's [ble] config (agent.ble.config.BleConfig):
+    each BLE device a sensor by the window (BTHome v2, encrypted if it has a key; Ruuvi for
+    format "ruuvi"; other formats have no simulation and go unavailable, as a missing chip
+    does), and each presence beacon a badge that arrives during the room's meetings, one a
+    minute (`room` is drivers.sim.room.RoomModel)."""
+
+    def window_side() -> dict[str, float]:
+        env = room.environment()
+        return {"temperature": env.temperature - 1.2, "humidity": env.humidity + 4.0,
+                "pressure": env.pressure, "battery": 87, "voltage": 2.95}  # fmt: skip
+
+    def bthome_values() -> dict[str, float]:
+        v = window_side()
+        del v["pressure"]
+        return v
+
+    transmitters: list[Transmitter] = []
+    for i, d in enumerate(ble.devices):
+        if d.format in ("auto", "bthome"):
+            transmitters.append(BTHomeSensor(d.address, bthome_values, key=d.key_bytes,
+                                             name=f"sim {d.name}", seed=i))  # fmt: skip
+        elif d.format == "ruuvi":
+            transmitters.append(RuuviTag(d.address, window_side, seed=i))
+    arrivals = 0
+    for group in ble.presence:
+        for b in group.beacons:
+
+            def present(after: float = float(arrivals)) -> bool:
+                minutes = room.minutes_into_meeting()
+                return minutes is not None and minutes >= after
+
+            arrivals += 1
+            if b.address is not None:
+                uuid, major, minor, address = _DEMO_UUID, 1, arrivals, b.address
+            else:
+                uuid, major, minor = b.uuid, b.major or 1, b.minor or arrivals
+                address = f"5A:00:00:00:00:{arrivals:02X}"  # a phone's random address
+            transmitters.append(IBeacon(address, uuid, major, minor, present=present,
+                                        rssi=-70, seed=100 + arrivals))  # fmt: skip
+    return SimRadio(transmitters)
+
+
+_DEMO_UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"
