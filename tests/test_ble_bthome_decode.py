@@ -324,3 +324,20 @@ def test_plain_advertisement_with_a_key_is_decoded_and_marked_plain():
     frame = bthome("4002CA09", KEY)
     assert not frame.encrypted
     assert dict(frame.values) == {"temperature": 25.06}
+
+
+def test_mac_included_in_the_payload():
+    # Device information bit 1 (bthome-ble's "mac included"): the MAC follows, least
+    # significant byte first, and is the nonce's MAC whatever address the scanner saw.
+    # Sealed with cryptography's AES-CCM: nonce = 5448E68F80A5 D2FC 43 01000000.
+    plain = bytes.fromhex("02CA09")
+    nonce = bytes.fromhex("5448E68F80A5D2FC4301000000")
+    sealed = AESCCM(KEY, tag_length=4).encrypt(nonce, plain, None)
+    data = "43A5808FE64854" + sealed[:-4].hex() + "01000000" + sealed[-4:].hex()
+    frame = bthome(data, KEY, address="7A:11:22:33:44:55")  # a random address
+    assert dict(frame.values) == {"temperature": 25.06}
+    assert frame.counter == 1
+    # unencrypted, the MAC is skipped
+    assert values("42A5808FE6485402CA09") == {"temperature": 25.06}
+    with pytest.raises(BLEDecodeError, match="MAC"):
+        bthome("42A5808FE648")

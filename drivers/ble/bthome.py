@@ -5,6 +5,10 @@ device information is set, AES-CCM ciphertext of the objects, a 4-byte counter (
 and a 4-byte MIC. The nonce is the device MAC (as written, most significant byte first), the
 UUID as sent (D2 FC), the device information byte and the counter bytes.
 
+Bit 1 of the device information, "reserved" on the spec page, is read as the reference
+parser bthome-ble reads it: the device's MAC follows (6 bytes, least significant first) and
+is the one in the nonce; devices behind a random or changing address send it.
+
 Choices the spec leaves to the receiver, made here and documented in docs/ble.md:
 - an unknown object id stops parsing and the objects before it are returned, as bthome.io
   prescribes ("a receiver will stop parsing object ids as soon as it finds an object id that
@@ -32,6 +36,7 @@ UUID16 = 0xFCD2
 _UUID_AS_SENT = UUID16.to_bytes(2, "little")
 
 _ENCRYPTED = 0x01
+_MAC_INCLUDED = 0x02
 _TRIGGER_BASED = 0x04
 _VERSION_SHIFT = 5
 _COUNTER_LENGTH = 4
@@ -51,6 +56,12 @@ def decode(address: str, data: bytes, key: Optional[bytes]) -> DecodedFrame:
         )
     counter = None
     payload = data[1:]
+    mac = None
+    if info & _MAC_INCLUDED:
+        if len(payload) < 6:
+            raise BLEDecodeError(FORMAT, "device information says a MAC follows; it is cut short")
+        mac = payload[5::-1]  # sent least significant byte first
+        payload = payload[6:]
     encrypted = bool(info & _ENCRYPTED)
     if encrypted:
         if len(payload) < _COUNTER_LENGTH + ccm.MIC_LENGTH:
@@ -59,7 +70,9 @@ def decode(address: str, data: bytes, key: Optional[bytes]) -> DecodedFrame:
             )
         counter_bytes = payload[-8:-4]
         counter = int.from_bytes(counter_bytes, "little")
-        nonce = mac_bytes(FORMAT, address) + _UUID_AS_SENT + data[:1] + counter_bytes
+        if mac is None:
+            mac = mac_bytes(FORMAT, address)
+        nonce = mac + _UUID_AS_SENT + data[:1] + counter_bytes
         payload = ccm.decrypt(FORMAT, key, nonce, payload[:-8], payload[-4:])
     values, events, packet_id = _objects(payload)
     return DecodedFrame(
