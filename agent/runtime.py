@@ -107,9 +107,11 @@ class Agent:
         if self.config.ble.active:  # bleak is imported only here, when the config uses BLE
             from agent.ble.service import make_service
 
-            self.ble = make_service(self.config.ble, self.clock, self.config.node.state_dir,
-                                    self._on_sample, self._on_availability, simulate=self.simulate,
-                                    room=self.hardware.room, on_new_quantities=self._rediscover)  # fmt: skip
+            self.ble = make_service(
+                self.config.ble, self.clock, self.config.node.state_dir, self._on_sample,
+                self._on_availability, simulate=self.simulate, room=self.hardware.room,
+                on_new_quantities=self._rediscover,
+            )  # fmt: skip
         if self.config.control.active:
             self.room = self._make_room()
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
@@ -151,7 +153,7 @@ class Agent:
         def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
             runner = by_name.get(device)
             if runner is None and self.ble is not None:
-                return self.ble.reading(device, quantity)  # type: ignore[no-any-return]
+                return self.ble.reading(device, quantity)
             if runner is None or quantity not in runner.last_values:
                 return None
             return runner.last_values[quantity], runner.last_good
@@ -435,11 +437,16 @@ class Agent:
                     }
                     for d in self.config.devices
                 ],
-                **({"ble_devices": [{"name": d.name, "address": d.address, "format": d.format}
-                                    for d in self.config.ble.devices]}
-                   if self.config.ble.devices else {}),  # fmt: skip
+                **self._ble_info(),
             }
         )
+
+    def _ble_info(self) -> dict[str, Any]:
+        devices = self.config.ble.devices
+        if not devices:
+            return {}
+        return {"ble_devices": [{"name": d.name, "address": d.address, "format": d.format}
+                                for d in devices]}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         assert self.outbox is not None and self.forwarder is not None and self.link is not None

@@ -118,13 +118,14 @@ class DeviceLayer:
         changes: list[Availability] = []
         for address, device in self.devices.items():
             entry = self.latest.get(address)
-            if entry is not None and entry[1] > device.taken:
-                # Not due: only a device that sends events is looked at (they cannot wait).
-                if now >= device.next_due or device.has_events:
-                    device.taken = entry[1]
-                    reading = self._take(device, entry[0], entry[1], now)
-                    if reading is not None:
-                        readings.append(reading)
+            # Before it is due, only a device that sends events is looked at: they cannot wait.
+            fresh = entry is not None and entry[1] > device.taken
+            if fresh and (now >= device.next_due or device.has_events):
+                assert entry is not None
+                device.taken = entry[1]
+                reading = self._take(device, entry[0], entry[1], now)
+                if reading is not None:
+                    readings.append(reading)
             change = self._availability(device, now)
             if change is not None:
                 changes.append(change)
@@ -184,7 +185,8 @@ class DeviceLayer:
         device.has_events = device.has_events or bool(frame.events)
         device.problem = None
 
-    def _refuse(self, device: _Device, count: str, reason: str) -> None:
+    def _refuse(self, device: _Device, count: str, reason: str) -> Optional[BleReading]:
+        """Counts and logs a refused frame; returns None, for `return self._refuse(...)`."""
         device.counts[count] += 1
         device.problem = reason
         name = device.config.name
@@ -197,7 +199,7 @@ class DeviceLayer:
         its plausible range left out (and counted), as a sensor fault, not weather."""
         out: dict[str, Any] = {}
         for name, value in values.items():
-            if isinstance(value, bool) or isinstance(value, str):
+            if isinstance(value, (bool, str)):
                 out[name] = value
             elif isinstance(value, (int, float)) and math.isfinite(value):
                 q = QUANTITIES.get(name)
@@ -214,10 +216,10 @@ class DeviceLayer:
 
     def _availability(self, device: _Device, now: float) -> Optional[Availability]:
         name = device.config.name
-        if device.last_good >= device.alive_since and device.available is not True:
-            if device.last_good > now - device.config.unavailable_after:
-                device.available = True
-                return Availability(name, True)
+        recent = device.last_good > now - device.config.unavailable_after
+        if device.available is not True and device.last_good >= device.alive_since and recent:
+            device.available = True
+            return Availability(name, True)
         if device.available is False or device.trigger_based:
             return None
         quiet = now - max(device.last_good, device.alive_since)

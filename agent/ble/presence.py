@@ -79,9 +79,14 @@ class Presence:
                     major = int.from_bytes(data[18:20], "big")
                     minor = int.from_bytes(data[20:22], "big")
                     for group, i, rssi_min, want_major, want_minor in matches:
-                        if rssi >= rssi_min and want_major in (None, major) and want_minor in (
-                            None,
-                            minor,
+                        if (
+                            rssi >= rssi_min
+                            and want_major in (None, major)
+                            and want_minor
+                            in (
+                                None,
+                                minor,
+                            )
                         ):
                             group.seen[i] = now
 

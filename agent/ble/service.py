@@ -26,6 +26,9 @@ from agent.devices import Sample
 from agent.seq_floor import write_durably
 
 log = logging.getLogger("roomagent.ble")
+# s a scan listens before presence counts are published: beacons advertise every second or
+# so, and a count of 0 from a scan that has not heard them yet would say the room is empty.
+PRESENCE_SETTLE = 10.0
 TICK = 0.25  # s between two looks at the newest advertisements (bounds decoding per device)
 
 OnSample = Callable[[Sample], Awaitable[None]]
@@ -73,9 +76,11 @@ class BleService:
         if config.presence:
             self.scanner.sinks.append(self.presence.sink)
         self._presence_up: dict[str, Optional[bool]] = dict.fromkeys(self.presence.groups)
-        self._scanning_since = float("-inf")
+        self._scan_started: Optional[float] = None  # monotonic start of the running scan
+        self._last_scanning = float("-inf")  # the last tick the scan was running
         self._quantities_file = state_dir / "ble_quantities.json"
-        self.quantities: dict[str, list[str]] = self._load_quantities()
+        # device -> quantity -> "number" or "binary": what it has sent, for discovery
+        self.quantities: dict[str, dict[str, str]] = self._load_quantities()
         self.stopped = False
 
     async def run(self) -> None:
@@ -104,13 +109,24 @@ class BleService:
         if not self.presence.groups:
             return
         now = self.clock.monotonic()
-        if self.scanner.scanning:
-            self._scanning_since = now
-        # Presence is known while the scan runs, and for a window after it stopped (a restart
-        # takes seconds; a window of beacons heard before it still says who is there).
+        scanning = self.scanner.scanning
+        if not scanning:
+            self._scan_started = None
+        elif self._scan_started is None:
+            self._scan_started = now
+        if scanning:
+            self._last_scanning = now
+        # Presence is known once a scan has listened long enough to hear every beacon that is
+        # there, and stays known through a restart for a window (beacons heard before it
+        # still say who is there); after that without a scan, it is not known.
         for name, group in self.presence.groups.items():
-            up = now - self._scanning_since <= group.config.window
-            if up != self._presence_up[name]:
+            up = self._presence_up[name]
+            settle = min(group.config.window, PRESENCE_SETTLE)
+            if self._scan_started is not None and now - self._scan_started >= settle:
+                up = True
+            elif not scanning and now - self._last_scanning > group.config.window:
+                up = False
+            if up is not None and up != self._presence_up[name]:
                 self._presence_up[name] = up
                 reason = None if up else f"BLE scan not running: {self.scanner.last_error or '?'}"
                 await self.on_availability(name, up, reason)
@@ -156,28 +172,34 @@ class BleService:
                 f"{s.restarts} restarts")  # fmt: skip
 
     def _learn(self, device: str, values: Mapping[str, Any]) -> None:
-        known = self.quantities.setdefault(device, [])
-        new = [q for q in values if q not in known and not isinstance(values[q], str)]
+        """Remembers what a device sends (a number or a binary state) for discovery."""
+        known = self.quantities.setdefault(device, {})
+        new = {q: "binary" if isinstance(v, bool) else "number" for q, v in values.items()
+               if q not in known and isinstance(v, (int, float))}  # fmt: skip
         if not new:
             return
-        known.extend(new)
-        known.sort()
+        known.update(new)
         try:
-            write_durably(self._quantities_file, json.dumps(self.quantities).encode())
+            write_durably(
+                self._quantities_file, json.dumps(self.quantities, sort_keys=True).encode()
+            )
         except OSError as e:
             log.warning("cannot remember the BLE quantities: %s", e)
         self.on_new_quantities()
 
-    def _load_quantities(self) -> dict[str, list[str]]:
+    def _load_quantities(self) -> dict[str, dict[str, str]]:
         try:
             data = json.loads(self._quantities_file.read_bytes())
         except (OSError, ValueError):
             return {}
-        names = set(self.config.names())
         if not isinstance(data, dict):
             return {}
-        return {k: sorted(str(q) for q in v) for k, v in data.items()
-                if k in names and isinstance(v, list)}  # fmt: skip
+        names = set(self.config.names())
+        return {
+            device: {str(q): kind for q, kind in seen.items() if kind in ("number", "binary")}
+            for device, seen in data.items()
+            if device in names and isinstance(seen, dict)
+        }
 
 
 def make_service(

@@ -47,7 +47,7 @@ def advertisement(
     tx_power: Optional[int] = None,
 ) -> AdvertisementData:
     service_data = dict(service_data or {})
-    known = {
+    known: dict[str, Any] = {
         "local_name": local_name,
         "manufacturer_data": dict(manufacturer_data or {}),
         "service_data": service_data,
@@ -57,7 +57,8 @@ def advertisement(
         "platform_data": (),
     }
     # By field name, so that a field a later bleak adds gets None rather than a TypeError.
-    return AdvertisementData(**{f: known.get(f) for f in AdvertisementData._fields})
+    fields: dict[str, Any] = {f: known.get(f) for f in AdvertisementData._fields}
+    return AdvertisementData(**fields)
 
 
 class Transmitter:
