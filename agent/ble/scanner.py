@@ -130,7 +130,7 @@ class SharedScanner:
         self.scanning = False
         self.heard = float("-inf")  # monotonic time of the last advertisement, any address
         self.started_at = float("-inf")
-        self.failures = 0  # in a row; reset by an advertisement heard after a start
+        self.failures = 0  # in a row; reset by any advertisement heard
         self._scanner: Any = None
         self._counts = dict.fromkeys(
             ("adverts", "dropped", "starts", "stalls", "errors", "adapter_resets", "sink_errors"), 0
@@ -144,6 +144,7 @@ class SharedScanner:
         """bleak's detection callback: no decoding, no I/O, nothing that can raise out."""
         now = self.clock()
         self.heard = now
+        self.failures = 0  # heard: whatever failed before, the scan works now
         counts = self._counts
         counts["adverts"] += 1
         address = device.address.upper()
@@ -210,12 +211,10 @@ class SharedScanner:
         return True
 
     async def _watch(self) -> str:
-        """Returns when the scan has stalled; resets the failure run once it delivers."""
-        period = 1.0 if not self.stall_timeout else min(1.0, self.stall_timeout / 10)
+        """Returns when the scan has stalled (never without a stall timeout)."""
+        period = 60.0 if not self.stall_timeout else min(1.0, self.stall_timeout / 10)
         while True:
             await asyncio.sleep(period)
-            if self.failures and self.heard >= self.started_at:
-                self.failures = 0
             if self.stall_timeout:
                 quiet = self.clock() - max(self.heard, self.started_at)
                 if quiet >= self.stall_timeout:
