@@ -1,6 +1,6 @@
 """iBeacon and Eddystone decoders against the beacon specifications.
 
-iBeacon: Apple "Proximity Beacon Specification" R1 (2015): manufacturer data of company
+iBeacon: Apple "Proximity Beacon Specification" Release R1: manufacturer data of company
 0x004C = 02 15, 16-byte UUID, major (uint16 BE), minor (uint16 BE), measured power (int8).
 """
 

@@ -1,7 +1,7 @@
 """Apple iBeacon: manufacturer data of company 0x004C, type 0x02, length 0x15.
 
-Layout (Apple, "Proximity Beacon Specification", release R1, 2015, section "Beacon
-advertising packet"): after the company id, which bleak strips into the dictionary key,
+Layout (Apple, "Proximity Beacon Specification", Release R1, "Beacon advertising
+packet"): after the company id, which bleak strips into the dictionary key,
 type 0x02, length 0x15 (21), a 16-byte proximity UUID, major and minor as big-endian uint16,
 and the measured power (RSSI at 1 m) as an int8.
 """
