@@ -14,7 +14,8 @@ latest value winning over everything heard since) and refuses what it must:
   but it does prove the device is alive.
 
 Frames carrying events (a button press) are passed on at once, whatever the interval: an
-event must never be coalesced away. A device that sends nothing decodable for
+event must never be coalesced away. So a device that is not due is still looked at, at most
+every PEEK seconds, for events; two presses within that time are one reading (the later). A device that sends nothing decodable for
 `unavailable_after` seconds is reported unavailable, unless it advertises only on events
 (BTHome's trigger-based flag), for which silence is normal.
 
@@ -44,6 +45,7 @@ log = logging.getLogger("roomagent.ble")
 # address -> (advertisement, monotonic time heard): SharedScanner.latest
 Latest = Mapping[str, tuple[Any, float]]
 Decoder = Callable[..., Optional["DecodedFrame"]]
+PEEK = 0.5  # s: how often a device between readings is looked at for events
 COUNTS = ("readings", "duplicates", "replays", "plain_refused", "key_errors", "undecodable",
           "unrecognised", "implausible", "errors")  # fmt: skip
 
@@ -87,7 +89,8 @@ class _Device:
         self.last_values: Mapping[str, Any] = {}
         self.available: Optional[bool] = None
         self.trigger_based = False
-        self.has_events = False
+        self.peeked = float("-inf")  # heard-time of the last advertisement peeked at
+        self.next_peek = float("-inf")
         self.problem: Optional[str] = None  # the last reason a frame was refused
         self.counts: Counter[str] = Counter()
 
@@ -118,14 +121,20 @@ class DeviceLayer:
         changes: list[Availability] = []
         for address, device in self.devices.items():
             entry = self.latest.get(address)
-            # Before it is due, only a device that sends events is looked at: they cannot wait.
-            fresh = entry is not None and entry[1] > device.taken
-            if fresh and (now >= device.next_due or device.has_events):
-                assert entry is not None
-                device.taken = entry[1]
-                reading = self._take(device, entry[0], entry[1], now)
-                if reading is not None:
-                    readings.append(reading)
+            reading = None
+            if entry is not None and entry[1] > device.taken:
+                adv, heard = entry
+                if now >= device.next_due:
+                    device.taken = heard
+                    reading = self._take(device, adv, heard, now)
+                elif heard > device.peeked and now >= device.next_peek:
+                    # Not due, but it may carry an event, which cannot wait for the interval.
+                    device.peeked, device.next_peek = heard, now + PEEK
+                    if self._has_event(device, adv):
+                        device.taken = heard
+                        reading = self._take(device, adv, heard, now)
+            if reading is not None:
+                readings.append(reading)
             change = self._availability(device, now)
             if change is not None:
                 changes.append(change)
@@ -164,12 +173,9 @@ class DeviceLayer:
                                     f"{frame.counter} after {device.counter}")  # fmt: skip
             device.counter = frame.counter
         self._alive(device, heard, frame)
-        new_events = bool(frame.events)
         if frame.packet_id is not None and frame.packet_id == device.packet_id:
             device.counts["duplicates"] += 1
             return None
-        if now < device.next_due and not new_events:
-            return None  # a device with events, looked at early: its state waits its turn
         device.packet_id = frame.packet_id
         values = self._clean(device, frame.values)
         if not values:
@@ -179,10 +185,18 @@ class DeviceLayer:
         device.counts["readings"] += 1
         return BleReading(name, values, heard, getattr(adv, "rssi", None), frame.format)
 
+    def _has_event(self, device: _Device, adv: Any) -> bool:
+        """A quick look before the device is due: whether this advertisement carries an event
+        (anything wrong with it is left for when the device is due, and counted then)."""
+        try:
+            frame = self.decoder(device.config.address, adv, device.key, formats=device.formats)
+        except Exception:
+            return False
+        return frame is not None and bool(frame.events)
+
     def _alive(self, device: _Device, heard: float, frame: DecodedFrame) -> None:
         device.last_good = max(device.last_good, heard)
         device.trigger_based = frame.trigger_based
-        device.has_events = device.has_events or bool(frame.events)
         device.problem = None
 
     def _refuse(self, device: _Device, count: str, reason: str) -> Optional[BleReading]:
