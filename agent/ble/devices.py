@@ -15,9 +15,10 @@ latest value winning over everything heard since) and refuses what it must:
 
 Frames carrying events (a button press) are passed on at once, whatever the interval: an
 event must never be coalesced away. So a device that is not due is still looked at, at most
-every PEEK seconds, for events; two presses within that time are one reading (the later). A device that sends nothing decodable for
-`unavailable_after` seconds is reported unavailable, unless it advertises only on events
-(BTHome's trigger-based flag), for which silence is normal.
+every PEEK seconds, for events; two presses within that time are one reading (the later).
+A device that sends nothing decodable for `unavailable_after` seconds is reported
+unavailable, unless it advertises only on events (BTHome's trigger-based flag), for which
+silence is normal.
 
 Replay protection holds for the life of the process: after a restart the first authentic
 counter is taken as the baseline.
