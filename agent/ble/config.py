@@ -159,11 +159,12 @@ class PresenceConfig:
             raise ValueError(f"interval: must be 1..86400 s, got {self.interval:g}")
         if not -127 <= self.rssi_min <= 20:
             raise ValueError(f"rssi_min: must be -127..20 dBm, got {self.rssi_min}")
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for i, beacon in enumerate(self.beacons):
             if beacon.describe() in seen:
-                raise ValueError(f"beacons[{i}]: {beacon.describe()} is listed twice")
-            seen.add(beacon.describe())
+                raise ValueError(f"beacons: {beacon.describe()} is listed twice "
+                                 f"([{seen[beacon.describe()]}] and [{i}])")  # fmt: skip
+            seen[beacon.describe()] = i
 
 
 @dataclasses.dataclass(frozen=True)
