@@ -294,8 +294,11 @@ def radio_for(ble: Any, room: Any) -> SimRadio:
     transmitters: list[Transmitter] = []
     for i, d in enumerate(ble.devices):
         if d.format in ("auto", "bthome"):
+            # A new measurement every few seconds, sent in every advertisement until the next.
+            measure = min(5.0, d.interval)
             transmitters.append(BTHomeSensor(d.address, bthome_values, key=d.key_bytes,
-                                             name=f"sim {d.name}", seed=i))  # fmt: skip
+                                             measure_every=measure, name=f"sim {d.name}",
+                                             seed=i))  # fmt: skip
         elif d.format == "ruuvi":
             transmitters.append(RuuviTag(d.address, window_side, seed=i))
     arrivals = 0
