@@ -186,3 +186,71 @@ def test_bleak_is_imported_only_when_the_config_has_ble(tmp_path: Path) -> None:
 
     assert loaded(without) == []
     assert loaded(with_ble) == ["bleak", "cryptography", "drivers.ble"]
+
+
+# Home Assistant discovery of BLE entities, checked like tests/test_discovery.py checks the rest.
+
+DISCOVERY_NODE = """
+[node]
+id = "test-node"
+state_dir = "state"
+[ble]
+[[ble.devices]]
+name = "window"
+address = "A4:C1:38:5E:12:01"
+[[ble.devices]]
+name = "door"
+address = "A4:C1:38:5E:12:02"
+quantities = ["opening", "battery"]
+[[ble.presence]]
+name = "badges"
+beacons = ["C8:FD:19:00:00:01"]
+"""
+# HA sensor/const.py DEVICE_CLASS_UNITS for the BLE device classes used below.
+BLE_HA_UNITS = {"battery": {"%"}, "temperature": {"°C", "°F", "K"}}
+
+
+def test_ble_entities_in_discovery(tmp_path: Path) -> None:
+    from agent.discovery import discovery_payload
+    from tests.test_discovery import ABBREVIATIONS, UNABBREVIATED
+
+    path = tmp_path / "node.toml"
+    path.write_text(DISCOVERY_NODE)
+    cfg = config_mod.load(path)
+    numbers = ("temperature", "temperature_2", "battery", "tx_power")
+    learned = {"window": {**dict.fromkeys(numbers, "number"), "motion": "binary"}}
+    cmps = json.loads(discovery_payload(cfg, "9.9.9", ble_quantities=learned)[1])["cmps"]
+    assert set(cmps) == {
+        "window_temperature",
+        "window_temperature_2",
+        "window_battery",
+        "window_motion",
+        "door_opening",
+        "door_battery",
+        "badges_occupancy",
+        "badges_occupied",
+    }  # fmt: skip  (tx_power is the beacon's calibration, not a measurement)
+    for key, comp in cmps.items():
+        assert all(k in ABBREVIATIONS or k in UNABBREVIATED for k in comp), key
+        assert comp["uniq_id"] == f"roomagent_test-node_{key}" and comp["qos"] == 1
+        device = key.split("_")[0]
+        assert comp["stat_t"] == f"{BASE}/state/{device}"
+        assert comp["avty"][1] == {
+            "t": f"{BASE}/state/{device}",
+            "val_tpl": "{{ 'online' if value_json['available'] else 'offline' }}",
+        }
+        if comp.get("p") == "sensor" and "dev_cla" in comp:
+            assert comp["unit_of_meas"] in BLE_HA_UNITS[comp["dev_cla"]], key
+    temp2 = cmps["window_temperature_2"]
+    assert (temp2["name"], temp2["dev_cla"], temp2["unit_of_meas"]) == (
+        "window temperature 2", "temperature", "°C",
+    )  # fmt: skip
+    assert temp2["val_tpl"] == "{{ value_json['values'].get(\"temperature_2\", '') }}"
+    motion = cmps["window_motion"]
+    assert (motion["p"], motion["dev_cla"], motion["pl_on"], motion["pl_off"]) == (
+        "binary_sensor", "motion", "True", "False",
+    )  # fmt: skip
+    assert cmps["door_opening"]["p"] == "binary_sensor"  # from the config: nothing heard yet
+    assert cmps["door_battery"]["dev_cla"] == "battery"
+    assert cmps["badges_occupied"]["dev_cla"] == "occupancy"
+    assert cmps["badges_occupancy"]["stat_cla"] == "measurement"
