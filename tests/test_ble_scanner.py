@@ -346,3 +346,52 @@ def test_ten_advertisements_a_second_cost_the_hot_path_little() -> None:
     newest = ble_frames.bthome_v2({"temperature": 20 + (sensor.packet_id - 1) / 100},
                                   packet_id=sensor.packet_id)  # fmt: skip
     assert adv.service_data[ble_frames.BTHOME_UUID] == newest
+
+
+def test_scan_ble_lists_what_is_heard_strongest_first_decoded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from agent.cli import main
+    from tests.conftest import REPO
+
+    status = main(["scan-ble", "--simulate", "--seconds", "1.5",
+                   "--config", str(REPO / "firmware_configs" / "demo.toml")])  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0, out
+    rows = [line.split() for line in out[2:]]
+    # The sensor, a Ruuvi tag, a TV, a far beacon, and the demo's three badges during its
+    # meetings (one more each minute): 4 to 7.
+    assert out[0].startswith(f"{len(rows)} BLE devices heard in 1.5 s") and 4 <= len(rows) <= 7
+    rssi = [int(r[1]) for r in rows]
+    assert rssi == sorted(rssi, reverse=True)
+    window = next(line for line in out if line.lstrip().startswith("A4:C1:38:5E:12:01"))
+    # The demo's sensor is encrypted: its values show because the config holds its key.
+    assert "bthome" in window and "[window]" in window and "temperature=" in window
+    ruuvi = next(line for line in out if "Ruuvi 2B1A" in line)
+    assert "ruuvi_v5" in ruuvi and "pressure=" in ruuvi and "hPa" in ruuvi
+    assert any("[TV] Samsung" in line and " - " in line for line in out)  # heard, not decoded
+
+
+def test_scan_ble_without_the_key_or_the_device(tmp_path: Any, capsys: Any) -> None:
+    from agent.ble.scan_tool import report, scan
+    from agent.cli import main
+    from tests.conftest import REPO
+
+    sealed = BTHomeSensor(SENSOR, lambda: {"temperature": 20.0}, every=0.05, key=KEY)
+    radio = SimRadio([sealed])
+    found, stats = asyncio.run(scan(0.5, backend=radio.backend()))
+    assert [(s.address, s.format, s.values) for s in found] == [(SENSOR, "bthome", {})]
+    assert "no key" in (found[0].problem or "")  # recognised, and why it is not shown
+    assert "no key" in report(found, [], stats, 0.5)
+    found, _ = asyncio.run(scan(0.5, backend=radio.backend(), keys={SENSOR: KEY}))
+    assert found[0].values == {"temperature": 20.0}
+
+    demo = (REPO / "firmware_configs" / "demo.toml").read_text()
+    missing = tmp_path / "missing.toml"
+    # An Eddystone device: the simulated air has none, so it is not heard.
+    missing.write_text(demo.replace("A4:C1:38:5E:12:01", "A4:C1:38:5E:12:09")
+                       .replace('format = "bthome"', 'format = "eddystone"')
+                       .replace('key = "231d39c1d7cc1ab1aee224cd096db932"\n', "")
+                       .replace("../.demo/state", str(tmp_path)))  # fmt: skip
+    assert main(["scan-ble", "--simulate", "--seconds", "1", "--config", str(missing)]) == 1
+    assert "not heard: window (A4:C1:38:5E:12:09)" in capsys.readouterr().out

@@ -323,5 +323,8 @@ async def power_cycle_adapter(adapter: Optional[str]) -> None:
 def _describe(e: BaseException) -> str:
     if isinstance(e, asyncio.TimeoutError):
         return "no answer from BlueZ in time"
+    if isinstance(e, (FileNotFoundError, ConnectionRefusedError, PermissionError)):
+        # bleak's BlueZ backend connects to the system D-Bus first.
+        return f"cannot reach BlueZ on the system D-Bus (is bluetoothd running?): {e}"
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

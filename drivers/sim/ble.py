@@ -274,7 +274,7 @@ def _ad_structures(adv: AdvertisementData, ad_type: int) -> list[bytes]:
     return []
 
 
-def radio_for(ble: Any, room: Any) -> SimRadio:
+def radio_for(ble: Any, room: Any, neighbours: bool = False) -> SimRadio:
     """The air around the demo room for a node's [ble] config (agent.ble.config.BleConfig):
     each BLE device a sensor by the window (BTHome v2, encrypted if it has a key; Ruuvi for
     format "ruuvi"; other formats have no simulation and go unavailable, as a missing chip
@@ -317,7 +317,24 @@ def radio_for(ble: Any, room: Any) -> SimRadio:
                 address = f"5A:00:00:00:00:{arrivals:02X}"  # a phone's random address
             transmitters.append(IBeacon(address, uuid, major, minor, present=present,
                                         rssi=-70, seed=100 + arrivals))  # fmt: skip
+    if neighbours:  # what else a scan hears in a town hall, for scan-ble --simulate
+        transmitters += [
+            RuuviTag("D7:3A:61:0C:2B:1A", window_side, name="Ruuvi 2B1A", rssi=-74, seed=201),
+            IBeacon("6E:41:9C:20:7D:55", _DEMO_UUID, 1, 99, rssi=-88, seed=202),
+            _Unknown("4F:2E:8A:11:C0:93", rssi=-67, seed=203),
+        ]
     return SimRadio(transmitters)
+
+
+class _Unknown(Transmitter):
+    """Something no decoder knows (a phone, a TV): company 0x0075, two bytes."""
+
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        super().__init__(address, 1.0, name="[TV] Samsung", **kwargs)
+
+    def advertise(self, now: float) -> AdvertisementData:
+        return advertisement(rssi=self._rssi(), manufacturer_data={0x0075: b"\x42\x04"},
+                             local_name=self.name)  # fmt: skip
 
 
 _DEMO_UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"
