@@ -278,6 +278,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         lambda key, message: ConfigError(file, key, message),
         devices,
         presence=[p.name for p in ble.presence],
+        ble_measures={d.name: d.quantities for d in ble.devices},
     )
     root.finish()
     return Config(Path(file), node, broker, buffer, devices, control, ble)

@@ -140,11 +140,13 @@ def parse_control(
     error: Callable[[str, str], Exception],
     devices: Sequence[Any],
     presence: Sequence[str] = (),
+    ble_measures: Optional[dict[str, Sequence[str]]] = None,
 ) -> ControlConfig:
     """All control sections of a config (already-loaded TOML); error(key, message) makes the
     loader's ConfigError. `devices` are the parsed DeviceConfigs, for sensor references;
     `presence` the names of the BLE presence groups, which a light group may use for
-    occupancy like a motion input."""
+    occupancy like a motion input; `ble_measures` what each BLE device is configured to
+    measure (its `quantities`), so a zone may regulate on a BLE thermometer."""
     from agent.control.lights import LightConfig, check_light_references
     from agent.control.scenes import SceneConfig
     from agent.control.schedule import WeeklySchedule
@@ -199,7 +201,8 @@ def parse_control(
     # Cross-references: every name a control uses must exist, and no relay has two masters.
     relay_names = {r.name for r in relays}
     input_kinds = {i.name: i.kind for i in inputs}
-    measures = {d.name: DRIVERS[d.driver].quantities for d in devices}
+    measures: dict[str, Sequence[str]] = {d.name: DRIVERS[d.driver].quantities for d in devices}
+    measures.update(ble_measures or {})
     owner: dict[str, str] = {}
 
     def claim(key: str, relay: str, by: str) -> None:

@@ -118,7 +118,22 @@ def test_a_sensor_that_falls_silent_is_published_unavailable(
     broker: Broker, tmp_path: Path
 ) -> None:
     path = tmp_path / "node.toml"
-    path.write_text(node_config(broker.port, tmp_path / "state") + BLE)
+    # The room's thermostat regulates on the BLE thermometer by the window.
+    zone = textwrap.dedent("""
+        quantities = ["temperature", "humidity", "battery", "voltage"]
+        [[relays]]
+        name = "heater"
+        pin = 17
+        kind = "heat"
+        [[zones]]
+        name = "chamber"
+        sensor = "window"
+        heat = ["heater"]
+        comfort = 21.0
+        eco = 17.0
+        boost = 23.0
+    """)
+    path.write_text(node_config(broker.port, tmp_path / "state") + BLE + zone)
     agent = Agent(config_mod.load(path), simulate=True)
     sub = Subscriber(broker.port, f"{BASE}/state/window")
 
@@ -130,6 +145,9 @@ def test_a_sensor_that_falls_silent_is_published_unavailable(
         run = asyncio.ensure_future(agent.run(stop))
         try:
             await until(lambda: True in states())
+            await until(lambda: agent.room.zone_temperature("chamber") is not None)
+            temperature = agent.room.zone_temperature("chamber")
+            assert 15 < temperature < 30, temperature
             radio = agent.ble.scanner.backend.radio
             (sensor,) = radio.transmitters
             sensor.present = lambda: False  # the battery died

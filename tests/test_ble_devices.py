@@ -380,3 +380,29 @@ def test_bad_scanner_config_names_the_key(tmp_path: Path, line: str, message: st
     with pytest.raises(ConfigError) as e:
         load(tmp_path, f"[ble]\n{line}\n")
     assert message in str(e.value)
+
+
+def test_a_zone_may_regulate_on_a_ble_thermometer_that_says_it_measures_temperature(
+    tmp_path: Path,
+) -> None:
+    zone = """
+        [[ble.devices]]
+        name = "window"
+        address = "A4:C1:38:12:34:56"
+        {quantities}
+        [[relays]]
+        name = "heater"
+        pin = 17
+        [[zones]]
+        name = "chamber"
+        sensor = "window"
+        heat = ["heater"]
+        comfort = 21.0
+        eco = 17.0
+        boost = 23.0
+    """
+    cfg = load(tmp_path, zone.format(quantities='quantities = ["temperature"]'))
+    assert cfg.control.zones[0].sensor == "window"
+    with pytest.raises(ConfigError, match=r"zones\[0\].sensor: no device 'window' measuring "
+                                          r"temperature"):  # fmt: skip
+        load(tmp_path, zone.format(quantities=""))
