@@ -395,3 +395,28 @@ def test_scan_ble_without_the_key_or_the_device(tmp_path: Any, capsys: Any) -> N
                        .replace("../.demo/state", str(tmp_path)))  # fmt: skip
     assert main(["scan-ble", "--simulate", "--seconds", "1", "--config", str(missing)]) == 1
     assert "not heard: window (A4:C1:38:5E:12:09)" in capsys.readouterr().out
+
+
+def test_an_unexpected_error_in_the_watchdog_restarts_the_scan() -> None:
+    """Fault injection: the watchdog itself fails once; the scanner must not end."""
+    radio = SimRadio(auto=False)
+    s = scanner(radio, scanning_mode="active")
+    original = s._watch
+    calls = 0
+
+    async def failing_once() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("bug")
+        return await original()
+
+    s._watch = failing_once  # type: ignore[method-assign]
+
+    async def body() -> None:
+        await until(lambda: s.stats().starts == 2 and s.scanning)
+
+    running(s, body)
+    stats = s.stats()
+    assert stats.errors == 1 and "RuntimeError: bug" in (stats.last_error or "")
+    assert radio.stops >= 2  # the failed scan was stopped before the next

@@ -167,21 +167,29 @@ class SharedScanner:
         """Scans until cancelled; never returns and never raises anything but cancellation."""
         try:
             while True:
-                if await self._start():
-                    reason = await self._watch()
-                    self._counts["stalls"] += 1
-                    self._ratelog.log(logging.WARNING, "stall", "BLE scan stalled (%s): restarting",
-                                      reason)  # fmt: skip
+                try:
+                    if await self._start():
+                        reason = await self._watch()
+                        self._counts["stalls"] += 1
+                        self._ratelog.log(logging.WARNING, "stall", "BLE scan stalled (%s): "
+                                          "restarting", reason)  # fmt: skip
+                        await self._stop()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # a bug here must not end scanning for good
+                    self._counts["errors"] += 1
+                    self.last_error = _describe(e)
+                    log.exception("BLE scanner: unexpected error; restarting the scan")
                     await self._stop()
                 await self._recover()
         finally:
             await self._stop()
 
     async def _start(self) -> bool:
-        from bleak.exc import BleakDBusError, BleakError
-
         self._counts["starts"] += 1
         try:
+            from bleak.exc import BleakDBusError, BleakError
+
             scanner = self._make_scanner(self.mode)
             await asyncio.wait_for(scanner.start(), START_TIMEOUT)
         except asyncio.CancelledError:
