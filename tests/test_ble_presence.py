@@ -265,3 +265,54 @@ def test_bad_presence_config_names_the_key(
     with pytest.raises(ConfigError) as e:
         config_mod.load(path)
     assert message in str(e.value)
+
+
+def test_presence_is_known_once_the_scan_has_listened_and_unknown_when_it_is_down(
+    tmp_path: Path,
+) -> None:
+    """The BLE service with the real scanner on the simulated air: a group's availability
+    follows the scan, with the settling time and the window of the docs."""
+    from agent.ble.config import BleConfig
+    from agent.ble.service import BleService
+    from agent.clock import SystemClock
+
+    radio = SimRadio([IBeacon(BADGE_1, UUID, 1, 7, every=0.05, rssi=-60)])
+    config = BleConfig(presence=(group(window=0.4, interval=60.0),), stall_timeout=0)
+    events: list[tuple[float, str, bool, Optional[str]]] = []
+    samples: list[tuple[float, dict[str, Any]]] = []
+    start = time.monotonic()
+
+    async def on_availability(name: str, up: bool, reason: Optional[str]) -> None:
+        events.append((time.monotonic() - start, name, up, reason))
+
+    async def on_sample(sample: Any) -> None:
+        samples.append((time.monotonic() - start, dict(sample.values)))
+
+    service = BleService(config, SystemClock("synced"), tmp_path, on_sample, on_availability,
+                         backend=radio.backend(), reset_adapter=radio.reset_adapter,
+                         tick=0.02, backoff_min=0.05)  # fmt: skip
+    service.scanner.stall_timeout, service.scanner.reset_after = 0.1, 0  # test time scales
+
+    async def main() -> None:
+        task = asyncio.ensure_future(service.run())
+        deadline = time.monotonic() + 5
+        while not events and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert service.occupied() == {"badges": True}
+        # BlueZ loses the adapter: the scan stalls and cannot start again.
+        radio.silent, radio.powered = True, False
+        while len(events) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert service.occupied() == {"badges": None}  # unknown, not "nobody"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    (t_up, name, up, _), (t_down, _, down, reason) = events
+    assert (name, up, down) == ("badges", True, False)
+    assert t_up >= 0.4  # the scan listened for the window before a count was published
+    assert "org.bluez.Error.NotReady" in (reason or "")
+    assert samples and samples[0][0] >= t_up and samples[0][1] == {"occupancy": 1}
+    # Through the outage the count held (the badge was not heard, but nobody left), and
+    # nothing at all was published once presence was unknown.
+    assert all(v == {"occupancy": 1} and t <= t_down for t, v in samples), samples

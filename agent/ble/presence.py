@@ -14,7 +14,7 @@ Proximity Beacon Specification's, which drivers/ble/ibeacon.py decodes in full.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -90,11 +90,14 @@ class Presence:
                         ):
                             group.seen[i] = now
 
-    def tick(self) -> list[PresenceReading]:
-        """A reading per group when its interval is up, or at once when the count changed."""
+    def tick(self, only: Optional[Collection[str]] = None) -> list[PresenceReading]:
+        """A reading per group (of `only`, if given) when its interval is up, or at once when
+        the count changed."""
         now = self.clock()
         out = []
         for name, group in self.groups.items():
+            if only is not None and name not in only:
+                continue
             count = group.count(now)
             changed = count != group.last
             if changed or now >= group.next_due:
@@ -102,6 +105,11 @@ class Presence:
                 group.next_due = now + group.config.interval
                 out.append(PresenceReading(name, count, changed))
         return out
+
+    def restart(self, name: str) -> None:
+        """The next tick publishes this group's count, changed or not."""
+        self.groups[name].last = None
+        self.groups[name].next_due = float("-inf")
 
     def occupancy(self) -> Mapping[str, int]:
         """Group name -> beacons present now."""

@@ -76,8 +76,11 @@ class BleService:
         if config.presence:
             self.scanner.sinks.append(self.presence.sink)
         self._presence_up: dict[str, Optional[bool]] = dict.fromkeys(self.presence.groups)
+        self._listening: dict[str, bool] = {}  # the scan has listened long enough, now
+        self._held: dict[str, int] = {}  # the occupancy last published per group
         self._scan_started: Optional[float] = None  # monotonic start of the running scan
-        self._last_scanning = float("-inf")  # the last tick the scan was running
+        # The last tick the scan was running; from the start, it is given a window to begin.
+        self._last_scanning = clock.monotonic()
         self._quantities_file = state_dir / "ble_quantities.json"
         # device -> quantity -> "number" or "binary": what it has sent, for discovery
         self.quantities: dict[str, dict[str, str]] = self._load_quantities()
@@ -117,33 +120,50 @@ class BleService:
         if scanning:
             self._last_scanning = now
         # Presence is known once a scan has listened long enough to hear every beacon that is
-        # there, and stays known through a restart for a window (beacons heard before it
-        # still say who is there); after that without a scan, it is not known.
+        # there. While the scan is down (a restart, a failure) the last count holds: beacons
+        # are not heard, so a live count would fall to 0 and say the room emptied. After a
+        # window without a scan, presence is not known.
+        live = []
         for name, group in self.presence.groups.items():
-            up = self._presence_up[name]
             settle = min(group.config.window, PRESENCE_SETTLE)
-            if self._scan_started is not None and now - self._scan_started >= settle:
+            listening = self._scan_started is not None and now - self._scan_started >= settle
+            self._listening[name] = listening
+            up = self._presence_up[name]
+            if listening:
                 up = True
+                live.append(name)
             elif not scanning and now - self._last_scanning > group.config.window:
                 up = False
             if up is not None and up != self._presence_up[name]:
                 self._presence_up[name] = up
                 reason = None if up else f"BLE scan not running: {self.scanner.last_error or '?'}"
                 await self.on_availability(name, up, reason)
-        for reading in self.presence.tick():
-            if self._presence_up[reading.group]:
-                values = {"occupancy": reading.occupancy}
-                self._learn(reading.group, values)
-                await self.on_sample(self._sample(reading.group, values, now))
+                if up:
+                    self.presence.restart(name)  # published at once, whatever it was before
+        for reading in self.presence.tick(live):
+            values = {"occupancy": reading.occupancy}
+            self._held[reading.group] = reading.occupancy
+            self._learn(reading.group, values)
+            await self.on_sample(self._sample(reading.group, values, now))
 
     def _sample(self, device: str, values: Mapping[str, Any], heard: float) -> Sample:
         age = max(0.0, self.clock.monotonic() - heard)
         return Sample(device, self.clock.time() - age, self.clock.synced(), values, heard)
 
     def occupied(self) -> Mapping[str, Optional[bool]]:
-        """Presence group -> someone is there (None while the scan is down)."""
+        """Presence group -> someone is there: the live count while the scan listens, the
+        last published one through a short outage, None when not known."""
         counts = self.presence.occupancy()
-        return {n: (counts[n] > 0 if self._presence_up[n] else None) for n in counts}
+        out: dict[str, Optional[bool]] = {}
+        for name, count in counts.items():
+            held = self._held.get(name)
+            if not self._presence_up[name]:
+                out[name] = None
+            elif self._listening.get(name):
+                out[name] = count > 0
+            else:
+                out[name] = None if held is None else held > 0
+        return out
 
     def reading(self, device: str, quantity: str) -> Optional[tuple[float, float]]:
         """The latest value of a BLE device's quantity and the monotonic time it was heard."""
