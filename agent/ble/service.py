@@ -143,7 +143,6 @@ class BleService:
         for reading in self.presence.tick(live):
             values = {"occupancy": reading.occupancy}
             self._held[reading.group] = reading.occupancy
-            self._learn(reading.group, values)
             await self.on_sample(self._sample(reading.group, values, now))
 
     def _sample(self, device: str, values: Mapping[str, Any], heard: float) -> Sample:
