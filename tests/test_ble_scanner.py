@@ -262,7 +262,8 @@ def test_a_silent_scan_is_restarted_with_growing_waits_and_the_adapter_reset() -
     gaps = [b - a for a, b in zip(times, times[1:])]
     # Each gap is the stall timeout plus the backoff: 0.05, 0.1, 0.2, 0.2 (capped).
     assert gaps[0] >= 0.15 + 0.05 and gaps[1] >= 0.15 + 0.1 and gaps[2] >= 0.15 + 0.2
-    assert gaps[3] < 0.15 + 0.4  # the cap holds
+    assert [s.backoff(n) for n in range(1, 6)] == [0.05, 0.1, 0.2, 0.2, 0.2]
+    assert SharedScanner(backoff_min=1, backoff_max=300).backoff(100) == 300  # no overflow
 
 
 def test_an_unpowered_adapter_is_reset_after_repeated_not_ready() -> None:

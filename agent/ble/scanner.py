@@ -241,8 +241,11 @@ class SharedScanner:
             except Exception as e:
                 self.last_error = f"adapter reset failed: {_describe(e)}"
                 log.error("BLE: %s", self.last_error)
-        delay = min(self.backoff_max, self.backoff_min * 2 ** min(self.failures - 1, 30))
-        await asyncio.sleep(delay)
+        await asyncio.sleep(self.backoff(self.failures))
+
+    def backoff(self, failures: int) -> float:
+        """The wait after `failures` failures in a row: backoff_min, doubling, capped."""
+        return float(min(self.backoff_max, self.backoff_min * 2 ** min(failures - 1, 30)))
 
     async def _stop(self) -> None:
         scanner, self._scanner = self._scanner, None
