@@ -133,6 +133,36 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_scan_ble(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent.ble.config import BleConfig
+    from agent.ble.scan_tool import report, scan
+
+    try:
+        cfg = _config_for_tools(args, required=False)
+    except ConfigError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    ble = cfg.ble if cfg else BleConfig()
+    backend = None
+    if args.simulate or (cfg and cfg.node.simulate):
+        from drivers.sim.ble import radio_for
+        from drivers.sim.room import RoomModel
+
+        backend = radio_for(ble, RoomModel(), neighbours=True).backend()
+    keys = {d.address: d.key_bytes for d in ble.devices if d.key_bytes is not None}
+    names = {d.address: d.name for d in ble.devices}
+    names.update({b.address: f"{g.name} beacon" for g in ble.presence for b in g.beacons
+                  if b.address is not None})  # fmt: skip
+    found, stats = asyncio.run(scan(args.seconds, adapter=args.adapter or ble.adapter, keys=keys,
+                                    names=names, backend=backend))  # fmt: skip
+    heard = {s.address for s in found}
+    missing = [(d.name, d.address) for d in ble.devices if d.address not in heard]
+    print(report(found, missing, stats, args.seconds))
+    return EXIT_HARDWARE if missing or not stats.adverts else 0
+
+
 def cmd_read(args: argparse.Namespace) -> int:
     import json
 
@@ -236,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p.add_argument("--config", help=f"node config to compare with (default {DEFAULT_CONFIG})")
     scan_p.add_argument("--simulate", action="store_true", help="scan simulated chips")
     scan_p.set_defaults(func=cmd_scan_i2c)
+
+    ble = sub.add_parser(
+        "scan-ble", help="list what advertises over BLE nearby, strongest first, decoded"
+    )
+    ble.add_argument("--seconds", type=float, default=10.0, help="how long to listen (10)")
+    ble.add_argument("--adapter", help="Bluetooth adapter, e.g. hci0 (default: the config's)")
+    ble.add_argument("--config", help=f"node config: names and keys (default {DEFAULT_CONFIG})")
+    ble.add_argument("--simulate", action="store_true", help="listen to the simulated air")
+    ble.set_defaults(func=cmd_scan_ble)
 
     read = sub.add_parser("read", help="take one reading from a configured device and print it")
     read.add_argument("device", help="the device's name in the config")

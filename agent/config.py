@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 in CI
     import tomli as tomllib
 
+from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
 from drivers import DRIVERS
 
@@ -118,6 +119,7 @@ class Config:
     devices: tuple[DeviceConfig, ...]
     control: ControlConfig = field(default_factory=ControlConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
+    ble: BleConfig = field(default_factory=BleConfig)
 
 
 T = TypeVar("T")
@@ -289,11 +291,20 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     devices = tuple(_parse_device(d, i, file) for i, d in enumerate(raw_devices))
     _check_unique(devices, file)
     _check_compensation(devices, file)
+    root.used.add("ble")
+    ble = parse_ble(data.get("ble"), lambda key, message: ConfigError(file, key, message))
+    _check_ble_names(devices, ble, file)
     root.used.update(CONTROL_SECTIONS)
-    control = parse_control(data, lambda key, message: ConfigError(file, key, message), devices)
+    control = parse_control(
+        data,
+        lambda key, message: ConfigError(file, key, message),
+        devices,
+        presence=[p.name for p in ble.presence],
+        ble_measures={d.name: d.quantities for d in ble.devices},
+    )
     remote = _parse_remote(root.table("remote_config"), resolve)
     root.finish()
-    return Config(Path(file), node, broker, buffer, devices, control, remote)
+    return Config(Path(file), node, broker, buffer, devices, control, remote, ble)
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
@@ -470,6 +481,23 @@ def _check_compensation(devices: tuple[DeviceConfig, ...], file: str) -> None:
                 f"{source.name!r} ({source.driver}) does not measure {', '.join(missing)}, "
                 f"which {d.driver} needs",
             )
+
+
+def _check_ble_names(devices: tuple[DeviceConfig, ...], ble: BleConfig, file: str) -> None:
+    """BLE devices and presence groups publish on <base>/telemetry/<name> like I2C devices:
+    one namespace for all of them."""
+    taken = {d.name: f"devices[{i}]" for i, d in enumerate(devices)}
+    keys = [f"ble.devices[{i}].name" for i in range(len(ble.devices))]
+    keys += [f"ble.presence[{i}].name" for i in range(len(ble.presence))]
+    for key, name in zip(keys, ble.names()):
+        problem = _name(name)
+        if problem:
+            raise ConfigError(file, key, problem)
+        if name in RESERVED_DEVICE_NAMES:
+            raise ConfigError(file, key, f"{name!r} is reserved for the agent's own state topic")
+        if name in taken:
+            raise ConfigError(file, key, f"{name!r} is already used by {taken[name]}")
+        taken[name] = key.rsplit(".", 1)[0]
 
 
 def _check_unique(devices: tuple[DeviceConfig, ...], file: str) -> None:

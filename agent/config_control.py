@@ -139,11 +139,18 @@ class ControlConfig:
 
 
 def parse_control(
-    data: dict[str, Any], error: Callable[[str, str], Exception], devices: Sequence[Any]
+    data: dict[str, Any],
+    error: Callable[[str, str], Exception],
+    devices: Sequence[Any],
+    presence: Sequence[str] = (),
+    ble_measures: Optional[dict[str, Sequence[str]]] = None,
 ) -> ControlConfig:
     """All control sections of a config (already-loaded TOML); error(key, message) makes the
-    loader's ConfigError. `devices` are the parsed DeviceConfigs, for sensor references."""
-    from agent.control.lights import LightConfig
+    loader's ConfigError. `devices` are the parsed DeviceConfigs, for sensor references;
+    `presence` the names of the BLE presence groups, which a light group may use for
+    occupancy like a motion input; `ble_measures` what each BLE device is configured to
+    measure (its `quantities`), so a zone may regulate on a BLE thermometer."""
+    from agent.control.lights import LightConfig, check_light_references
     from agent.control.scenes import SceneConfig
     from agent.control.schedule import WeeklySchedule
     from agent.control.thermostat import ZoneConfig
@@ -210,7 +217,8 @@ def parse_control(
     # Cross-references: every name a control uses must exist, and no relay has two masters.
     relay_names = {r.name for r in relays}
     input_kinds = {i.name: i.kind for i in inputs}
-    measures = {d.name: DRIVERS[d.driver].quantities for d in devices}
+    measures: dict[str, Sequence[str]] = {d.name: DRIVERS[d.driver].quantities for d in devices}
+    measures.update(ble_measures or {})
     owner: dict[str, str] = {}
 
     def claim(key: str, relay: str, by: str) -> None:
@@ -226,6 +234,9 @@ def parse_control(
         if name is not None and quantity not in measures.get(name, ()):
             raise error(key, f"no device {name!r} measuring {quantity}")
 
+    for name in presence:
+        if name in input_kinds:
+            raise error("inputs", f"{name!r} names both an input and a BLE presence group")
     for i, z in enumerate(zones):
         for relay in (*z.heat_stages, *z.cool_stages):
             claim(f"zones[{i}]", relay, f"zone {z.name!r}")
@@ -234,9 +245,11 @@ def parse_control(
         for relay in light.relays:
             claim(f"lights[{i}].relays", relay, f"lights {light.name!r}")
         sensor(f"lights[{i}].daylight_sensor", light.daylight_sensor, "illuminance")
-        for name in (*light.occupancy, *([light.switch] if light.switch else [])):
-            if name not in input_kinds:
-                raise error(f"lights[{i}]", f"no input {name!r}")
+        try:
+            check_light_references(light, input_kinds, presence)
+        except ValueError as e:
+            field, _, problem = str(e).partition(": ")
+            raise error(f"lights[{i}].{field}", problem) from None
     for i, v in enumerate(ventilation):
         for relay in (v.relays,) if isinstance(v.relays, str) else v.relays:
             claim(f"ventilation[{i}].relays", relay, f"ventilation {v.name!r}")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from agent.config import Config
@@ -114,8 +115,10 @@ def discovery_payload(
     agent_version: str,
     prefix: str = DEFAULT_PREFIX,
     support_url: Optional[str] = None,
+    ble_quantities: Optional[Mapping[str, Mapping[str, str]]] = None,
 ) -> tuple[str, bytes]:
     """The discovery topic and its payload for this node; publish it retained, QoS 1.
+    ble_quantities: what each BLE device has sent so far (agent.ble.discovery).
 
     Raises ValueError for a prefix that is not a plain topic, or if two entities would get one
     id (names that differ only in characters outside ``[A-Za-z0-9_-]``)."""
@@ -161,6 +164,12 @@ def discovery_payload(
             if QUANTITIES[quantity].unit.value:
                 sensor["unit_of_meas"] = QUANTITIES[quantity].unit.value
             add(f"{device.name}_{quantity}", sensor)
+
+    if config.ble.active:
+        from agent.ble.discovery import components as ble_components
+
+        for key, component in ble_components(config.ble, topics, ble_quantities or {}):
+            add(key, component)
 
     # The command path refuses a relay that a zone, light group or ventilation runs
     # ("controlled"): HA gets that relay's state only, and the owner's control instead.

@@ -359,9 +359,8 @@ def _claim_simulated(cfg: Config, factory: Any) -> Optional[str]:
 
 
 def uses_ble(cfg: Optional[Config]) -> bool:
-    """Whether the config reads BLE sensors. The config has no BLE section yet (the BLE work
-    adds it); until then the adapter is reported for information only."""
-    return bool(getattr(cfg, "ble", None))
+    """Whether the config reads BLE sensors or counts beacons: then the adapter must be up."""
+    return cfg is not None and cfg.ble.active
 
 
 def check_bluetooth(needed: bool, boot: Optional[BootConfig], host: Host) -> Result:

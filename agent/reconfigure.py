@@ -30,7 +30,7 @@ FIXED = (
     ("node", "simulate", "node.simulate"),
     ("buffer", "path", "buffer.path"),
 )
-SECTIONS = ("node", "broker", "buffer", "devices", "control", "remote")
+SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote")
 
 
 def check_fixed(old: Config, new: Config, origin: str) -> None:
@@ -81,6 +81,8 @@ class Reconfigurer:
             self._control(new)
         if new.devices != old.devices:
             self._devices(new)
+        if new.ble != old.ble:
+            self._ble(new)
         if new.buffer != old.buffer and agent.outbox is not None:
             b = new.buffer
             agent.submit_db(agent.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
@@ -108,6 +110,17 @@ class Reconfigurer:
         for runner in agent.runners:
             if runner.config.name not in kept:
                 agent.start_runner(runner)
+
+    def _ble(self, new: Config) -> None:
+        """A new scan for the new [ble] (BLE devices hold no pins: nothing to keep); the room
+        control built next reads and counts presence through the new service."""
+        agent = self.agent
+        agent.stop_ble()
+        old_names = {d.name for d in agent.config.ble.devices}
+        for name in old_names - {d.name for d in new.ble.devices}:
+            agent.forget_state(name)
+        agent.ble = agent.make_ble(new)
+        agent.start_ble()
 
     def _control(self, new: Config) -> None:
         agent = self.agent

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__, discovery
@@ -81,10 +81,12 @@ class Agent:
         self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
         self.room: Optional[RoomController] = None
+        self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
         self.config_manager: Optional[ConfigManager] = None
         self._runner_tasks: dict[DeviceRunner, asyncio.Future[None]] = {}
         self._control_task: Optional[asyncio.Future[None]] = None
+        self._ble_task: Optional[asyncio.Future[None]] = None
         self._control_store: Optional[StateStore] = None
         self._spawned: set[asyncio.Future[Any]] = set()
         self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
@@ -108,6 +110,7 @@ class Agent:
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
         self.runners = [self.make_runner(d) for d in self.config.devices]
         link_compensation(self.runners)
+        self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
@@ -116,6 +119,7 @@ class Agent:
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
+        self.start_ble()
         self.link.start()
         self.config_manager = ConfigManager(self, self.origin, self.prepare)
         self.config_manager.start()
@@ -168,9 +172,14 @@ class Agent:
 
         def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
             runner = next((r for r in self.runners if r.config.name == device), None)
+            if runner is None and self.ble is not None:
+                return self.ble.reading(device, quantity)
             if runner is None or quantity not in runner.last_values:
                 return None
             return runner.last_values[quantity], runner.last_good
+
+        def presence() -> Mapping[str, Optional[bool]]:  # the BLE service of the moment
+            return self.ble.occupied() if self.ble is not None else {}
 
         room = RoomController(
             config.control,
@@ -178,11 +187,35 @@ class Agent:
             self.clock,
             self._control_store,
             reading,
-            previous,
+            presence=presence,
+            previous=previous,
         )
         for event in room.startup_events:
             self.emit(event)
         return room
+
+    def make_ble(self, config: Config) -> Any:
+        if not config.ble.active:
+            return None
+        from agent.ble.service import make_service  # bleak only when the config uses BLE
+
+        return make_service(
+            config.ble, self.clock, config.node.state_dir, self._on_sample,
+            self._on_availability, simulate=self.simulate, room=self.hardware.room,
+            on_new_quantities=self._rediscover,
+        )  # fmt: skip
+
+    def start_ble(self) -> None:
+        if self.ble is not None:
+            self._ble_task = asyncio.ensure_future(self.ble.run())
+
+    def stop_ble(self) -> None:
+        """Ends the scan (a new [ble] config starts a new one); readings taken stay buffered."""
+        if self.ble is not None:
+            self.ble.stopped = True
+        if self._ble_task is not None:
+            self._ble_task.cancel()
+            self._ble_task = None
 
     def start_control(self) -> None:
         if self.room is not None and self._control_task is None:
@@ -253,8 +286,9 @@ class Agent:
         time are removed first (remembered in discovery.last beside the buffer)."""
         assert self.link is not None
         topic, payload = discovery.discovery_payload(
-            self.config, __version__, prefix=self.config.node.discovery_prefix
-        )
+            self.config, __version__, prefix=self.config.node.discovery_prefix,
+            ble_quantities=self.ble.quantities if self.ble is not None else None,
+        )  # fmt: skip
         last = self.config.node.state_dir / "discovery.last"
         with contextlib.suppress(OSError):
             previous = last.read_bytes()
@@ -266,6 +300,11 @@ class Agent:
             write_durably(last, payload)
         except OSError as e:
             log.warning("cannot remember the discovery payload: %s", e)
+
+    def _rediscover(self) -> None:
+        """A BLE device sent a quantity it had not before: Home Assistant is told."""
+        if self.config.node.discovery and self.link is not None and self.link.connected:
+            self._publish_discovery()
 
     def _publish_control_states(self, events: list[Event]) -> None:
         """Retained states of inputs and zones, for dashboards and Home Assistant."""
@@ -350,7 +389,8 @@ class Agent:
             "connected" if self.link is not None and self.link.connected else "broker unreachable"
         )
         backlog = self.outbox.stats().rows if self.outbox is not None else 0
-        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up"
+        ble = f"; {self.ble.status()}" if self.ble is not None else ""
+        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}"
 
     async def _supervise(self) -> None:
         """Feeds systemd's watchdog only while the event loop runs this and the buffer's writer
@@ -524,8 +564,16 @@ class Agent:
                     }
                     for d in self.config.devices
                 ],
+                **self._ble_info(),
             }
         )
+
+    def _ble_info(self) -> dict[str, Any]:
+        devices = self.config.ble.devices
+        if not devices:
+            return {}
+        return {"ble_devices": [{"name": d.name, "address": d.address, "format": d.format}
+                                for d in devices]}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         assert self.outbox is not None and self.forwarder is not None and self.link is not None
@@ -544,6 +592,7 @@ class Agent:
             "devices_up": sum(1 for r in self.runners if r.available),
             "devices_down": sum(1 for r in self.runners if r.available is False),
             "config": self.config_manager.health() if self.config_manager else None,
+            **({"ble": self.ble.health()} if self.ble is not None else {}),
         }
 
     def _publish_health(self) -> None:
@@ -587,12 +636,14 @@ class Agent:
         self.notifier.notify(STOPPING="1", STATUS="stopping")
         if self.config_manager is not None:
             await self.config_manager.stop()
-        for stoppable in [self.forwarder, *self.runners]:
+        for stoppable in [self.forwarder, *self.runners, self.ble]:
             if stoppable is not None:
                 stoppable.stopped = True
         tasks = [*tasks, *self._runner_tasks.values(), *self._spawned]
         if self._control_task is not None:
             tasks.append(self._control_task)
+        if self._ble_task is not None:
+            tasks.append(self._ble_task)
         for task in tasks:
             task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=5)

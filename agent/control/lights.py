@@ -71,7 +71,9 @@ def check_light_references(
         if input_kinds.get(source) != "motion" and source not in presence_sources:
             kind = input_kinds.get(source)
             what = f"a {kind} input" if kind else "not an input or a presence source"
-            raise ValueError(f"occupancy[{i}]: {source!r} is {what}; need a motion input")
+            raise ValueError(
+                f"occupancy[{i}]: {source!r} is {what}; need a motion input or a BLE presence group"
+            )
     if config.switch is not None and input_kinds.get(config.switch) not in ("button", "switch"):
         kind = input_kinds.get(config.switch)
         what = f"a {kind} input" if kind else "not an input"

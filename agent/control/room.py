@@ -23,6 +23,8 @@ from agent.state_store import StateStore
 
 # device name, quantity -> (value, monotonic time it was measured), or None
 ReadingSource = Callable[[str, str], Optional[tuple[float, float]]]
+# BLE presence group -> someone is there (None: not known now, e.g. the BLE scan is down)
+PresenceSource = Callable[[], Mapping[str, Optional[bool]]]
 
 # A room counts as occupied while any motion input saw motion this recently: PIRs re-trigger
 # every few seconds while people move, and sit quietly through a long speech.
@@ -42,12 +44,14 @@ class RoomController:
         clock: Clock,
         store: StateStore,
         readings: ReadingSource,
+        presence: Optional[PresenceSource] = None,
         previous: Optional[RoomController] = None,
     ) -> None:
         """`previous`: the controller of a config being replaced (a reload). What the new config
         keeps unchanged carries on as it was: relays on the same pins keep their state and
         timers, unchanged zones keep their mode and overrides, unchanged inputs their history."""
         self.config, self.clock, self.readings = config, clock, readings
+        self.presence = presence
         old = previous.config if previous is not None else None
         if previous is not None and old is not None and old.inputs == config.inputs:
             self.inputs = previous.inputs
@@ -103,12 +107,17 @@ class RoomController:
         self.startup_events = list(self.relays.startup_events)
 
     def occupied(self) -> Optional[bool]:
-        """From the motion inputs: None when the room has none."""
+        """From the motion inputs and the BLE presence groups, either being enough: None when
+        the room has neither (or only presence groups that do not know right now)."""
+        known = [v for v in self._presence().values() if v is not None]
         if not self._motion_inputs:
-            return None
+            return any(known) if known else None
         now = self.clock.monotonic()
         seen = [self.inputs.last_motion(name) for name in self._motion_inputs]
-        return any(t is not None and now - t < OCCUPIED_FOR for t in seen)
+        return any(t is not None and now - t < OCCUPIED_FOR for t in seen) or any(known)
+
+    def _presence(self) -> Mapping[str, Optional[bool]]:
+        return self.presence() if self.presence is not None else {}
 
     def tick(self) -> list[Event]:
         events = self.inputs.poll()
@@ -142,8 +151,11 @@ class RoomController:
         motion = [self.inputs.last_motion(n) for n in c.occupancy if n in self._motion_inputs]
         times = [t for t in motion if t is not None]
         lux = self.readings(c.daylight_sensor, "illuminance") if c.daylight_sensor else None
+        groups = self._presence()
+        present = [groups[n] for n in c.occupancy if groups.get(n) is not None]
         return light.update(
             motion_at=max(times) if times else None,
+            occupied=any(present) if present else None,
             lux=lux[0] if lux else None,
             lux_at=lux[1] if lux else None,
             inputs=[e for e in events if e.kind == "input" and e.subject == c.switch],
