@@ -101,6 +101,18 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class RegistrationConfig:
+    """Where the node announces itself at first boot (`roomagent register`, provisioning.md)."""
+
+    url: str  # https only: the token and any credentials sent back cross the network
+    token_file: Optional[Path] = None  # bearer token, one line; refused if world-readable
+    ca: Optional[Path] = None  # None: the system's trusted CAs
+    retry_min: float = 5.0  # seconds before the first retry; doubles up to retry_max
+    retry_max: float = 300.0
+    attempts: int = 10  # then give up until the next `roomagent register`
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     node: NodeConfig
@@ -108,6 +120,7 @@ class Config:
     buffer: BufferConfig
     devices: tuple[DeviceConfig, ...]
     control: ControlConfig = field(default_factory=ControlConfig)
+    registration: Optional[RegistrationConfig] = None
 
 
 T = TypeVar("T")
@@ -259,6 +272,9 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
 
     broker = _parse_broker(root.table("broker"), node_id, resolve)
     buffer = _parse_buffer(root.table("buffer"), state_dir, resolve)
+    registration = None
+    if "registration" in data:
+        registration = _parse_registration(root.table("registration"), resolve)
 
     root.used.add("devices")
     raw_devices = data.get("devices", [])
@@ -270,7 +286,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     root.used.update(CONTROL_SECTIONS)
     control = parse_control(data, lambda key, message: ConfigError(file, key, message), devices)
     root.finish()
-    return Config(Path(file), node, broker, buffer, devices, control)
+    return Config(Path(file), node, broker, buffer, devices, control, registration)
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
@@ -325,6 +341,46 @@ def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> Br
         raise t.error("reconnect_max", "must be ≥ reconnect_min")
     t.finish()
     return broker
+
+
+def _secret_file(t: _Table, name: str, resolve: Callable[[str], Path]) -> Optional[Path]:
+    if name not in t.data:
+        t.used.add(name)
+        return None
+    p = resolve(t.get(name, str))
+    if not p.is_file():
+        raise t.error(name, f"no such file: {p}")
+    if p.stat().st_mode & stat.S_IROTH:
+        raise t.error(name, f"{p} is world-readable; chmod 600 it")
+    return p
+
+
+def _parse_registration(t: _Table, resolve: Callable[[str], Path]) -> RegistrationConfig:
+    def https(v: str) -> Optional[str]:
+        if not re.match(r"^https://[^/\s?#]+", v):
+            return f"must be an https:// URL (the token travels with it), got {v!r}"
+        return None
+
+    ca = t.get("ca", str, None)
+    ca_path = resolve(ca) if ca is not None else None
+    if ca_path is not None and not ca_path.is_file():
+        raise t.error("ca", f"no such file: {ca_path}")
+    registration = RegistrationConfig(
+        url=t.get("url", str, check=https),
+        token_file=_secret_file(t, "token_file", resolve),
+        ca=ca_path,
+        retry_min=t.get(
+            "retry_min", float, RegistrationConfig.retry_min, check=_between(0.1, 3600, "s")
+        ),
+        retry_max=t.get(
+            "retry_max", float, RegistrationConfig.retry_max, check=_between(1, 86400, "s")
+        ),
+        attempts=t.get("attempts", int, RegistrationConfig.attempts, check=_between(1, 1000)),
+    )
+    if registration.retry_max < registration.retry_min:
+        raise t.error("retry_max", "must be ≥ retry_min")
+    t.finish()
+    return registration
 
 
 def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:
