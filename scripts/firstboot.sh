@@ -11,6 +11,7 @@
 # A failed install leaves everything in place; the unit runs again at the next boot.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+unset PYTHONPATH PYTHONHOME  # the installed agent runs on its own
 ROOT=""
 PYTHON=python3
 ARM=0
@@ -54,5 +55,5 @@ fi
 echo "==> done: removing $UNIT and the card's copy of the secrets and wheels"
 systemctl_files disable "$UNIT" >/dev/null 2>&1 || true
 rm -f "$ROOT/etc/systemd/system/$UNIT"
-rm -rf "$HERE/etc" "$HERE/wheels"
+rm -rf "${HERE:?}/etc" "${HERE:?}/wheels"
 echo "installed; this folder now holds only the installer and the docs" > "$HERE/INSTALLED.txt"

@@ -6,12 +6,16 @@
 #   sudo install.sh install --wheels DIR --config-dir DIR
 #   sudo install.sh rollback              # back to the previous version
 #   sudo install.sh uninstall [--purge]   # --purge also removes config, buffer and user
-# Options: --root DIR (install into DIR as if it were /, for tests), --python PY, --no-start.
+# Options: --root DIR (install into DIR as if it were /, for tests), --python PY, --no-start,
+# --no-compile (skip byte-compiling: quicker, but /opt is read-only to the service, so every
+# start then compiles in memory).
 # Each install is a new venv in /opt/roomagent/releases/; /opt/roomagent/current points to the
 # one in use and /opt/roomagent/previous to the one before. An upgrade that does not become
 # ready (READY=1 within the unit's start timeout) is rolled back, config included.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The release must run on its own: nothing from the caller's Python path.
+unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONUSERBASE
 
 ACTION=install
 case "${1:-}" in install|uninstall|rollback) ACTION=$1; shift ;; esac
@@ -23,6 +27,7 @@ WHEELS=""
 PYTHON=python3
 START=1
 PURGE=0
+COMPILE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --config) CONFIG=$2; shift 2 ;;
@@ -33,7 +38,8 @@ while [ $# -gt 0 ]; do
         --python) PYTHON=$2; shift 2 ;;
         --no-start) START=0; shift ;;
         --purge) PURGE=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --no-compile) COMPILE=--no-compile; shift ;;  # faster; the agent then starts slower
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -95,16 +101,24 @@ render_unit() {  # render_unit VENV OUT
         "$HERE/roomagent.service" > "$2"
 }
 
-save_config() {  # keeps the config being replaced, for a rollback
-    rm -rf "$ETC/.previous"
-    mkdir -p "$ETC/.previous"
-    find "$ETC" -maxdepth 1 -type f -exec cp -p {} "$ETC/.previous/" \;
+BACKUP=""
+save_config() {  # a copy of the config being replaced, put back if the install fails
+    BACKUP=$(mktemp -d "$ETC/.backup-XXXXXX")
+    find "$ETC" -maxdepth 1 -type f -exec cp -p {} "$BACKUP/" \;
 }
 
 restore_config() {
-    [ -d "$ETC/.previous" ] || return 0
+    [ -n "$BACKUP" ] || return 0
     find "$ETC" -maxdepth 1 -type f -delete
-    find "$ETC/.previous" -maxdepth 1 -type f -exec cp -p {} "$ETC/" \;
+    find "$BACKUP" -maxdepth 1 -type f -exec cp -p {} "$ETC/" \;
+    rm -rf "$BACKUP"
+    BACKUP=""
+}
+
+keep_config_backup() {  # installed: the old config stays in .previous, for reference
+    rm -rf "$ETC/.previous"
+    mv "$BACKUP" "$ETC/.previous"
+    BACKUP=""
 }
 
 do_install() {
@@ -125,8 +139,9 @@ do_install() {
     local version source
     if [ -n "$WHEELS" ]; then
         local wheels=("$WHEELS"/roomagent-*.whl)
-        [ ${#wheels[@]} = 1 ] && [ -f "${wheels[0]}" ] ||
+        if [ ${#wheels[@]} != 1 ] || [ ! -f "${wheels[0]}" ]; then
             die "$WHEELS must hold exactly one roomagent-*.whl"
+        fi
         version=$(basename "${wheels[0]}" | cut -d- -f2)
         source="wheels in $WHEELS (no network)"
     else
@@ -147,9 +162,11 @@ do_install() {
         local pip_wheels=("$WHEELS"/pip-*.whl)
         [ -f "${pip_wheels[-1]}" ] || die "$WHEELS has no pip-*.whl to install with"
         # --without-pip needs no python3-venv/ensurepip: pip runs from its own wheel.
+        # --isolated: no pip configuration of this machine adds other sources.
         if ! { "$PYTHON" -m venv --without-pip "$release" &&
-               "$release/bin/python" "${pip_wheels[-1]}/pip" install -q --disable-pip-version-check \
-                   --no-index --find-links "$WHEELS" "roomagent==$version" pip; }; then
+               "$release/bin/python" "${pip_wheels[-1]}/pip" --isolated install -q $COMPILE \
+                   --disable-pip-version-check --no-index --find-links "$WHEELS" \
+                   "roomagent==$version" pip; }; then
             rm -rf "$release"
             die "installing roomagent $version failed; nothing else was changed"
         fi
@@ -234,6 +251,7 @@ do_install() {
         fi
         die "roomagent $version did not become ready (journalctl -u roomagent for why)"
     fi
+    keep_config_backup
     if [ -n "$old" ] && [ "$old" != "$name" ]; then
         ln -sfn "releases/$old" "$OPT/previous"
     fi

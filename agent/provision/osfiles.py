@@ -100,6 +100,8 @@ def check_user(name: str) -> str:
 def check_ssh_key(text: str, source: str) -> str:
     """One OpenSSH public key line; its blob must decode and name the same key type
     (RFC 4253 section 6.6: the blob starts with the key type as an SSH string)."""
+    if "PRIVATE KEY" in text:
+        raise ProvisionError(f"{source}: this is a private key; give the public one (.pub)")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if len(lines) != 1:
         raise ProvisionError(f"{source}: must hold exactly one public key line, found {len(lines)}")
