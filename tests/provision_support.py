@@ -7,20 +7,67 @@ bash -n, shellcheck), and what an installed root must look like.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
 import shutil
+import ssl
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from agent import config as config_mod
 
 REPO = Path(__file__).resolve().parent.parent
 BOOT_DATA = REPO / "tests" / "data" / "boot"
-HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+HOST_PYTHON = "{}.{}.{}".format(*sys.version_info[:3])
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which the apt-installed libraries belong to
+
+
+@dataclass
+class Inventory:
+    """The central inventory: answers POSTs from a script of (status, body) replies."""
+
+    port: int
+    replies: list[tuple[int, bytes]] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    server: Optional[http.server.ThreadingHTTPServer] = None
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}/api/nodes"
+
+    def start(self, certs: dict[str, Path]) -> None:
+        inventory = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                inventory.requests.append((self.path, dict(self.headers), body))
+                status, reply = inventory.replies.pop(0) if inventory.replies else (204, b"")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certs["server.crt"], certs["server.key"])
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self.server = server
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 def agent_wheel(wheelhouse: Path) -> Path:

@@ -29,12 +29,14 @@ from agent.provision.cli import main as provision
 from agent.provision.node import NodeSpec, compose
 from agent.provision.osfiles import check_ssh_key, wpa_psk
 from agent.provision.toml_write import dumps
+from tests.mqtt_fixtures import free_port
 from tests.provision_support import (
     BOOT_DATA,
     HOST_PYTHON,
     REPO,
     SYSTEM_PYTHON,
     DebianTools,
+    Inventory,
     agent_wheel,
     card,
     check_installed,
@@ -567,7 +569,7 @@ def test_node_config_writer_reads_back_the_same() -> None:
 def test_detects_the_generation_from_the_cloud_init_seed(tmp_path: Path) -> None:
     assert detect(card(tmp_path, "bookworm")).generation.name == "bookworm"
     trixie = detect(card(tmp_path, "trixie"))
-    assert trixie.generation.name == "trixie" and trixie.generation.python == "3.13"
+    assert trixie.generation.name == "trixie" and trixie.generation.python == "3.13.5"
     assert "user-data" in trixie.why
 
 
@@ -585,7 +587,7 @@ def test_missing_wheels_for_the_pi_are_all_named_with_how_to_get_them(
     before = tree(boot)
     assert provision(argv) == 2
     err = capsys.readouterr().err
-    assert "no wheel for Linux aarch64, CPython 3.11, glibc 2.36 in PyPI for: " \
+    assert "no wheel for Linux aarch64, CPython 3.11.2, glibc 2.36 in PyPI for: " \
         "sensirion-gas-index-algorithm.\n" in err  # fmt: skip
     assert "python3 -m pip wheel -w wheels sensirion-gas-index-algorithm" in err
     assert tree(boot) == before
@@ -618,15 +620,39 @@ def first_boot(boot: Path, root: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("generation", ["bookworm", "trixie"])
 def test_done_when_a_provisioned_card_installs_at_first_boot(
-    tmp_path: Path, inputs: dict[str, Path], generation: str
+    tmp_path: Path, inputs: dict[str, Path], certs: dict[str, Path], generation: str
 ) -> None:
     """The issue's closing test: provision a simulated card of each generation, then run the
-    first boot's install from the card into a temporary root."""
-    boot = provisioned(tmp_path, generation, inputs)
-    root = tmp_path / "root"
-    result = first_boot(boot, root)
+    first boot's install from the card into a temporary root. The Trixie card also registers
+    with a site inventory (a real HTTPS server here), which sends back a new node name."""
+    extra: list[str] = []
+    inventory = Inventory(free_port())
+    if generation == "trixie":
+        (tmp_path / "token").write_text("site-token\n")
+        extra = ["--registration-url", inventory.url, "--registration-ca", str(certs["ca.crt"]),
+                 "--registration-token", str(tmp_path / "token")]  # fmt: skip
+        inventory.start(certs)
+    try:
+        boot = provisioned(tmp_path, generation, inputs, *extra)
+        if generation == "trixie":
+            card_config = (boot / "roomagent/etc/roomagent.toml").read_text()
+            renamed = card_config.replace('name = "Room 2.14"', 'name = "Room 2.14, west wing"')
+            inventory.replies = [(200, json.dumps({"config": renamed}).encode())]
+        root = tmp_path / "root"
+        result = first_boot(boot, root)
+    finally:
+        inventory.stop()
     assert "ready after" in result.stdout and "stopped cleanly" in result.stdout
     check_installed(root, inputs)
+    name = config_mod.load(root / "etc/roomagent/roomagent.toml").node.name
+    if generation == "trixie":
+        ((_, headers, body),) = inventory.requests
+        assert headers["Authorization"] == "Bearer site-token"
+        assert json.loads(body)["id"] == "room-2-14"
+        assert f"registered 'room-2-14' with {inventory.url}; wrote config" in result.stdout
+        assert name == "Room 2.14, west wing"
+    else:
+        assert name == "Room 2.14" and "nothing to do" in result.stdout
     # The unit removed itself, and the card's copy of the secrets and wheels is gone.
     assert not (root / "etc/systemd/system/roomagent-firstboot.service").exists()
     assert not (wants(root) / "roomagent-firstboot.service").exists()

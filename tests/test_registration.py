@@ -5,16 +5,12 @@ a config or credentials received that are validated before anything is written."
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -23,50 +19,7 @@ from agent import config as config_mod
 from agent.registration import RegistrationError, identity, register, retry_delays
 from tests.conftest import REPO
 from tests.mqtt_fixtures import free_port, make_certificates
-
-
-@dataclass
-class Inventory:
-    """The central inventory: answers POSTs from a script of (status, body) replies."""
-
-    port: int
-    replies: list[tuple[int, bytes]] = field(default_factory=list)
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    server: Optional[http.server.ThreadingHTTPServer] = None
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}/api/nodes"
-
-    def start(self, certs: dict[str, Path]) -> None:
-        inventory = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                inventory.requests.append((self.path, dict(self.headers), body))
-                status, reply = inventory.replies.pop(0) if inventory.replies else (204, b"")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certs["server.crt"], certs["server.key"])
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self.server = server
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+from tests.provision_support import Inventory
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,16 @@ from agent.provision import ProvisionError
 @dataclass(frozen=True)
 class Generation:
     name: str
-    python: str  # the system python3 the venv is made from
+    # The system python3 the venv is made from, as Debian ships it: pip checks Requires-Python
+    # against all three numbers (cryptography excludes 3.9.0 and 3.9.1, for one).
+    python: str
     glibc: tuple[int, int]  # newest manylinux tag its libc accepts
     init: str  # how first boot is configured: "firstrun" or "cloud-init"
 
 
 GENERATIONS = {
-    "bookworm": Generation("bookworm", "3.11", (2, 36), "firstrun"),
-    "trixie": Generation("trixie", "3.13", (2, 41), "cloud-init"),
+    "bookworm": Generation("bookworm", "3.11.2", (2, 36), "firstrun"),
+    "trixie": Generation("trixie", "3.13.5", (2, 41), "cloud-init"),
 }
 FIRST_BOOKWORM = datetime.date(2023, 10, 10)  # the first Raspberry Pi OS Bookworm release
 CLOUD_INIT_SEED = ("user-data", "meta-data", "network-config")

@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="this roomagent wheel instead of one built from the checkout",
     )  # fmt: skip
     wheels.add_argument("--arch", default="aarch64", help="the Pi's machine (default aarch64)")
-    wheels.add_argument("--python-version", help="the Pi's Python (default: by OS generation)")
+    wheels.add_argument(
+        "--python-version", help="the Pi's Python, X.Y.Z (default: the OS generation's)"
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="show what would be written; write nothing"
     )
@@ -275,7 +277,13 @@ def run(args: argparse.Namespace) -> int:
             plan.describe(log)
             return 0
         log(f"==> writing to {card.path}")
-        changes = plan.apply(log)
+        try:
+            changes = plan.apply(log)
+        except OSError as e:
+            print(f"provision: writing to the card failed: {e}", file=sys.stderr)
+            print("provision: the card may be half written; fix that and run this again",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "remove")}
     unchanged = sum(1 for c in changes if c.action == "unchanged")
     log(f"    {counts['create']} created, {counts['update']} updated, {counts['remove']} removed, "

@@ -39,7 +39,7 @@ Log = Callable[[str], None]
 @dataclass(frozen=True)
 class Target:
     arch: str  # "aarch64" on every 64-bit Raspberry Pi OS
-    python: str  # "3.11"
+    python: str  # "3.11.2"
     glibc: tuple[int, int]
 
     def platforms(self) -> list[str]:
@@ -57,7 +57,8 @@ class Target:
 
     def pip_args(self) -> list[str]:
         args = ["--only-binary=:all:", "--implementation", "cp"]
-        args += ["--python-version", self.python, "--abi", "cp" + self.python.replace(".", "")]
+        major, minor = self.python.split(".")[:2]
+        args += ["--python-version", self.python, "--abi", f"cp{major}{minor}"]
         for tag in self.platforms():
             args += ["--platform", tag]
         return args
