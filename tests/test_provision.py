@@ -378,6 +378,10 @@ def test_refuses_what_is_not_a_raspberry_pi_os_boot_partition(
         (("interval = 10", "interval = 0"), "devices[0].interval: must be ≥ 1 s, got 0"),
         (('driver = "sht4x"', 'driver = "sht99"'), "devices[0].driver: unknown driver 'sht99'"),
         (("[node]", "[node]\ncolour = 'red'"), "node.colour: unknown key"),
+        (
+            ("[node]", "[buffer]\npath = '/home/b.sqlite'\n[node]"),
+            "buffer.path = '/home/b.sqlite': on a Pi the buffer must be under /var/lib/roomagent",
+        ),
     ],
 )
 def test_a_bad_room_config_is_refused_before_the_card_is_touched(

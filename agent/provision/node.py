@@ -206,7 +206,8 @@ def compose(spec: NodeSpec) -> NodeFiles:
     if not isinstance(node_id, str):
         raise ProvisionError(f"{spec.profile}: node.id is required (or give --node-id)")
     # The hardened unit lets the agent write only its StateDirectory.
-    buffer_path = data.get("buffer", {}).get("path")
+    buffer = data.get("buffer", {})
+    buffer_path = buffer.get("path") if isinstance(buffer, dict) else None
     if buffer_path is not None and not str(buffer_path).startswith(f"{DEFAULT_STATE_DIR}/"):
         raise ProvisionError(
             f"{spec.profile}: buffer.path = {buffer_path!r}: on a Pi the buffer must be under "
