@@ -71,8 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     room.add_argument("--name", help="node.name, e.g. 'Room 2.14'")
     room.add_argument("--hostname", help="host name (default: from the node id)")
     creds = p.add_argument_group("credentials (files; written next to the node's config)")
+    helps = {
+        "ca": "CA of the broker's certificate (enables TLS)",
+        "cert": "the node's client certificate (mutual TLS), with --key",
+        "key": "its private key",
+        "password_file": "the node's MQTT password (user name: the node id)",
+        "registration_ca": "CA of the site inventory's certificate",
+        "registration_token": "bearer token for the site inventory",
+    }
     for name in CREDENTIAL_NAMES:
-        creds.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, metavar="FILE")
+        creds.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=Path, metavar="FILE", help=helps[name]
+        )
     creds.add_argument("--registration-url", help="site inventory to register with (https://)")
     system = p.add_argument_group("the Pi's system")
     system.add_argument("--user", help="the installer's login (SSH key only, no password)")
