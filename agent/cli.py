@@ -242,6 +242,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
                  seconds=args.seconds, broker=broker)  # fmt: skip
 
 
+def cmd_register(args: argparse.Namespace) -> int:
+    try:
+        cfg = _config_for_tools(args, required=True)
+    except ConfigError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    assert cfg is not None
+    if cfg.registration is None:
+        print(f"registration is not configured in {cfg.source} ([registration]): nothing to do")
+        return 0
+    from agent import logs
+    from agent.registration import RegistrationError, register
+
+    logs.setup("INFO")
+    try:
+        outcome = register(cfg)
+    except RegistrationError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_HARDWARE
+    written = (["config"] if outcome.config_written else []) + list(outcome.credentials_written)
+    print(f"registered {cfg.node.id!r} with {cfg.registration.url}"
+          + (f"; wrote {', '.join(written)}" if written else "; nothing to change"))  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roomagent", description=__doc__)
     p.add_argument("--version", action="version", version=f"roomagent {__version__}")
@@ -290,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--simulate", action="store_true", help="check the simulated chips and pins")
     doc.add_argument("--json", action="store_true", help="print the results as JSON")
     doc.set_defaults(func=cmd_doctor)
+
+    reg = sub.add_parser(
+        "register",
+        help="announce this node to the site inventory ([registration]); may update the config",
+    )
+    reg.add_argument("--config", help=f"node config (default {DEFAULT_CONFIG})")
+    reg.set_defaults(func=cmd_register)
 
     watch = sub.add_parser("watch", help="show what the central side receives, live")
     watch.add_argument("--host", default="localhost")

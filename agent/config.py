@@ -7,6 +7,7 @@ Every error names the file, the key path and what is wrong, e.g.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from collections.abc import Mapping
@@ -111,6 +112,18 @@ class RemoteConfig:
 
 
 @dataclass(frozen=True)
+class RegistrationConfig:
+    """Where the node announces itself at first boot (`roomagent register`, provisioning.md)."""
+
+    url: str  # https only: the token and any credentials sent back cross the network
+    token_file: Optional[Path] = None  # bearer token, one line; refused if world-readable
+    ca: Optional[Path] = None  # None: the system's trusted CAs
+    retry_min: float = 5.0  # seconds before the first retry; doubles up to retry_max
+    retry_max: float = 300.0
+    attempts: int = 10  # then give up until the next `roomagent register`
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     node: NodeConfig
@@ -120,6 +133,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     ble: BleConfig = field(default_factory=BleConfig)
+    registration: Optional[RegistrationConfig] = None
 
 
 T = TypeVar("T")
@@ -283,6 +297,9 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
 
     broker = _parse_broker(root.table("broker"), node_id, resolve)
     buffer = _parse_buffer(root.table("buffer"), state_dir, resolve)
+    registration = None
+    if "registration" in data:
+        registration = _parse_registration(root.table("registration"), resolve)
 
     root.used.add("devices")
     raw_devices = data.get("devices", [])
@@ -304,7 +321,8 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     )
     remote = _parse_remote(root.table("remote_config"), resolve)
     root.finish()
-    return Config(Path(file), node, broker, buffer, devices, control, remote, ble)
+    return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
+                  registration)  # fmt: skip
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
@@ -363,6 +381,8 @@ def _secret_file(t: _Table, name: str, resolve: Callable[[str], Path]) -> Option
     path = resolve(value)
     try:
         mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise t.error(name, f"no such file: {path}") from None
     except OSError as e:
         raise t.error(name, f"cannot use {path}: {e.strerror}") from None
     if not stat.S_ISREG(mode):
@@ -391,6 +411,34 @@ def _parse_remote(t: _Table, resolve: Callable[[str], Path]) -> RemoteConfig:
         raise t.error("url", "is required when ca_file or token_file is given")
     t.finish()
     return remote
+
+
+def _parse_registration(t: _Table, resolve: Callable[[str], Path]) -> RegistrationConfig:
+    def https(v: str) -> Optional[str]:
+        if not re.match(r"^https://[^/\s?#]+", v):
+            return f"must be an https:// URL (the token travels with it), got {v!r}"
+        return None
+
+    ca = t.get("ca", str, None)
+    ca_path = resolve(ca) if ca is not None else None
+    if ca_path is not None and not ca_path.is_file():
+        raise t.error("ca", f"no such file: {ca_path}")
+    registration = RegistrationConfig(
+        url=t.get("url", str, check=https),
+        token_file=_secret_file(t, "token_file", resolve),
+        ca=ca_path,
+        retry_min=t.get(
+            "retry_min", float, RegistrationConfig.retry_min, check=_between(0.1, 3600, "s")
+        ),
+        retry_max=t.get(
+            "retry_max", float, RegistrationConfig.retry_max, check=_between(1, 86400, "s")
+        ),
+        attempts=t.get("attempts", int, RegistrationConfig.attempts, check=_between(1, 1000)),
+    )
+    if registration.retry_max < registration.retry_min:
+        raise t.error("retry_max", "must be ≥ retry_min")
+    t.finish()
+    return registration
 
 
 def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:

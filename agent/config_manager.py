@@ -271,6 +271,7 @@ def check_trust_anchors(old: Config, new: Config, origin: str) -> None:
     for key, before, after in (
         ("broker", old.broker, new.broker),
         ("remote_config", old.remote, new.remote),
+        ("registration", old.registration, new.registration),
     ):
         if before != after:
             raise ConfigError(

@@ -30,7 +30,7 @@ FIXED = (
     ("node", "simulate", "node.simulate"),
     ("buffer", "path", "buffer.path"),
 )
-SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote")
+SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote", "registration")
 
 
 def check_fixed(old: Config, new: Config, origin: str) -> None:
