@@ -94,7 +94,8 @@ class Agent:
             self.config.broker,
             status_topic=self.topics.status,
             on_connect=lambda: self._threadsafe(self._on_connect),
-            on_ack=lambda mid, ok: self._threadsafe(self.forwarder.on_ack, mid, ok),  # type: ignore[union-attr]
+            # On paho's thread: the forwarder matches acks there (see agent/forwarder.py).
+            on_ack=lambda mid, ok: self.forwarder.on_ack(mid, ok),  # type: ignore[union-attr]
             max_inflight=b.max_inflight,
             subscriptions=self._subscriptions(),
             on_message=self._on_message,
