@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -164,3 +164,97 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.01
 
 
 PYTHON = sys.executable
+
+# The profile the footprint, latency and fleet benchmarks run: the council chamber, once it is
+# in firmware_configs/; until then the demo room, which has the same kind of sensors and control.
+PROFILES = (
+    REPO / "firmware_configs" / "council-chamber.toml",
+    REPO / "firmware_configs" / "demo.toml",
+)
+
+
+def profile_path(params: Params) -> Path:
+    if params.get("config"):
+        return Path(params["config"]).resolve()
+    return next(p for p in PROFILES if p.exists())
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON's escapes are valid in TOML basic strings
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """A node config back to TOML: top-level tables and arrays of tables; anything deeper is
+    written inline. Enough for the configs in firmware_configs/, which the benchmarks adapt
+    (node id, broker, state directory) for each run."""
+    lines: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                lines.append(f"\n[[{_toml_key(name)}]]")
+                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items()]
+        elif isinstance(value, dict):
+            lines.append(f"\n[{_toml_key(name)}]")
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
+        else:
+            lines.insert(0, f"{_toml_key(name)} = {_toml_value(value)}")
+    return "\n".join(lines).lstrip() + "\n"
+
+
+def node_config(
+    profile: Path,
+    *,
+    node_id: str,
+    port: int,
+    protocol: str,
+    state_dir: Path,
+    extra: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    """The profile, as a node `node_id` on a loopback broker, with its own state directory."""
+    data = load_toml(profile)
+    data["node"] = {**data.get("node", {}), "id": node_id, "state_dir": str(state_dir),
+                    "simulate": True}  # fmt: skip
+    data["broker"] = {**data.get("broker", {}), "host": "127.0.0.1", "port": port,
+                      "protocol": protocol, "client_id": f"roomagent-{node_id}"}  # fmt: skip
+    data["buffer"] = {**data.get("buffer", {}), "path": str(state_dir / "buffer.sqlite")}
+    for key, value in (extra or {}).items():
+        data[key] = value
+    return data
+
+
+def start_broker(kind: str, workdir: Path) -> Any:
+    """A started broker: "mosquitto" (its stock settings, as the tests run it),
+    "mosquitto-nodelay" (the same with set_tcp_nodelay true: see docs/benchmarks.md, command
+    latency) or "nats" (a three-server cluster speaking MQTT 3.1.1)."""
+    from tests.mqtt_fixtures import Broker, make_broker
+
+    if kind == "mosquitto-nodelay":
+        broker: Any = Broker(workdir, extra_conf="set_tcp_nodelay true\n")
+        broker.kind = kind
+    else:
+        broker = make_broker(kind, workdir)
+    broker.start()
+    return broker
