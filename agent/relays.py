@@ -17,8 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from gpiozero import OutputDevice
-
 from agent.control.types import Clock, Event
 from agent.state_store import KeyValueStore
 
@@ -145,6 +143,10 @@ class RelayBank:
         self._closed = False
         # Switches and deferrals decided at power-on, for the runtime to publish.
         self.startup_events: list[Event] = self._power_on(now, wall)
+        # Imported here, not at the top: the config loader imports this module for every node,
+        # and gpiozero is over 3 MiB of a node's memory (docs/benchmarks.md, footprint).
+        from gpiozero import OutputDevice
+
         try:
             for r in self._relays.values():
                 # The pin starts at its resolved level: no glitch through the wrong one.

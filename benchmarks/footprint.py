@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.config import CONTROL_SECTIONS
 from benchmarks.harness import (
     PYTHON,
     REPO,
@@ -71,36 +72,50 @@ def _top_level(modules: list[str]) -> list[str]:
     return [t for t in tops if t not in stdlib and not t.startswith("_")]
 
 
+def _sensors_only(config: dict[str, Any]) -> dict[str, Any]:
+    """The same node without room control and Home Assistant discovery: the agent's core."""
+    trimmed = {k: v for k, v in config.items() if k not in CONTROL_SECTIONS}
+    trimmed["node"] = {**config["node"], "id": "bench-sensors", "discovery": False,
+                       "state_dir": config["node"]["state_dir"] + "-sensors"}  # fmt: skip
+    trimmed["broker"] = {**config["broker"], "client_id": "roomagent-bench-sensors"}
+    trimmed["buffer"] = {
+        **config["buffer"],
+        "path": trimmed["node"]["state_dir"] + "/buffer.sqlite",
+    }
+    return trimmed
+
+
 def run(params: Params, workdir: Path) -> Result:
     workdir.mkdir(parents=True, exist_ok=True)
     profile = profile_path(params)
     broker = start_broker("mosquitto", workdir / "broker")
     config = node_config(profile, node_id="bench-footprint", port=broker.port, protocol="5",
                          state_dir=workdir / "state")  # fmt: skip
-    config_path = workdir / "footprint.toml"
-    config_path.write_text(dump_toml(config))
-    base = f"roomagent/{config['node']['id']}"
-    modules_file = workdir / "modules.json"
+    configs = {"agent": config}
+    if params["sensors_only"]:
+        configs["sensors-only"] = _sensors_only(config)
     sub = Subscriber(broker.port, "#")
     env = python_env()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     started: dict[str, float] = {}
     first: dict[str, float] = {}
+
+    def launch(name: str, command: list[str], first_topic: str) -> None:
+        """Started one at a time, so that start-up times are not measured against each other."""
+        started[name] = time.monotonic()
+        procs[name] = subprocess.Popen(command, env=env, cwd=REPO)
+        if not sub.wait_for(lambda ms: any(m.topic.startswith(first_topic) for m in ms), 60):
+            raise RuntimeError(f"{name}: nothing published on {first_topic} within 60 s")
+        first[name] = time.monotonic()
+
     try:
-        started["agent"] = time.monotonic()
-        procs["agent"] = subprocess.Popen(
-            [PYTHON, "-m", "benchmarks.agent_child", str(modules_file), "run", str(config_path),
-             "--simulate", "--log-level", "WARNING"],
-            env=env, cwd=REPO,
-        )  # fmt: skip
-        if not sub.wait_for(lambda ms: any("/telemetry/" in m.topic for m in ms), 60):
-            raise RuntimeError("the agent published no reading within 60 s")
-        first["agent"] = time.monotonic()
-        started["floor"] = time.monotonic()
-        procs["floor"] = subprocess.Popen([PYTHON, "-c", FLOOR, str(broker.port)], env=env)
-        if not sub.wait_for(lambda ms: any(m.topic == "bench/floor/hello" for m in ms), 60):
-            raise RuntimeError("the floor process published nothing within 60 s")
-        first["floor"] = time.monotonic()
+        for name, cfg in configs.items():
+            path = workdir / f"{name}.toml"
+            path.write_text(dump_toml(cfg))
+            launch(name, [PYTHON, "-m", "benchmarks.agent_child", str(workdir / f"{name}.modules"),
+                          "run", str(path), "--simulate", "--log-level", "WARNING"],
+                   f"roomagent/{cfg['node']['id']}/telemetry/")  # fmt: skip
+        launch("floor", [PYTHON, "-c", FLOOR, str(broker.port)], "bench/floor/hello")
 
         time.sleep(params["warmup_s"])
         cpu0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}
@@ -115,7 +130,6 @@ def run(params: Params, workdir: Path) -> Result:
         elapsed = time.monotonic() - t0
         cpu = {k: cpu_seconds(p.pid) - cpu0[k] for k, p in procs.items()}
         peaks = {k: peak_rss_kib(p.pid) for k, p in procs.items()}
-        readings = sum(1 for m in sub.messages if m.topic.startswith(f"{base}/telemetry/"))
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -128,8 +142,6 @@ def run(params: Params, workdir: Path) -> Result:
                 p.wait(5)
         sub.close()
         broker.stop()
-    modules = json.loads(modules_file.read_text()) if modules_file.exists() else []
-    loaded_optional = [m for m in OPTIONAL if m in {x.split(".")[0] for x in modules}]
     result: dict[str, Any] = {"profile": profile.name, "seconds": round(elapsed, 1)}
     for k in procs:
         result[k] = {
@@ -138,16 +150,22 @@ def run(params: Params, workdir: Path) -> Result:
             "rss_kib_peak": peaks[k],
             "cpu_s_per_min": round(cpu[k] * 60 / elapsed, 3),
             "startup_s": round(first[k] - started[k], 2),
+            "rss_ratio": round(samples[k][-1] / samples["floor"][-1], 2),
         }
-    ratio = result["agent"]["rss_kib_last"] / result["floor"]["rss_kib_last"]
-    result["rss_ratio"] = round(ratio, 2)
-    result["agent"]["exit_code"] = procs["agent"].returncode
-    result["readings_published"] = readings
-    result["modules"] = {"count": len(modules), "third_party": _top_level(modules),
-                         "optional_loaded": loaded_optional}  # fmt: skip
+        if k in configs:
+            result[k]["exit_code"] = procs[k].returncode
+            modules_file = workdir / f"{k}.modules"
+            modules = json.loads(modules_file.read_text()) if modules_file.exists() else []
+            result[k]["modules"] = {
+                "count": len(modules),
+                "third_party": _top_level(modules),
+                "optional_loaded": [m for m in OPTIONAL if m in {x.split(".")[0] for x in modules}],
+            }
     a, f = result["agent"], result["floor"]
-    absent = [m for m in params["must_not_load"] if m in loaded_optional]
-    result["figures"] = [
+    ratio = a["rss_ratio"]
+    loaded = a["modules"]["optional_loaded"]
+    unwanted = [m for m in params["must_not_load"] if m in loaded]
+    figures = [
         figure(f"resident memory, {profile.name} on simulated hardware, after {elapsed:.0f} s",
                f"{a['rss_kib_last'] / 1024:.1f} MiB (peak {a['rss_kib_peak'] / 1024:.1f})",
                f"bare paho {f['rss_kib_last'] / 1024:.1f} MiB (ratio {ratio:.2f})"),
@@ -156,14 +174,21 @@ def run(params: Params, workdir: Path) -> Result:
         figure("start-up to the first published reading", f"{a['startup_s']:.2f} s",
                f"bare paho to its first message {f['startup_s']:.2f} s"),
         figure("optional modules loaded (bleak, requests, watchdog, cryptography)",
-               ", ".join(loaded_optional) or "none",
-               f"{len(modules)} modules in all"),
+               ", ".join(loaded) or "none", f"{a['modules']['count']} modules in all"),
     ]  # fmt: skip
+    if "sensors-only" in result:
+        o = result["sensors-only"]
+        figures.append(figure(
+            "the same without room control and discovery: memory, CPU",
+            f"{o['rss_kib_last'] / 1024:.1f} MiB, {o['cpu_s_per_min']:.2f} CPU-s/min",
+            f"ratio to bare paho {o['rss_ratio']:.2f}"))  # fmt: skip
+    result["figures"] = figures
     result["targets"] = [
         target(f"RSS < {TARGET_RSS_RATIO} x the bare-paho floor", ratio < TARGET_RSS_RATIO,
                f"ratio {ratio:.2f}"),
-        target("unused optional dependencies not imported", not absent and bool(modules),
-               f"loaded: {', '.join(loaded_optional) or 'none'}"),
+        target("unused optional dependencies not imported",
+               not unwanted and a["modules"]["count"] > 0,
+               f"loaded: {', '.join(loaded) or 'none'}"),
     ]  # fmt: skip
     return result
 
@@ -178,6 +203,7 @@ BENCHMARK = Benchmark(
             "sample_every_s": 5,
             "config": "",
             "must_not_load": list(OPTIONAL),
+            "sensors_only": True,
         },
         "smoke": {
             "seconds": 2,
@@ -185,6 +211,7 @@ BENCHMARK = Benchmark(
             "sample_every_s": 1,
             "config": "",
             "must_not_load": list(OPTIONAL),
+            "sensors_only": True,
         },
     },
     run=run,

@@ -50,7 +50,13 @@ def test_every_benchmark_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert r["drain"]["runs"]["mosquitto"]["agent_msgs_per_s"] > 0
     assert r["ingest"]["settings"]["full"]["disk_bytes_per_reading"] > 0
     assert r["latency"]["runs"]["mosquitto-nodelay"]["agent"]["commands"] == 20
-    assert r["footprint"]["modules"]["count"] > 0  # the agent's own list, from its exit
+    # The agents' own lists of modules, written as they exited: none loads what its config does
+    # not use; a node without room control does not even load gpiozero.
+    for agent in ("agent", "sensors-only"):
+        modules = r["footprint"][agent]["modules"]
+        assert modules["count"] > 100 and modules["optional_loaded"] == []
+    assert "gpiozero" in r["footprint"]["agent"]["modules"]["third_party"]
+    assert "gpiozero" not in r["footprint"]["sensors-only"]["modules"]["third_party"]
     assert r["fleet"]["runs"]["mosquitto"]["loss"]["missing"] == 0
     assert r["decode"]["ble"]["available"] is True
 
