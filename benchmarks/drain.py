@@ -170,7 +170,7 @@ BENCHMARK = Benchmark(
     name="drain",
     summary="backlog drain at QoS 1 against bare paho-mqtt on the same broker",
     sizes={
-        "full": {"rows": 50000, "inflight": 64, "repeats": 3, "brokers": ["mosquitto"]},
+        "full": {"rows": 50000, "inflight": 64, "repeats": 3, "brokers": ["mosquitto", "nats"]},
         "smoke": {"rows": 200, "inflight": 16, "repeats": 1, "brokers": ["mosquitto"]},
     },
     run=run,
