@@ -17,8 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from gpiozero import OutputDevice
-
 from agent.control.types import Clock, Event
 from agent.state_store import KeyValueStore
 
@@ -195,6 +193,10 @@ class RelayBank:
         }
 
     def _claim(self, relays: list[_Relay], pin_factory: object) -> None:
+        # Imported here, not at the top: the config loader imports this module for every node,
+        # and gpiozero is over 3 MiB of a node's memory (docs/benchmarks.md, footprint).
+        from gpiozero import OutputDevice
+
         for r in relays:
             # The pin starts at its resolved level: no glitch through the wrong one.
             r.device = OutputDevice(

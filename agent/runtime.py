@@ -456,7 +456,7 @@ class Agent:
             if current():
                 self._on_connect()
 
-        def on_ack(mid: int, ok: bool) -> None:
+        def on_ack(mid: int, ok: bool) -> None:  # on paho's thread: see agent/forwarder.py
             if current() and self.forwarder is not None:
                 self.forwarder.on_ack(mid, ok)
 
@@ -464,7 +464,7 @@ class Agent:
             config.broker,
             status_topic=self.topics.status,
             on_connect=lambda: self._threadsafe(on_connect),
-            on_ack=lambda mid, ok: self._threadsafe(on_ack, mid, ok),
+            on_ack=on_ack,
             max_inflight=config.buffer.max_inflight,
             subscriptions=self.subscriptions(config),
             on_message=self._on_message,

@@ -1,211 +1,127 @@
-"""Benchmarks: buffer ingest, backlog drain against bare paho, agent memory.
+"""Runs the benchmarks: all of them, or those named, printing a table and writing JSON.
 
-    python -m benchmarks.run [ingest] [drain] [rss] [--rows N] [--rss-seconds S] [--json FILE]
+    python -m benchmarks.run [NAME ...] [--size full|smoke] [--set NAME.KEY=VALUE ...] [--out DIR]
 
-Each figure is printed and, where a baseline exists, compared with it in the same run, on the
-same broker, because absolute numbers drift between machines.
+Names: ingest, drain, latency, footprint, fleet, decode (see docs/benchmarks.md). `--size smoke`
+runs each at a tiny size in seconds (what CI runs, through tests/test_benchmarks_smoke.py);
+`full` (the default) gives the documented figures. `--set drain.rows=10000` overrides one
+parameter (VALUE is read as JSON when it parses, else as text; a comma list for list keys).
+Each benchmark's result goes to DIR/<name>.json and the whole run to DIR/latest.json, DIR being
+benchmarks/results/ unless --out says otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
-import functools
+import datetime
+import importlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from benchmarks.harness import REPO, Benchmark, Params, loadavg, machine, render, write_json
 
-from agent.config import BrokerConfig
-from agent.contract import telemetry_payload
-from agent.forwarder import Forwarder
-from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox
-from tests.mqtt_fixtures import Broker
-
-REPO = Path(__file__).resolve().parent.parent
-VALUES = {"temperature": 21.53, "humidity": 40.12, "pressure": 1013.25}
-TOPIC = "roomagent/bench/telemetry/climate"
+NAMES = ("ingest", "drain", "latency", "footprint", "fleet", "decode")
 
 
-def payload(seq: int) -> bytes:
-    return telemetry_payload(time.time(), seq, True, VALUES)
+def load(name: str) -> Benchmark:
+    benchmark: Benchmark = importlib.import_module(f"benchmarks.{name}").BENCHMARK
+    return benchmark
 
 
-def write_bytes() -> int:
-    with open("/proc/self/io") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("write_bytes"))
-
-
-def bench_ingest(rows: int, directory: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for durability in ("full", "normal"):
-        box = Outbox(
-            directory / f"ingest-{durability}.sqlite",
-            max_rows=10**7,
-            max_bytes=10**10,
-            durability=durability,
-        )
-        before_io, start = write_bytes(), time.perf_counter()
-        for _ in range(rows):
-            box.append(TOPIC, payload)  # one transaction per reading, as the agent does
-        elapsed = time.perf_counter() - start
-        written = write_bytes() - before_io
-        box.close()
-        out[durability] = {
-            "readings_per_s": round(rows / elapsed),
-            "disk_bytes_per_reading": round(written / rows),
-        }
-    return out
-
-
-def bench_bare_paho(port: int, rows: int, inflight: int) -> float:
-    done = threading.Event()
-    acked = 0
-
-    def on_publish(*_: Any) -> None:
-        nonlocal acked
-        acked += 1
-        if acked == rows:
-            done.set()
-
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bare")
-    client.max_inflight_messages_set(inflight)
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    payloads = [payload(i) for i in range(rows)]
-    start = time.perf_counter()
-    for p in payloads:
-        client.publish(TOPIC, p, qos=1)
-    done.wait(300)
-    elapsed = time.perf_counter() - start
-    client.loop_stop()
-    client.disconnect()
-    return rows / elapsed
-
-
-async def _drain(port: int, box: Outbox, inflight: int) -> float:
-    loop = asyncio.get_running_loop()
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-
-    async def run_db(fn: Any, *args: Any) -> Any:
-        return await loop.run_in_executor(pool, functools.partial(fn, *args))
-
-    forwarder: Forwarder
-    connected = asyncio.Event()
-    link = MqttLink(
-        BrokerConfig(host="127.0.0.1", port=port, client_id="bench-agent"),
-        status_topic="roomagent/bench/status",
-        on_connect=lambda: loop.call_soon_threadsafe(connected.set),
-        on_ack=lambda mid, ok: loop.call_soon_threadsafe(forwarder.on_ack, mid, ok),
-        max_inflight=inflight,
-    )
-    forwarder = Forwarder(box, link, run_db, inflight)
-    link.start()
-    await connected.wait()
-    start = time.perf_counter()
-    task = asyncio.ensure_future(forwarder.run())
-    forwarder.notify()
-    while box.stats().rows:
-        await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    forwarder.stopped = True
-    task.cancel()
-    link.stop()
-    pool.shutdown()
-    return elapsed
-
-
-def bench_drain(rows: int, directory: Path, inflight: int = 64) -> dict[str, Any]:
-    broker = Broker(directory / "broker")
-    broker.start()
+def _value(text: str, default: Any) -> Any:
     try:
-        box = Outbox(directory / "drain.sqlite", max_rows=10**7, max_bytes=10**10)
-        box.append_many((TOPIC, payload) for _ in range(rows))
-        agent_rate = rows / asyncio.run(_drain(broker.port, box, inflight))
-        bare_rate = bench_bare_paho(broker.port, rows, inflight)
-    finally:
-        broker.stop()
-    return {
-        "rows": rows,
-        "max_inflight": inflight,
-        "agent_msgs_per_s": round(agent_rate),
-        "bare_paho_msgs_per_s": round(bare_rate),
-        "ratio": round(agent_rate / bare_rate, 2),
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    if isinstance(default, list) and isinstance(value, str):
+        value = [v for v in value.split(",") if v]
+    return value
+
+
+def parameters(benchmark: Benchmark, size: str, overrides: list[str]) -> Params:
+    params = dict(benchmark.sizes[size])
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        name, dot, field = key.partition(".")
+        if not sep or not dot:
+            raise SystemExit(f"--set {item!r}: expected NAME.KEY=VALUE")
+        if name != benchmark.name:
+            continue
+        if field not in params:
+            raise SystemExit(
+                f"--set {item!r}: {name} has no parameter {field!r} (it has {sorted(params)})"
+            )
+        params[field] = _value(text, params[field])
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)}")
+    parser.add_argument("--size", choices=("full", "smoke"), default="full")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="NAME.KEY=VALUE")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(NAMES)}")
+    names = args.names or list(NAMES)
+    for item in args.overrides:
+        if item.partition(".")[0] not in NAMES:
+            parser.error(f"--set {item!r}: {item.partition('.')[0]!r} is not a benchmark")
+
+    document: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "size": args.size,
+        "machine": machine(),
+        "loadavg_at_start": loadavg(),
+        "results": {},
     }
+    failed = False
+    scratch = tempfile.mkdtemp(prefix="roomagent-bench-")
+    for name in names:
+        benchmark = load(name)
+        params = parameters(benchmark, args.size, args.overrides)
+        print(f"==> {name}: {benchmark.summary} {json.dumps(params)}", flush=True)
+        began = time.monotonic()
+        try:
+            result = benchmark.run(params, Path(scratch) / name)
+        except Exception as e:  # one benchmark failing does not lose the others' figures
+            traceback.print_exc()
+            result = {"error": f"{type(e).__name__}: {e}", "figures": [], "targets": []}
+            failed = True
+        result = {"params": params, "seconds": round(time.monotonic() - began, 1), **result}
+        document["results"][name] = result
+        write_json(args.out / f"{name}.json", {**document, "results": {name: result}})
+        for f in result["figures"]:
+            print(f"    {f['figure']}: {f['value']}" + (f"  [{f['baseline']}]" if f["baseline"]
+                                                         else ""), flush=True)  # fmt: skip
+    document["loadavg_at_end"] = loadavg()
+    write_json(args.out / "latest.json", document)
+    print()
+    print(render(document["results"]))
+    errors = {n: r["error"] for n, r in document["results"].items() if "error" in r}
+    for name, error in errors.items():
+        print(f"  [ERROR] {name}: {error}")
+    print(f"\nJSON: {args.out / 'latest.json'}")
+    if not args.keep:
+        import shutil
 
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
-
-
-def bench_rss(seconds: float, directory: Path) -> dict[str, Any]:
-    broker = Broker(directory / "rss-broker")
-    broker.start()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    floor_code = (
-        "import time, paho.mqtt.client as m; from paho.mqtt.enums import CallbackAPIVersion as V;"
-        f"c = m.Client(callback_api_version=V.VERSION2); c.connect('127.0.0.1', {broker.port});"
-        "c.loop_start(); time.sleep(1e6)"
-    )
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", str(REPO / "firmware_configs" / "demo.toml"),
-         "--simulate", "--broker", f"127.0.0.1:{broker.port}", "--state-dir",
-         str(directory / "rss-state"), "--log-level", "WARNING"], env=env,
-    )  # fmt: skip
-    floor = subprocess.Popen([sys.executable, "-c", floor_code], env=env)
-    try:
-        time.sleep(seconds)
-        result = {
-            "seconds": seconds,
-            "agent_rss_kib": rss_kib(agent.pid),
-            "bare_paho_rss_kib": rss_kib(floor.pid),
-        }
-        result["ratio"] = round(result["agent_rss_kib"] / result["bare_paho_rss_kib"], 2)
-        return result
-    finally:
-        for p in (agent, floor):
-            p.terminate()
-            p.wait(15)
-        broker.stop()
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("which", nargs="*", default=["ingest", "drain", "rss"])
-    parser.add_argument("--rows", type=int, default=20000)
-    parser.add_argument("--ingest-rows", type=int, default=2000)
-    parser.add_argument("--rss-seconds", type=float, default=60)
-    parser.add_argument(
-        "--json", type=Path, default=REPO / "benchmarks" / "results" / "latest.json"
-    )
-    args = parser.parse_args()
-    results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        if "ingest" in args.which:
-            results["ingest"] = bench_ingest(args.ingest_rows, d)
-            print("buffer ingest (one commit per reading):", json.dumps(results["ingest"]))
-        if "drain" in args.which:
-            results["drain"] = bench_drain(args.rows, d)
-            print("backlog drain at QoS 1:", json.dumps(results["drain"]))
-        if "rss" in args.which:
-            results["rss"] = bench_rss(args.rss_seconds, d)
-            print("resident memory, demo agent vs bare paho:", json.dumps(results["rss"]))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    return 0
+        shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        print(f"scratch kept in {scratch}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

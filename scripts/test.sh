@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything and runs the whole test suite.
 #   scripts/test.sh [--python PYTHON] [--no-lint] [pytest args...]
-# Installs mosquitto, openssl, systemd-analyze and what the provisioning tests check with (below)
-# with apt-get when missing (as root or with sudo); the tests
-# start their own mosquitto on a free loopback port, so a running system broker is not touched.
+# Installs mosquitto, nats-server, openssl, systemd-analyze and what the provisioning tests check
+# with (below) with apt-get when missing (as root or with sudo); the tests start their own
+# mosquitto and NATS cluster on free loopback ports, so a running system broker is not touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_setup.sh
@@ -20,6 +20,8 @@ done
 
 missing=()
 [ -n "$(find_mosquitto)" ] || missing+=(mosquitto)
+# The second broker: a NATS cluster speaking MQTT 3.1.1 (tests/mqtt_fixtures.py, docs/scaling.md).
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # checks the service unit
 # Provisioning tests: shellcheck and bash -n on the scripts, a real SSH key, and the Python

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from tests.mqtt_fixtures import Broker
+from tests.mqtt_fixtures import Broker, NatsCluster, make_broker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,8 +25,24 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
+# The brokers the agent must work with: mosquitto (MQTT 5) and a three-server NATS cluster
+# (MQTT 3.1.1, sessions and retained messages in JetStream). See docs/scaling.md.
+BROKER_KINDS = ("mosquitto", "nats")
+
+
+@pytest.fixture(params=BROKER_KINDS)
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker | NatsCluster]:
+    b = make_broker(request.param, tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
 def node_config(port: int, state_dir: Path, *, devices: str = "", extra: str = "",
-                broker_extra: str = "", host: str = "127.0.0.1") -> str:  # fmt: skip
+                broker_extra: str = "", host: str = "127.0.0.1",
+                protocol: str = "") -> str:  # fmt: skip
+    if protocol:
+        broker_extra = f'protocol = "{protocol}"\n{broker_extra}'
     devices = devices or textwrap.dedent("""
         [[devices]]
         name = "climate"

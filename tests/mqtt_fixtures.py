@@ -1,7 +1,9 @@
-"""A real mosquitto on a free loopback port, and a subscriber that records what it receives."""
+"""Real brokers on free loopback ports (mosquitto, or a NATS cluster speaking MQTT 3.1.1), and a
+subscriber that records what it receives."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -31,6 +33,9 @@ def mosquitto_binary() -> str:
 
 class Broker:
     """One mosquitto process; stop() and start() keep its port and persistence file."""
+
+    kind = "mosquitto"
+    protocol = "5"  # what the agent speaks to it
 
     def __init__(
         self,
@@ -78,6 +83,147 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+
+def nats_binary() -> str:
+    found = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/bin")
+    if not found:
+        raise RuntimeError("nats-server is not installed: run scripts/test.sh, which installs it")
+    return found
+
+
+def mqtt_round_trip(port: int, timeout: float) -> bool:
+    """Whether a broker on this port does what the tests need within timeout: accepts an MQTT
+    3.1.1 session that is kept (clean_session false), and passes a QoS 1 message back to it.
+    A NATS server accepts TCP, and even some CONNECTs, before its JetStream streams have
+    leaders again after a restart; this waits for the streams too."""
+    client_id = f"probe-{port}-{time.monotonic_ns()}"
+    done = threading.Event()
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=False)  # fmt: skip
+    topic = f"probe/{client_id}"
+
+    def on_connect(c: mqtt.Client, u: Any, f: Any, reason: Any, p: Any) -> None:
+        if not reason.is_failure:
+            c.subscribe(topic, qos=1)
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda c, *_: c.publish(topic, b"probe", qos=1)
+    client.on_message = lambda *_: done.set()
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            client.loop(0.05)
+    except OSError:
+        return False
+    finally:
+        client.disconnect()
+    if done.is_set():  # the probe's session is not left behind on the broker
+        forget = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                             client_id=client_id, clean_session=True)  # fmt: skip
+        with contextlib.suppress(OSError):
+            forget.connect("127.0.0.1", port, keepalive=10)
+            forget.loop(0.5)
+            forget.disconnect()
+    return done.is_set()
+
+
+class NatsCluster:
+    """A cluster of nats-server processes (three by default), each with an MQTT listener.
+
+    NATS speaks MQTT 3.1.1 only, and keeps MQTT sessions, QoS 1 messages and retained messages
+    in JetStream, which in turn needs a server_name per server and a store directory. The
+    stores are kept across stop() and start(), as a real cluster keeps them across a restart, so
+    persistent sessions and retained messages survive it. `port` is the first server's MQTT
+    port; `ports` has every server's, so a test can connect its clients to different servers.
+    """
+
+    kind = "nats"
+    protocol = "3.1.1"
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ports = [free_port() for _ in range(size)]
+        self.client_ports = [free_port() for _ in range(size)]
+        route_ports = [free_port() for _ in range(size)]
+        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in route_ports)
+        self.confs: list[Path] = []
+        for i in range(size):
+            conf = workdir / f"nats-{i}.conf"
+            conf.write_text(
+                f"server_name: node{i}\n"
+                f"listen: 127.0.0.1:{self.client_ports[i]}\n"
+                f'jetstream {{ store_dir: "{workdir}/store-{i}", max_memory_store: 64MB, '
+                "max_file_store: 2GB }\n"
+                f"cluster {{ name: roomagent-test, listen: 127.0.0.1:{route_ports[i]}, "
+                f"routes: [{routes}] }}\n"
+                f"mqtt {{ listen: 127.0.0.1:{self.ports[i]} }}\n"
+            )
+            self.confs.append(conf)
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.log = workdir / "nats.log"
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    def start(self, *servers: int, timeout: float = 30.0) -> None:
+        """Starts the given servers (by index; all when none are given) and waits until each
+        of them serves MQTT."""
+        chosen = servers or tuple(range(len(self.confs)))
+        with open(self.log, "ab") as out:
+            for i in chosen:
+                self.procs[i] = subprocess.Popen([nats_binary(), "-c", str(self.confs[i])],
+                                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        # A server serves MQTT only once JetStream has a meta leader and its MQTT streams have
+        # leaders, which needs a majority of the cluster: seconds after a full restart. The
+        # servers are probed in parallel, since each probe may wait for stream leaders.
+        ready = {i: False for i in chosen}
+
+        def probe(i: int) -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.procs[i].poll() is None:
+                if mqtt_round_trip(self.ports[i], timeout=2.0):
+                    ready[i] = True
+                    return
+                time.sleep(0.2)
+
+        probes = [threading.Thread(target=probe, args=(i,)) for i in chosen]
+        for t in probes:
+            t.start()
+        for t in probes:
+            t.join()
+        if not all(ready.values()):
+            self.stop()
+            raise RuntimeError(f"NATS cluster not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self, *servers: int) -> None:
+        """Stops the given servers (all when none are given); their stores are kept."""
+        chosen = [self.procs.pop(i) for i in (servers or list(self.procs)) if i in self.procs]
+        for proc in chosen:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in chosen:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def make_broker(kind: str, workdir: Path) -> Broker | NatsCluster:
+    """A broker of either kind, not yet started."""
+    if kind == "mosquitto":
+        return Broker(workdir)
+    if kind == "nats":
+        return NatsCluster(workdir)
+    raise ValueError(f"unknown broker kind {kind!r}: mosquitto or nats")
 
 
 @dataclass

@@ -1,0 +1,221 @@
+"""Footprint: the agent's resident memory and CPU running the profile, against the floor.
+
+The agent runs as `roomagent run --simulate` would (through benchmarks/agent_child.py, which
+only adds a record of its modules at exit), on simulated chips and mock pins, against mosquitto
+on loopback. The floor, in the same run and for the same time, is a bare Python process that
+imports paho-mqtt and keeps one connection: what any Python MQTT client costs. Figures:
+- RSS: sampled every few seconds; the last sample and the peak (VmHWM) are reported.
+- CPU seconds per minute: user + system time over the measured period, after a warm-up that
+  excludes start-up (which is reported on its own).
+- Start-up: from starting the process to its first telemetry message arriving at a subscriber
+  (for the floor: to its first message, published as soon as it is connected).
+- Modules: what the agent had imported when it stopped, and whether any of the optional
+  dependencies (bleak, requests, watchdog, cryptography) was among them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.config import CONTROL_SECTIONS
+from benchmarks.harness import (
+    PYTHON,
+    REPO,
+    Benchmark,
+    Params,
+    Result,
+    cpu_seconds,
+    dump_toml,
+    figure,
+    node_config,
+    profile_path,
+    python_env,
+    rss_kib,
+    start_broker,
+    target,
+)
+from tests.mqtt_fixtures import Subscriber
+
+TARGET_RSS_RATIO = 1.5
+OPTIONAL = ("bleak", "requests", "watchdog", "cryptography")
+# watchdog is what reloads the config file when it changes, on by default
+# (remote_config.watch_file); the others only serve features a config must ask for.
+UNNEEDED = ("bleak", "requests", "cryptography")
+
+FLOOR = """
+import sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="floor")
+client.connect("127.0.0.1", int(sys.argv[1]))
+client.loop_start()
+client.publish("bench/floor/hello", b"1", qos=1)
+while True:
+    time.sleep(3600)
+"""
+
+
+def peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+
+def _top_level(modules: list[str]) -> list[str]:
+    import sys
+
+    stdlib = getattr(sys, "stdlib_module_names", None)  # Python 3.10+
+    tops = sorted({m.split(".")[0] for m in modules})
+    if stdlib is None:
+        return tops
+    return [t for t in tops if t not in stdlib and not t.startswith("_")]
+
+
+def _sensors_only(config: dict[str, Any]) -> dict[str, Any]:
+    """The same node without room control and Home Assistant discovery: the agent's core."""
+    trimmed = {k: v for k, v in config.items() if k not in CONTROL_SECTIONS}
+    trimmed["node"] = {**config["node"], "id": "bench-sensors", "discovery": False,
+                       "state_dir": config["node"]["state_dir"] + "-sensors"}  # fmt: skip
+    trimmed["broker"] = {**config["broker"], "client_id": "roomagent-bench-sensors"}
+    trimmed["buffer"] = {
+        **config["buffer"],
+        "path": trimmed["node"]["state_dir"] + "/buffer.sqlite",
+    }
+    return trimmed
+
+
+def run(params: Params, workdir: Path) -> Result:
+    workdir.mkdir(parents=True, exist_ok=True)
+    profile = profile_path(params)
+    broker = start_broker("mosquitto", workdir / "broker")
+    config = node_config(profile, node_id="bench-footprint", port=broker.port, protocol="5",
+                         state_dir=workdir / "state")  # fmt: skip
+    configs = {"agent": config}
+    if params["sensors_only"]:
+        configs["sensors-only"] = _sensors_only(config)
+    sub = Subscriber(broker.port, "#")
+    env = python_env()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    started: dict[str, float] = {}
+    first: dict[str, float] = {}
+
+    def launch(name: str, command: list[str], first_topic: str) -> None:
+        """Started one at a time, so that start-up times are not measured against each other."""
+        started[name] = time.monotonic()
+        procs[name] = subprocess.Popen(command, env=env, cwd=REPO)
+        if not sub.wait_for(lambda ms: any(m.topic.startswith(first_topic) for m in ms), 60):
+            raise RuntimeError(f"{name}: nothing published on {first_topic} within 60 s")
+        first[name] = time.monotonic()
+
+    try:
+        for name, cfg in configs.items():
+            path = workdir / f"{name}.toml"
+            path.write_text(dump_toml(cfg))
+            launch(name, [PYTHON, "-m", "benchmarks.agent_child", str(workdir / f"{name}.modules"),
+                          "run", str(path), "--simulate", "--log-level", "WARNING"],
+                   f"roomagent/{cfg['node']['id']}/telemetry/")  # fmt: skip
+        launch("floor", [PYTHON, "-c", FLOOR, str(broker.port)], "bench/floor/hello")
+
+        time.sleep(params["warmup_s"])
+        cpu0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}
+        t0 = time.monotonic()
+        samples: dict[str, list[int]] = {k: [] for k in procs}
+        while time.monotonic() - t0 < params["seconds"]:
+            for k, p in procs.items():
+                if p.poll() is not None:
+                    raise RuntimeError(f"the {k} process exited with {p.returncode}")
+                samples[k].append(rss_kib(p.pid))
+            time.sleep(min(params["sample_every_s"], params["seconds"]))
+        elapsed = time.monotonic() - t0
+        cpu = {k: cpu_seconds(p.pid) - cpu0[k] for k, p in procs.items()}
+        peaks = {k: peak_rss_kib(p.pid) for k, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        sub.close()
+        broker.stop()
+    result: dict[str, Any] = {"profile": profile.name, "seconds": round(elapsed, 1)}
+    for k in procs:
+        result[k] = {
+            "rss_kib_last": samples[k][-1],
+            "rss_kib_max_sampled": max(samples[k]),
+            "rss_kib_peak": peaks[k],
+            "cpu_s_per_min": round(cpu[k] * 60 / elapsed, 3),
+            "startup_s": round(first[k] - started[k], 2),
+            "rss_ratio": round(samples[k][-1] / samples["floor"][-1], 2),
+        }
+        if k in configs:
+            result[k]["exit_code"] = procs[k].returncode
+            modules_file = workdir / f"{k}.modules"
+            modules = json.loads(modules_file.read_text()) if modules_file.exists() else []
+            result[k]["modules"] = {
+                "count": len(modules),
+                "third_party": _top_level(modules),
+                "optional_loaded": [m for m in OPTIONAL if m in {x.split(".")[0] for x in modules}],
+            }
+    a, f = result["agent"], result["floor"]
+    ratio = a["rss_ratio"]
+    loaded = a["modules"]["optional_loaded"]
+    unwanted = [m for m in params["must_not_load"] if m in loaded]
+    figures = [
+        figure(f"resident memory, {profile.name} on simulated hardware, after {elapsed:.0f} s",
+               f"{a['rss_kib_last'] / 1024:.1f} MiB (peak {a['rss_kib_peak'] / 1024:.1f})",
+               f"bare paho {f['rss_kib_last'] / 1024:.1f} MiB (ratio {ratio:.2f})"),
+        figure("CPU per minute of running", f"{a['cpu_s_per_min']:.2f} CPU-s/min",
+               f"bare paho {f['cpu_s_per_min']:.3f} CPU-s/min"),
+        figure("start-up to the first published reading", f"{a['startup_s']:.2f} s",
+               f"bare paho to its first message {f['startup_s']:.2f} s"),
+        figure("optional modules loaded (bleak, requests, watchdog, cryptography)",
+               ", ".join(loaded) or "none", f"{a['modules']['count']} modules in all"),
+    ]  # fmt: skip
+    if "sensors-only" in result:
+        o = result["sensors-only"]
+        figures.append(figure(
+            "the same without room control and discovery: memory, CPU",
+            f"{o['rss_kib_last'] / 1024:.1f} MiB, {o['cpu_s_per_min']:.2f} CPU-s/min",
+            f"ratio to bare paho {o['rss_ratio']:.2f}"))  # fmt: skip
+    result["figures"] = figures
+    result["targets"] = [
+        target(f"RSS < {TARGET_RSS_RATIO} x the bare-paho floor", ratio < TARGET_RSS_RATIO,
+               f"ratio {ratio:.2f}"),
+        target("unused optional dependencies not imported",
+               not unwanted and a["modules"]["count"] > 0,
+               f"loaded: {', '.join(loaded) or 'none'}"),
+    ]  # fmt: skip
+    return result
+
+
+BENCHMARK = Benchmark(
+    name="footprint",
+    summary="RSS and CPU of the agent running the profile against a bare paho process",
+    sizes={
+        "full": {
+            "seconds": 180,
+            "warmup_s": 20,
+            "sample_every_s": 5,
+            "config": "",
+            "must_not_load": list(UNNEEDED),
+            "sensors_only": True,
+        },
+        "smoke": {
+            "seconds": 2,
+            "warmup_s": 0,
+            "sample_every_s": 1,
+            "config": "",
+            "must_not_load": list(UNNEEDED),
+            "sensors_only": True,
+        },
+    },
+    run=run,
+)
