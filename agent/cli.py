@@ -72,11 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def prepare(cfg: Config) -> Config:
         return _override(cfg, args.broker, args.state_dir)
 
-    try:
-        cfg = prepare(_load(args.config))
-    except ConfigError as e:
-        print(f"roomagent: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = prepare(_load(args.config))
     # A config pushed from the central side since the file was last edited, if any.
     cfg, origin = effective(cfg)
     if origin != "file":
@@ -109,11 +105,7 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     from agent.hardware import Hardware, NoBusError
     from agent.scan import report, scan
 
-    try:
-        cfg = _config_for_tools(args, required=False)
-    except ConfigError as e:
-        print(f"roomagent: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = _config_for_tools(args, required=False)
     devices = cfg.devices if cfg else ()
     simulate = args.simulate or bool(cfg and cfg.node.simulate)
     hardware = Hardware(devices, simulate)
@@ -139,11 +131,7 @@ def cmd_scan_ble(args: argparse.Namespace) -> int:
     from agent.ble.config import BleConfig
     from agent.ble.scan_tool import report, scan
 
-    try:
-        cfg = _config_for_tools(args, required=False)
-    except ConfigError as e:
-        print(f"roomagent: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = _config_for_tools(args, required=False)
     ble = cfg.ble if cfg else BleConfig()
     backend = None
     if args.simulate or (cfg and cfg.node.simulate):
@@ -170,11 +158,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     from agent.hardware import Hardware, NoBusError
     from drivers import DRIVERS, QUANTITIES, DriverError, values_of
 
-    try:
-        cfg = _config_for_tools(args, required=True)
-    except ConfigError as e:
-        print(f"roomagent: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = _config_for_tools(args, required=True)
     assert cfg is not None
     by_name = {d.name: d for d in cfg.devices}
     device = by_name.get(args.device)
@@ -231,11 +215,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     broker, topic = None, args.topic
     if args.config:
-        try:
-            cfg = _load(args.config)
-        except ConfigError as e:
-            print(f"roomagent: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+        cfg = _load(args.config)
         broker = cfg.broker
         topic = topic or f"{cfg.node.base_topic}/#"
     return watch(args.host, args.port, topic or "roomagent/#", count=args.count,
@@ -243,11 +223,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    try:
-        cfg = _config_for_tools(args, required=True)
-    except ConfigError as e:
-        print(f"roomagent: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = _config_for_tools(args, required=True)
     assert cfg is not None
     if cfg.registration is None:
         print(f"registration is not configured in {cfg.source} ([registration]): nothing to do")
@@ -340,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ConfigError as e:  # any command's config: the file, the key and what is wrong
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 if __name__ == "__main__":
