@@ -12,7 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.run import NAMES
+
+# Independent of the Python version: run on one leg of CI (see .ci/run).
+pytestmark = pytest.mark.one_leg
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -30,6 +30,9 @@ from tests.provision_support import (
     tree,
 )
 
+# Independent of the Python version: run on one leg of CI (see .ci/run).
+pytestmark = pytest.mark.one_leg
+
 pytest_plugins = ("tests.provision_fixtures",)  # wheelhouse, certs, ssh_key
 
 INSTALL = REPO / "scripts" / "install.sh"

@@ -47,6 +47,9 @@ from tests.provision_support import (
     wants,
 )
 
+# Independent of the Python version: run on one leg of CI (see .ci/run).
+pytestmark = pytest.mark.one_leg
+
 pytest_plugins = ("tests.provision_fixtures",)  # its fixtures: wheelhouse, ...
 
 # IEEE 802.11i-2004, H.4.3 test vector 2 (the one the cards use) and vector 1.
