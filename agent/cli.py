@@ -61,6 +61,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # A stop asked for while the agent is still starting (systemd stopping it, a test) is kept
+    # and honoured once the event loop runs, instead of killing the process half-started.
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: early.append(signum))
     from agent import logs
     from agent.runtime import Agent
 
@@ -84,6 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if early:
+            stop.set()
         await agent.run(stop)
 
     from agent.outbox import OutboxError
