@@ -16,6 +16,7 @@ import argparse
 import datetime
 import importlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         benchmark = load(name)
         params = parameters(benchmark, args.size, args.overrides)
         print(f"==> {name}: {benchmark.summary} {json.dumps(params)}", flush=True)
+        # Whatever the previous benchmark left in the page cache is written out first, so that
+        # its writeback does not slow this one's fsyncs.
+        os.sync()
         began = time.monotonic()
         try:
             result = benchmark.run(params, Path(scratch) / name)

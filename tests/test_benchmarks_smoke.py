@@ -49,7 +49,9 @@ def test_every_benchmark_runs_small_and_writes_json(tmp_path: Path) -> None:
     r = whole["results"]
     assert r["drain"]["runs"]["mosquitto"]["agent_msgs_per_s"] > 0
     assert r["ingest"]["settings"]["full"]["disk_bytes_per_reading"] > 0
-    assert r["latency"]["runs"]["mosquitto-nodelay"]["agent"]["commands"] == 20
+    latency = r["latency"]["runs"]["mosquitto-nodelay"]
+    assert latency["agent"]["commands"] == 20 and latency["bare_paho"]["commands"] == 20
+    assert latency["agent"]["unanswered"] == 0 and latency["agent"]["misrouted_answers"] == 0
     # The agents' own lists of modules, written as they exited: none loads what its config does
     # not use; a node without room control does not even load gpiozero.
     for agent in ("agent", "sensors-only"):
