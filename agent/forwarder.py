@@ -64,12 +64,16 @@ class Forwarder:
         self._wake = asyncio.Event()
         self._wake_pending = False
         self._deleting: Optional[asyncio.Future[None]] = None
+        # The last read found the end of the outbox: nothing to read until notify() says new
+        # rows were committed (without it, an idle forwarder would keep reading nothing).
+        self._exhausted = False
         self.stopped = False
         # While set, readings stay in the outbox (the clock is not set yet: see Agent).
         self.hold = False
 
     def notify(self) -> None:
         """New rows were committed, or the connection came up (on the event loop)."""
+        self._exhausted = False
         self._wake.set()
 
     def on_ack(self, mid: int, ok: bool) -> None:
@@ -128,7 +132,7 @@ class Forwarder:
             row = self.ready.popleft()
             mid = self.link.publish(row.topic, row.payload, qos=1)
             self.inflight[mid] = row.seq
-        if len(self.ready) < self.read_ahead // 2:
+        if len(self.ready) < self.read_ahead // 2 and not self._exhausted:
             self._wake_loop()  # read more ahead
 
     def _wake_loop(self) -> None:
@@ -151,13 +155,16 @@ class Forwarder:
             if self.hold or self.stopped or not self.link.connected:
                 continue
             wanted = self.read_ahead - len(self.ready)
-            if wanted >= self.read_ahead // 2:
+            if wanted >= self.read_ahead // 2 and not self._exhausted:
+                # Set before reading: a notify() while the read runs clears it again.
+                self._exhausted = True
                 rows = await self.run_db(self.outbox.fetch, self.cursor, wanted)
                 if rows:
                     with self._locked():
                         self.ready.extend(rows)
                     self.cursor = rows[-1].seq
                 if len(rows) == wanted:
+                    self._exhausted = False
                     self._wake.set()  # more backlog behind these
             with self._locked():
                 self._hand_over()

@@ -57,6 +57,9 @@ def test_every_benchmark_runs_small_and_writes_json(tmp_path: Path) -> None:
     for agent in ("agent", "sensors-only"):
         modules = r["footprint"][agent]["modules"]
         assert modules["count"] > 100 and modules["optional_loaded"] == []
+        # An idle agent waits: one that spins (as a forwarder once did, re-reading an empty
+        # buffer) burns a whole core, 60 CPU-seconds a minute.
+        assert r["footprint"][agent]["cpu_s_per_min"] < 10
     assert "gpiozero" in r["footprint"]["agent"]["modules"]["third_party"]
     assert "gpiozero" not in r["footprint"]["sensors-only"]["modules"]["third_party"]
     assert r["fleet"]["runs"]["mosquitto"]["loss"]["missing"] == 0
