@@ -17,6 +17,7 @@ import datetime
 import importlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
     }
     failed = False
+    # `kill` stops a run as Ctrl-C does, so that each benchmark's clean-up stops what it started
+    # (agents, brokers) instead of leaving them running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     scratch = tempfile.mkdtemp(prefix="roomagent-bench-")
     for name in names:
         benchmark = load(name)

@@ -133,3 +133,7 @@ def test_fetch_returns_any_bytes_and_any_topic_exactly_in_order(tmp_path: Path) 
     ]
     assert [r.seq for r in box.fetch(1, 2)] == [2, 3]
     assert box.fetch(4, 10) == []
+    # A run of seqs is deleted as a range: only those, and counted.
+    assert box.delete([3, 2]) == 2
+    assert [r.seq for r in box.fetch(0, 10)] == [1, 4]
+    assert box.stats().rows == 2
