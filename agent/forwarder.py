@@ -5,12 +5,16 @@ broker's PUBACK for that id arrives. Messages in flight when the connection drop
 session and are re-sent by paho on reconnect with the same ids, so the map stays valid. After a
 restart nothing is in flight and reading starts again from the oldest row on disk.
 
-The event loop reads rows from the outbox and hands paho a few windows' worth at a time: paho
-keeps max_inflight of them on the wire and sends the next one itself as each PUBACK arrives,
-on its own thread, as a bare paho client does. Acknowledgements are matched to rows on paho's
-thread too, and the loop is woken only when a batch of them is ready to delete or paho's queue
-runs low. Handing every acknowledgement to the loop and every publish back to paho, as this
-did before, cost twice the CPU of the transfer itself (docs/benchmarks.md, backlog drain).
+How the work is shared, so that neither the event loop nor the disk holds up the wire
+(docs/benchmarks.md, backlog drain, has the figures that led here):
+- paho keeps max_inflight messages on the wire and a second window queued, and sends the next
+  one itself, on its own thread, as each PUBACK arrives, as a bare paho client does.
+- PUBACKs are matched to rows on paho's thread too; when paho's queue is empty, that thread
+  hands it the next window from rows read ahead into memory.
+- The event loop reads rows ahead from the outbox, and deletes acknowledged rows in batches in
+  the background: a delete can wait on the disk (a WAL checkpoint's fsync), and the rows read
+  ahead keep the wire busy meanwhile. It is woken only when a batch is ready or the read-ahead
+  runs low.
 """
 
 from __future__ import annotations
@@ -24,14 +28,13 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox
+from agent.outbox import Outbox, Row
 
 log = logging.getLogger("roomagent.forwarder")
 
 ACK_FLUSH_SECONDS = 0.05
-# Messages handed to paho at a time, in windows of max_inflight: paho sends one window and queues
-# the rest. Also how many acknowledged rows are deleted in one transaction, at most.
-WINDOWS_QUEUED = 2
+WINDOWS_QUEUED = 2  # windows of max_inflight handed to paho at a time: one sent, one queued
+WINDOWS_READ_AHEAD = 16  # windows read from the outbox into memory ahead of need
 
 
 class Forwarder:
@@ -45,12 +48,14 @@ class Forwarder:
         self.outbox, self.link, self.run_db = outbox, link, run_db
         self.max_inflight = max_inflight
         self.queued = WINDOWS_QUEUED * max_inflight
-        # Guards inflight and acked, which both threads change. It is never waited for on paho's
-        # thread: paho holds its own lock while it calls on_ack, and the loop holds this one
-        # while it calls publish(), which takes paho's. So paho's thread only tries it, and
-        # leaves its ack in _acks for the holder to match before letting go.
+        self.read_ahead = WINDOWS_READ_AHEAD * max_inflight
+        # Guards ready, inflight and acked, which both threads change. It is never waited for
+        # on paho's thread: paho holds its own lock while it calls on_ack, and the loop holds
+        # this one while it calls publish(), which takes paho's. So paho's thread only tries
+        # it, and leaves its ack in _acks for the holder to match before letting go.
         self._lock = threading.Lock()
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()
+        self.ready: collections.deque[Row] = collections.deque()  # read ahead, not yet in paho
         self.inflight: dict[int, int] = {}  # paho mid -> outbox seq, sent or queued in paho
         self.cursor = 0  # highest seq read from the outbox
         self.acked: list[int] = []
@@ -58,6 +63,10 @@ class Forwarder:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wake = asyncio.Event()
         self._wake_pending = False
+        self._deleting: Optional[asyncio.Future[None]] = None
+        # The last read found the end of the outbox: nothing to read until notify() says new
+        # rows were committed (without it, an idle forwarder would keep reading nothing).
+        self._exhausted = False
         self.stopped = False
         # While set, readings stay in the outbox (the clock is not set yet: see Agent).
         self.hold = False
@@ -65,6 +74,7 @@ class Forwarder:
 
     def notify(self) -> None:
         """New rows were committed, or the connection came up (on the event loop)."""
+        self._exhausted = False
         self._wake.set()
 
     def on_ack(self, mid: int, ok: bool) -> None:
@@ -74,16 +84,24 @@ class Forwarder:
         self._settle()
 
     def _settle(self) -> None:
-        """Matches waiting acks to rows if this thread can take the lock; otherwise its holder
-        does, since it calls this again after letting go."""
+        """Matches waiting acks to rows and tops paho up, if this thread can take the lock;
+        otherwise its holder does, since it calls this again after letting go."""
         while self._acks:
             if not self._lock.acquire(blocking=False):
                 return
             try:
                 while self._acks:
                     self._match(*self._acks.popleft())
+                self._hand_over()
             finally:
                 self._lock.release()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The lock, for the loop; acks that paho's thread left meanwhile are matched after."""
+        with self._lock:
+            yield
+        self._settle()
 
     def _match(self, mid: int, ok: bool) -> None:
         seq = self.inflight.pop(mid, None)
@@ -100,9 +118,23 @@ class Forwarder:
         else:
             self.delivered += 1
         self.acked.append(seq)
-        # Deletes go to the database in batches; paho's queue is topped up before it runs dry.
-        if len(self.acked) >= self.queued or len(self.inflight) <= self.queued - self.max_inflight:
-            self._wake_loop()
+        if len(self.acked) >= self.queued:
+            self._wake_loop()  # a batch to delete
+
+    def _hand_over(self) -> None:
+        """With the lock held: once paho has no window queued, gives it the next from memory."""
+        # Once stopping, nothing new goes out: a message published now could be delivered but
+        # its ack lost with the connection, and the row would be sent again after the restart.
+        if self.stopped or self.hold or not self.link.connected:
+            return
+        if len(self.inflight) > self.queued - self.max_inflight:
+            return
+        while self.ready and len(self.inflight) < self.queued:
+            row = self.ready.popleft()
+            mid = self.link.publish(row.topic, row.payload, qos=1)
+            self.inflight[mid] = row.seq
+        if len(self.ready) < self.read_ahead // 2 and not self._exhausted:
+            self._wake_loop()  # read more ahead
 
     def _wake_loop(self) -> None:
         """At most one hand-over to the loop at a time."""
@@ -120,33 +152,33 @@ class Forwarder:
                 await asyncio.wait_for(self._wake.wait(), ACK_FLUSH_SECONDS * 4)
             self._wake_pending = False  # before clear(): a wake-up asked for from now on stays
             self._wake.clear()
-            await self._flush_acks()
-            # Once stopping, nothing new goes out: a message published now could be delivered
-            # but its ack lost with the connection, and the row would be sent again after the
-            # restart.
+            self._delete_in_background()
             if self.hold or self.stopped or not self.link.connected:
                 continue
-            room = self.queued - len(self.inflight)
-            if room >= self.max_inflight:
+            wanted = self.read_ahead - len(self.ready)
+            if wanted >= self.read_ahead // 2 and not self._exhausted:
+                # Set before reading: a notify() while the read runs clears it again.
+                self._exhausted = True
                 generation = self.generation
-                rows = await self.run_db(self.outbox.fetch, self.cursor, room)
+                rows = await self.run_db(self.outbox.fetch, self.cursor, wanted)
                 if generation != self.generation:
                     continue  # restart() rewound the cursor while these were being read
-                if rows and not self.stopped and self.link.connected:
+                if rows:
                     with self._locked():
-                        for row in rows:
-                            mid = self.link.publish(row.topic, row.payload, qos=1)
-                            self.inflight[mid] = row.seq
+                        self.ready.extend(rows)
                     self.cursor = rows[-1].seq
-                if len(rows) == room:
+                if len(rows) == wanted:
+                    self._exhausted = False
                     self._wake.set()  # more backlog behind these
+            with self._locked():
+                self._hand_over()
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """The lock, for the loop; acks that paho's thread left meanwhile are matched after."""
-        with self._lock:
-            yield
-        self._settle()
+    def _delete_in_background(self) -> None:
+        if self._deleting is not None and self._deleting.done():
+            self._deleting.result()  # a failed delete stops the forwarder, as it always did
+            self._deleting = None
+        if self._deleting is None and self.acked:
+            self._deleting = asyncio.ensure_future(self._flush_acks())
 
     async def _flush_acks(self) -> None:
         with self._locked():
@@ -156,14 +188,18 @@ class Forwarder:
 
     async def restart(self, link: MqttLink, max_inflight: int) -> None:
         """Continues on a new link (new broker settings): nothing is in flight on it, so the
-        rows that were in flight on the old one are read again and re-sent (same seq)."""
-        await self._flush_acks()
+        rows that were in flight or read ahead on the old one are read again and re-sent (same
+        seq)."""
+        await self._settle_deletes()
         with self._locked():
             self.link, self.max_inflight = link, max_inflight
             self.queued = WINDOWS_QUEUED * max_inflight
+            self.read_ahead = WINDOWS_READ_AHEAD * max_inflight
             self._acks.clear()  # the old link's, for ids that mean nothing on the new one
             self.inflight.clear()
+            self.ready.clear()
             self.cursor = 0
+            self._exhausted = False
             self.generation += 1
         self._wake.set()
 
@@ -173,5 +209,12 @@ class Forwarder:
         deadline = loop.time() + timeout
         while self.inflight and loop.time() < deadline:
             await asyncio.sleep(ACK_FLUSH_SECONDS)
-        await self._flush_acks()
+        await self._settle_deletes()
         return not self.inflight
+
+    async def _settle_deletes(self) -> None:
+        """Waits for a background delete, then deletes what is acknowledged since."""
+        if self._deleting is not None:
+            deleting, self._deleting = self._deleting, None
+            await deleting
+        await self._flush_acks()

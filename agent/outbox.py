@@ -382,14 +382,32 @@ class Outbox:
         return dropped, freed
 
     def fetch(self, after_seq: int, limit: int) -> list[Row]:
-        """The oldest rows with seq > after_seq."""
-        return [
-            Row(seq, topic, bytes(payload))
-            for seq, topic, payload in self.db.execute(
-                "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
+        """The oldest rows with seq > after_seq.
+
+        Read as one result row of two aggregates, not one row per reading: the sqlite3 module
+        lets go of the interpreter lock for every row it steps through, and during a backlog
+        drain, with paho's thread busy, taking it back each time cost more than the reading
+        itself (docs/benchmarks.md, backlog drain). Both aggregates walk the same rows in the
+        same order, so the n-th entry of the index describes the n-th piece of the data."""
+        index, data = self.db.execute(
+            "SELECT group_concat(seq || ' ' || length(CAST(topic AS BLOB)) || ' ' "
+            "|| length(CAST(payload AS BLOB)), ','), "
+            "group_concat(hex(CAST(topic AS BLOB)) || hex(CAST(payload AS BLOB)), '') "
+            "FROM (SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?)",
+            (after_seq, limit),
+        ).fetchone()
+        if not index:
+            return []
+        raw, rows, at = bytes.fromhex(data), [], 0
+        for entry in index.split(","):
+            seq, topic_len, payload_len = map(int, entry.split())
+            payload_at = at + topic_len
+            rows.append(
+                Row(seq, raw[at:payload_at].decode(), raw[payload_at : payload_at + payload_len])
             )
-        ]
+            at = payload_at + payload_len
+        rows.sort()
+        return rows
 
     def delete(self, seqs: Iterable[int]) -> int:
         """Removes acknowledged rows in one transaction; seqs already gone are ignored.

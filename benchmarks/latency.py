@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
 from gpiozero import OutputDevice
@@ -46,6 +46,7 @@ from benchmarks.harness import (
 from benchmarks.inproc import InProcessAgent
 
 TARGET_P99_MS = 20.0
+ANSWER_TIMEOUT = 45.0  # s; past NATS's 30 s redelivery of an unacknowledged message
 RELAY = "bench-relay"
 CANDIDATE_PINS = (24, 25, 26, 16, 20, 21, 12, 13, 6, 19)
 
@@ -80,15 +81,23 @@ class Central:
         self.base = base
         self.answer_topic = "bench/central/answers" if self.v5 else f"{base}/cmd/response"
         self.answers: dict[str, float] = {}
+        self.misrouted = 0  # MQTT 5 answers that came on cmd/response instead of the answer topic
         self.cond = threading.Condition()
         self.client = _client(port, protocol, "central")
         self.client.on_message = self._on_message
         _subscribe(self.client, self.answer_topic)
+        if self.v5:
+            _subscribe(self.client, f"{base}/cmd/response")
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
-        answer_id = json.loads(message.payload).get("id")
+        try:
+            answer_id = json.loads(message.payload).get("id")
+        except (ValueError, AttributeError):
+            answer_id = None  # not an answer: never waited for
         with self.cond:
+            if self.v5 and message.topic != self.answer_topic:
+                self.misrouted += 1
             self.answers[answer_id] = now
             self.cond.notify_all()
 
@@ -100,10 +109,11 @@ class Central:
             props.CorrelationData = body["id"].encode()
         self.client.publish(f"{self.base}/cmd/{path}", json.dumps(body), qos=1, properties=props)
 
-    def wait_answer(self, command_id: str, timeout: float) -> float:
+    def wait_answer(self, command_id: str, timeout: float) -> Optional[float]:
+        """When the answer arrived, or None if it did not within timeout."""
         with self.cond:
             if not self.cond.wait_for(lambda: command_id in self.answers, timeout):
-                raise RuntimeError(f"no answer to command {command_id} in {timeout} s")
+                return None
             return self.answers[command_id]
 
     def close(self) -> None:
@@ -145,19 +155,19 @@ class BareResponder:
         self.relay.close()
 
 
-def _drive(central: Central, mock: Any, params: Params) -> tuple[list[float], list[float]]:
-    """Sends the commands one at a time; returns (to pin, round trip) in seconds."""
+def _drive(central: Central, mock: Any, params: Params) -> tuple[list[float], list[float], int]:
+    """Sends the commands one at a time; returns (to pin, round trip) in seconds, and how many
+    answers did not come within ANSWER_TIMEOUT (counted in the round trip at that value)."""
     deadline = time.monotonic() + 60
     for attempt in range(10**6):  # the other side is up once it answers
         central.command("ping", {"id": f"ping-{attempt}"})
-        try:
-            central.wait_answer(f"ping-{attempt}", 1.0)
+        if central.wait_answer(f"ping-{attempt}", 1.0) is not None:
             break
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
+        if time.monotonic() > deadline:
+            raise RuntimeError("no answer to a ping within 60 s")
     to_pin: list[float] = []
     round_trip: list[float] = []
+    unanswered = 0
     on = False  # relays power up off; the pin is active low
     for n in range(params["warmup"] + params["commands"]):
         on = not on
@@ -166,16 +176,18 @@ def _drive(central: Central, mock: Any, params: Params) -> tuple[list[float], li
         mock.clear_states()
         sent = time.monotonic()
         central.command(f"relay/{RELAY}", {"id": command_id, "command": "set", "on": on})
-        try:
-            answered = central.wait_answer(command_id, 45)  # past NATS's 30 s redelivery
-        except RuntimeError as e:
-            raise RuntimeError(f"{e}; pin states since the command: {mock.states}") from None
+        answered = central.wait_answer(command_id, ANSWER_TIMEOUT)
         if len(mock.states) != 2 or bool(mock.states[1].state) == bool(before):
             raise RuntimeError(f"command {command_id}: pin states {mock.states}")
-        if n >= params["warmup"]:
-            to_pin.append(mock.states[1].timestamp)
+        if n < params["warmup"]:
+            continue
+        to_pin.append(mock.states[1].timestamp)
+        if answered is None:
+            unanswered += 1
+            round_trip.append(ANSWER_TIMEOUT)
+        else:
             round_trip.append(answered - sent)
-    return to_pin, round_trip
+    return to_pin, round_trip, unanswered
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -200,12 +212,13 @@ def measure_agent(broker: Any, params: Params, workdir: Path) -> dict[str, Any]:
     central = Central(broker.ports[-1], broker.protocol, agent.config.node.base_topic)
     try:
         mock = agent.agent.hardware.pin_factory().pin(pin)
-        to_pin, round_trip = _drive(central, mock, params)
+        to_pin, round_trip, unanswered = _drive(central, mock, params)
     finally:
         central.close()
         agent.stop()
     return {"profile": profile.name, "to_pin_ms": _summary(to_pin),
-            "round_trip_ms": _summary(round_trip), "commands": len(to_pin)}  # fmt: skip
+            "round_trip_ms": _summary(round_trip), "commands": len(to_pin),
+            "unanswered": unanswered, "misrouted_answers": central.misrouted}  # fmt: skip
 
 
 def measure_bare(broker: Any, params: Params) -> dict[str, Any]:
@@ -214,12 +227,12 @@ def measure_bare(broker: Any, params: Params) -> dict[str, Any]:
     responder = BareResponder(broker.port, broker.protocol, base, pin)
     central = Central(broker.ports[-1], broker.protocol, base)
     try:
-        to_pin, round_trip = _drive(central, responder.relay.pin, params)
+        to_pin, round_trip, unanswered = _drive(central, responder.relay.pin, params)
     finally:
         central.close()
         responder.close()
     return {"to_pin_ms": _summary(to_pin), "round_trip_ms": _summary(round_trip),
-            "commands": len(to_pin)}  # fmt: skip
+            "commands": len(to_pin), "unanswered": unanswered}  # fmt: skip
 
 
 def _line(r: dict[str, Any]) -> Callable[[str], str]:
@@ -243,6 +256,11 @@ def run(params: Params, workdir: Path) -> Result:
                               a("to_pin_ms"), f"bare paho {b('to_pin_ms')}"))  # fmt: skip
         figures.append(figure(f"relay command to answer at the central client ({kind})",
                               a("round_trip_ms"), f"bare paho {b('round_trip_ms')}"))  # fmt: skip
+        if agent["unanswered"] or bare["unanswered"] or agent["misrouted_answers"]:
+            figures.append(figure(
+                f"answers missing after {ANSWER_TIMEOUT:g} s ({kind})",
+                f"{agent['unanswered']} ({agent['misrouted_answers']} on cmd/response)",
+                f"bare paho {bare['unanswered']}"))  # fmt: skip
         if kind in params["target_on"]:
             p99 = agent["to_pin_ms"]["p99"]
             targets.append(target(f"command to pin p99 < {TARGET_P99_MS:g} ms on loopback ({kind})",

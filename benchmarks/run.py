@@ -16,6 +16,8 @@ import argparse
 import datetime
 import importlib
 import json
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -89,11 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
     }
     failed = False
+    # `kill` stops a run as Ctrl-C does, so that each benchmark's clean-up stops what it started
+    # (agents, brokers) instead of leaving them running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     scratch = tempfile.mkdtemp(prefix="roomagent-bench-")
     for name in names:
         benchmark = load(name)
         params = parameters(benchmark, args.size, args.overrides)
         print(f"==> {name}: {benchmark.summary} {json.dumps(params)}", flush=True)
+        # Whatever the previous benchmark left in the page cache is written out first, so that
+        # its writeback does not slow this one's fsyncs.
+        os.sync()
         began = time.monotonic()
         try:
             result = benchmark.run(params, Path(scratch) / name)

@@ -54,13 +54,18 @@ def test_every_benchmark_runs_small_and_writes_json(tmp_path: Path) -> None:
     r = whole["results"]
     assert r["drain"]["runs"]["mosquitto"]["agent_msgs_per_s"] > 0
     assert r["ingest"]["settings"]["full"]["disk_bytes_per_reading"] > 0
-    assert r["latency"]["runs"]["mosquitto-nodelay"]["agent"]["commands"] == 20
+    latency = r["latency"]["runs"]["mosquitto-nodelay"]
+    assert latency["agent"]["commands"] == 20 and latency["bare_paho"]["commands"] == 20
+    assert latency["agent"]["unanswered"] == 0 and latency["agent"]["misrouted_answers"] == 0
     # The agents' own lists of modules, written as they exited: none loads what its config does
     # not use (watchdog it does use: it watches the config file); a node without room control
     # does not even load gpiozero.
     for agent in ("agent", "sensors-only"):
         modules = r["footprint"][agent]["modules"]
         assert modules["count"] > 100 and modules["optional_loaded"] == ["watchdog"]
+        # An idle agent waits: one that spins (as a forwarder once did, re-reading an empty
+        # buffer) burns a whole core, 60 CPU-seconds a minute.
+        assert r["footprint"][agent]["cpu_s_per_min"] < 10
     assert "gpiozero" in r["footprint"]["agent"]["modules"]["third_party"]
     assert "gpiozero" not in r["footprint"]["sensors-only"]["modules"]["third_party"]
     assert r["fleet"]["runs"]["mosquitto"]["loss"]["missing"] == 0

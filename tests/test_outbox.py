@@ -113,3 +113,27 @@ def test_append_many_is_one_transaction(tmp_path: Path) -> None:
         box.append_many([("t", payload), ("t", fail)])
     assert box.stats().rows == 0
     assert box.append("t", payload) == 1  # the failed batch consumed no sequence numbers
+
+
+def test_fetch_returns_any_bytes_and_any_topic_exactly_in_order(tmp_path: Path) -> None:
+    """fetch() reads rows through SQL aggregates (hex): arbitrary payload bytes (NUL, 0xFF,
+    separators) and non-ASCII topics must come back byte for byte, oldest first."""
+    box = make(tmp_path / "b.sqlite")
+    items = [
+        ("t/é/ü", b"\x00\xff,; \x00"),
+        ("t/a", b""),
+        ("t/,;x y", bytes(range(256))),
+        ("t/b", b'{"seq":4}'),
+    ]
+    for topic, data in items:
+        box.append(topic, lambda seq, data=data: data)
+    rows = box.fetch(0, 10)
+    assert [(r.seq, r.topic, r.payload) for r in rows] == [
+        (i + 1, topic, data) for i, (topic, data) in enumerate(items)
+    ]
+    assert [r.seq for r in box.fetch(1, 2)] == [2, 3]
+    assert box.fetch(4, 10) == []
+    # A run of seqs is deleted as a range: only those, and counted.
+    assert box.delete([3, 2]) == 2
+    assert [r.seq for r in box.fetch(0, 10)] == [1, 4]
+    assert box.stats().rows == 2
