@@ -63,7 +63,7 @@ class Hardware:
                 if device.address is not None
                 else DRIVERS[device.driver].default_address
             )
-            self.bus(device.bus).attach(address, factory(room))
+            self.bus(device.bus).attach(address, factory(room, device.options))
 
     def pin_factory(self) -> Any:
         """gpiozero's pins: mock ones when simulating, else None (gpiozero picks: lgpio on a

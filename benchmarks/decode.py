@@ -33,7 +33,7 @@ def i2c_cycle(device: dict[str, Any], cycles: int) -> dict[str, float]:
     bus = SimBus(clock=clock)
     driver_cls = DRIVERS[name]
     address = device.get("address", driver_cls.default_address)
-    bus.attach(address, SIMULATED_CHIPS[name](room))
+    bus.attach(address, SIMULATED_CHIPS[name](room, device.get("options", {})))
     kwargs: dict[str, Any] = dict(device.get("options", {}))
     if name == "sgp40":
         kwargs["clock"] = clock  # its algorithm is fed on a clock of its own

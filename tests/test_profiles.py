@@ -20,8 +20,9 @@ from agent.control.types import FakeClock
 from agent.doctor import run
 from agent.doctor_checks import Host
 from agent.doctor_hardware import pin_conflicts
+from agent.hardware import Hardware
 from agent.state_store import StateStore
-from drivers import DRIVERS
+from drivers import DRIVERS, values_of
 from tests.conftest import REPO
 from tests.mqtt_fixtures import free_port
 
@@ -155,3 +156,24 @@ def test_the_profiles_chips_answer_the_doctor_in_simulation(path: Path, tmp_path
     for d in cfg.devices:
         assert by_name[f"sensor {d.name}"].ok is True, by_name[f"sensor {d.name}"]
     assert by_name["gpio"].ok is True and by_name["config"].ok is True
+
+
+def test_a_simulated_power_monitor_sits_on_the_shunt_its_config_describes() -> None:
+    # During a meeting the simulated lighting draws 1.8 A; through a 10 mΩ shunt that is 18 mV,
+    # well inside an INA226's ±81.92 mV. A simulated chip on another resistor than the one the
+    # driver is told about saturates, or reads a wrong current.
+    monitors = 0
+    for path in PROFILES:
+        cfg = config_mod.load(path)
+        hardware = Hardware(cfg.devices, simulate=True)
+        hardware.room.clock = lambda: 14 * 3600 + 3 * 60.0  # 14:03, three minutes into a meeting
+        drawn = hardware.room.environment().current
+        assert hardware.room.occupied() and drawn > 1.5
+        for d in cfg.devices:
+            if d.driver in ("ina219", "ina226"):
+                driver = DRIVERS[d.driver](hardware.bus(d.bus), d.address, **d.options)
+                driver.open()
+                current = values_of(driver.read())["current"]
+                assert current == pytest.approx(drawn, abs=0.05), f"{path.name}: {d.name}"
+                monitors += 1
+    assert monitors >= 1  # the council chamber meters its lighting

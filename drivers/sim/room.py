@@ -11,7 +11,8 @@ import importlib
 import math
 import random
 import time
-from typing import Callable, Optional
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
 
 from drivers.sim.bus import SimChip
 from drivers.sim.environment import Environment
@@ -62,19 +63,29 @@ class RoomModel:
         )
 
 
-def _chip(module: str, class_name: str, **kwargs: object) -> Callable[[RoomModel], SimChip]:
-    """A factory that imports the sim chip's module only when a config uses that chip."""
+# A simulated chip in the given room, on a board described by the device's options.
+ChipFactory = Callable[[RoomModel, Mapping[str, Any]], SimChip]
 
-    def make(room: RoomModel) -> SimChip:
+
+def _chip(
+    module: str, class_name: str, *, board: tuple[str, ...] = (), **kwargs: object
+) -> ChipFactory:
+    """A factory that imports the sim chip's module only when a config uses that chip.
+
+    `board` names the device options that describe the board rather than the chip (an INA's
+    shunt resistance): the simulated chip takes them from the device's config, as the real
+    one's behaviour follows from the resistor soldered next to it."""
+
+    def make(room: RoomModel, options: Mapping[str, Any]) -> SimChip:
         cls = getattr(importlib.import_module(f"drivers.sim.{module}"), class_name)
-        chip: SimChip = cls(room.environment, **kwargs)
+        fitted = {key: options[key] for key in board if key in options}
+        chip: SimChip = cls(room.environment, **kwargs, **fitted)
         return chip
 
     return make
 
 
-# driver name -> a simulated chip for it, living in the given room
-SIMULATED_CHIPS: dict[str, Callable[[RoomModel], SimChip]] = {
+SIMULATED_CHIPS: dict[str, ChipFactory] = {
     "bme280": _chip("bme280", "SimBME280"),
     "bmp280": _chip("bme280", "SimBME280", chip_id=0x58),
     "sht3x": _chip("sht3x", "SimSHT3x"),
@@ -83,7 +94,7 @@ SIMULATED_CHIPS: dict[str, Callable[[RoomModel], SimChip]] = {
     "sgp40": _chip("sgp40", "SimSGP40"),
     "bh1750": _chip("bh1750", "SimBH1750"),
     "veml7700": _chip("veml7700", "SimVEML7700"),
-    "ina219": _chip("ina219", "SimINA219"),
-    "ina226": _chip("ina226", "SimINA226"),
+    "ina219": _chip("ina219", "SimINA219", board=("shunt_ohms",)),
+    "ina226": _chip("ina226", "SimINA226", board=("shunt_ohms",)),
     "pmsa003i": _chip("pmsa003i", "SimPMSA003I"),
 }
