@@ -3,8 +3,8 @@
     python -m benchmarks.agent_child MODULES_FILE run CONFIG --simulate ...
 
 The footprint benchmark runs the agent through this so that the list of imported modules comes
-from the very process whose memory it measured: evidence that bleak, requests, watchdog and
-cryptography stay unloaded for a config that does not use them.
+from the very process whose memory it measured: evidence that bleak, requests and cryptography
+stay unloaded for a config that does not use them.
 """
 
 from __future__ import annotations
