@@ -176,10 +176,13 @@ def storm(kind: str, params: Params, workdir: Path) -> dict[str, Any]:
         back_times = sorted(central.online_at.get(n, 0) - restart for n in nodes)
         pending = set(nodes)
         drained_at = restart
+        drained_after: list[float] = []  # per node: when its whole backlog had arrived
         deadline = time.monotonic() + params["storm_timeout_s"]
         while pending and time.monotonic() < deadline:
-            pending = {n for n in pending if not central.has_all(n, targets[n])}
+            done = {n for n in pending if central.has_all(n, targets[n])}
             drained_at = time.monotonic()
+            drained_after += [drained_at - restart] * len(done)
+            pending -= done
             time.sleep(0.1)
         drained = drained_at - restart
         storm_rate = (central.count - count1) / max(drained, 1e-9)
@@ -238,6 +241,9 @@ def storm(kind: str, params: Params, workdir: Path) -> dict[str, Any]:
             "all_drained": not pending,
             "drained_s": round(drained, 2),
             "msgs_per_s_while_draining": round(storm_rate, 1),
+            # For the storm's plot (benchmarks/plot.py): seconds after the restart, one per node.
+            "back_after_s": [round(t, 2) for t in back_times],
+            "drained_after_s": [round(t, 2) for t in sorted(drained_after)],
         },
         "loss": {
             "delivered_seqs": delivered,

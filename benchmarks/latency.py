@@ -190,9 +190,13 @@ def _drive(central: Central, mock: Any, params: Params) -> tuple[list[float], li
     return to_pin, round_trip, unanswered
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
-    figures = {f"p{p}": round(percentile(samples, p) * 1000, 2) for p in (50, 95, 99)}
+def _summary(samples: list[float]) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        f"p{p}": round(percentile(samples, p) * 1000, 2) for p in (50, 95, 99)
+    }
     figures["max"] = round(max(samples) * 1000, 2)
+    # Every percentile from 0 to 100, for the distribution's plot (benchmarks/plot.py).
+    figures["percentiles"] = [round(percentile(samples, p) * 1000, 3) for p in range(101)]
     return figures
 
 

@@ -70,6 +70,15 @@ def test_every_benchmark_runs_small_and_writes_json(tmp_path: Path) -> None:
     assert "gpiozero" not in r["footprint"]["sensors-only"]["modules"]["third_party"]
     assert r["fleet"]["runs"]["mosquitto"]["loss"]["missing"] == 0
     assert r["decode"]["ble"]["available"] is True
+    # What benchmarks.plot draws from: every percentile of each distribution, in order, and
+    # the storm's times one per node.
+    for who in ("agent", "bare_paho"):
+        curve = latency[who]["to_pin_ms"]["percentiles"]
+        assert len(curve) == 101 and curve == sorted(curve)
+        assert latency[who]["to_pin_ms"]["p50"] == pytest.approx(curve[50], abs=0.006)
+    storm = r["fleet"]["runs"]["mosquitto"]["storm"]
+    nodes = r["fleet"]["runs"]["mosquitto"]["nodes"]
+    assert len(storm["back_after_s"]) == len(storm["drained_after_s"]) == nodes
 
 
 def test_one_benchmark_alone_and_a_parameter(tmp_path: Path) -> None:
