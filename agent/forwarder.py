@@ -34,7 +34,16 @@ log = logging.getLogger("roomagent.forwarder")
 
 ACK_FLUSH_SECONDS = 0.05
 WINDOWS_QUEUED = 2  # windows of max_inflight handed to paho at a time: one sent, one queued
-WINDOWS_READ_AHEAD = 16  # windows read from the outbox into memory ahead of need
+# Rows read from the outbox into memory ahead of need (about 0.5 MB of readings), at least
+# four windows. The loop is woken to read when half of them are gone, and to delete once as
+# many rows are acknowledged. Every wake-up costs paho's thread the interpreter lock for a
+# while, so they are kept few: reading and deleting 128 rows at a time, the drain ran at 0.59
+# of bare paho; 1,024 at a time, 0.75 (docs/benchmarks.md, backlog drain).
+READ_AHEAD_ROWS = 2048
+
+
+def read_ahead_rows(max_inflight: int) -> int:
+    return max(READ_AHEAD_ROWS, 4 * max_inflight)
 
 
 class Forwarder:
@@ -48,7 +57,7 @@ class Forwarder:
         self.outbox, self.link, self.run_db = outbox, link, run_db
         self.max_inflight = max_inflight
         self.queued = WINDOWS_QUEUED * max_inflight
-        self.read_ahead = WINDOWS_READ_AHEAD * max_inflight
+        self.read_ahead = read_ahead_rows(max_inflight)
         # Guards ready, inflight and acked, which both threads change. It is never waited for
         # on paho's thread: paho holds its own lock while it calls on_ack, and the loop holds
         # this one while it calls publish(), which takes paho's. So paho's thread only tries
@@ -118,7 +127,7 @@ class Forwarder:
         else:
             self.delivered += 1
         self.acked.append(seq)
-        if len(self.acked) >= self.queued:
+        if len(self.acked) >= self.read_ahead // 2:
             self._wake_loop()  # a batch to delete
 
     def _hand_over(self) -> None:
@@ -194,7 +203,7 @@ class Forwarder:
         with self._locked():
             self.link, self.max_inflight = link, max_inflight
             self.queued = WINDOWS_QUEUED * max_inflight
-            self.read_ahead = WINDOWS_READ_AHEAD * max_inflight
+            self.read_ahead = read_ahead_rows(max_inflight)
             self._acks.clear()  # the old link's, for ids that mean nothing on the new one
             self.inflight.clear()
             self.ready.clear()
