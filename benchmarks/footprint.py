@@ -154,6 +154,8 @@ def run(params: Params, workdir: Path) -> Result:
             "cpu_s_per_min": round(cpu[k] * 60 / elapsed, 3),
             "startup_s": round(first[k] - started[k], 2),
             "rss_ratio": round(samples[k][-1] / samples["floor"][-1], 2),
+            # Every sample, after the warm-up: memory that keeps growing is a leak.
+            "rss_kib_samples": samples[k],
         }
         if k in configs:
             result[k]["exit_code"] = procs[k].returncode
@@ -172,6 +174,9 @@ def run(params: Params, workdir: Path) -> Result:
         figure(f"resident memory, {profile.name} on simulated hardware, after {elapsed:.0f} s",
                f"{a['rss_kib_last'] / 1024:.1f} MiB (peak {a['rss_kib_peak'] / 1024:.1f})",
                f"bare paho {f['rss_kib_last'] / 1024:.1f} MiB (ratio {ratio:.2f})"),
+        figure(f"resident memory change over the {elapsed:.0f} s measured",
+               f"{(a['rss_kib_last'] - a['rss_kib_samples'][0]) / 1024:+.1f} MiB",
+               f"bare paho {(f['rss_kib_last'] - f['rss_kib_samples'][0]) / 1024:+.1f} MiB"),
         figure("CPU per minute of running", f"{a['cpu_s_per_min']:.2f} CPU-s/min",
                f"bare paho {f['cpu_s_per_min']:.3f} CPU-s/min"),
         figure("start-up to the first published reading", f"{a['startup_s']:.2f} s",
