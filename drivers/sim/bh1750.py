@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from drivers.sim.bus import SimChip, nack
+from drivers.sim.bus import RecentList, SimChip, nack
 from drivers.sim.environment import Environment
 
 # Opcode -> (count multiplier: H-resolution mode 2 counts twice per lx; maximum measurement
@@ -40,7 +40,7 @@ class SimBH1750(SimChip):
     def __init__(self, environment: Callable[[], Environment] = Environment) -> None:
         self.environment = environment
         self.forced_count: Optional[int] = None  # a raw measurement result, for tests
-        self.commands: list[int] = []  # every accepted instruction, in order
+        self.commands: RecentList[int] = RecentList()  # accepted instructions, in order
         self.measurements = 0
         self._power_on_reset()
 

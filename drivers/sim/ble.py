@@ -31,6 +31,7 @@ from bleak.exc import BleakDBusError, BleakError
 
 from drivers.sim import ble_frames as frames
 from drivers.sim.ble_frames import APPLE_COMPANY, BTHOME_UUID, RUUVI_COMPANY
+from drivers.sim.bus import RecentList
 
 PASSIVE_UNSUPPORTED_TEXT = (
     "passive scanning on Linux requires BlueZ >= 5.56 with --experimental enabled and Linux "
@@ -160,7 +161,8 @@ class SimRadio:
         self.powered = True
         self.silent = False
         self.starts = self.stops = self.resets = 0
-        self.scans: list[dict[str, Any]] = []  # what each start asked for: mode, adapter, ...
+        # What each start asked for: mode, adapter, ...
+        self.scans: RecentList[dict[str, Any]] = RecentList()
         self.active: list[SimScannerBackend] = []
         self._pump: Optional[asyncio.Task[None]] = None
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from drivers.sensirion import crc8, pack_words
-from drivers.sim.bus import SimChip, nack
+from drivers.sim.bus import RecentList, SimChip, nack
 
 
 class SensirionChip(SimChip):
@@ -18,7 +18,7 @@ class SensirionChip(SimChip):
 
     def __init__(self) -> None:
         self.corrupt_checksum = False  # fault: the next replies carry a wrong CRC
-        self.commands: list[int] = []  # every command received, in order
+        self.commands: RecentList[int] = RecentList()  # commands received, in order
         self._reply = b""
         self._ready_at = 0.0
 

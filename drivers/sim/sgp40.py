@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-from drivers.sim.bus import nack
+from drivers.sim.bus import RecentList, nack
 from drivers.sim.environment import Environment
 from drivers.sim.sensirion import SensirionChip
 
@@ -40,7 +40,8 @@ class SimSGP40(SensirionChip):
         self.serial = serial
         self.self_test_fails = False  # fault: the hotplate or MOX layer is damaged
         self.forced_raw: Optional[int] = None  # SRAW_VOC ticks for tests, instead of the room
-        self.compensation_words: list[tuple[int, int]] = []  # (RH, T) ticks of each measurement
+        # (RH, T) ticks of each measurement
+        self.compensation_words: RecentList[tuple[int, int]] = RecentList()
         self.heater_on = False
         self.measurements = 0
 
