@@ -23,10 +23,10 @@ class Transfer:
     data: bytes
 
 
-# What a simulated bus or chip remembers of its conversation, at least. A simulated node runs for
-# days (the demo, the benchmarks' footprint), and a record of every transfer grew its memory by
-# 0.25 MiB a minute.
-RECENT = 10_000
+# What a simulated bus or chip remembers of its conversation: enough for a test to inspect an
+# opening or a few readings. A simulated node runs for days (the demo, the benchmarks), and a
+# record of every transfer grew its memory by 0.25 MiB a minute.
+RECENT = 500
 
 
 class RecentList(list[T]):
