@@ -196,9 +196,9 @@ class Forwarder:
             await self.run_db(self.outbox.delete, batch)
 
     async def restart(self, link: MqttLink, max_inflight: int) -> None:
-        """Continues on a new link (new broker settings): nothing is in flight on it, so the
-        rows that were in flight or read ahead on the old one are read again and re-sent (same
-        seq)."""
+        """Continues on a new link (new broker settings): nothing is in flight on it, so
+        reading starts again at the oldest row on disk, and what was in flight on the old one
+        goes again (same seq)."""
         await self._settle_deletes()
         with self._locked():
             self.link, self.max_inflight = link, max_inflight
