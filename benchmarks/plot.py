@@ -40,11 +40,24 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_latency(latency: dict[str, Any], out: Path, machine: str, fmt: str = "svg") -> Path:
+def _panels(runs: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """A figure with one panel per broker, side by side, sharing the vertical axis."""
     plt = _pyplot()
-    runs = latency["runs"]
     fig, axes = plt.subplots(1, len(runs), figsize=(max(6.0, 4.2 * len(runs)), 3.8), sharey=True)
-    axes = axes if len(runs) > 1 else [axes]
+    return fig, list(axes) if len(runs) > 1 else [axes]
+
+
+def _save(fig: Any, title: str, path: Path) -> Path:
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Date": None})
+    _pyplot().close(fig)
+    return path
+
+
+def plot_latency(latency: dict[str, Any], out: Path, machine: str, fmt: str = "svg") -> Path:
+    runs = latency["runs"]
+    fig, axes = _panels(runs)
     percent = list(range(101))
     for ax, (kind, run) in zip(axes, runs.items()):
         for who, style in (("agent", "-"), ("bare_paho", "--")):
@@ -58,20 +71,14 @@ def plot_latency(latency: dict[str, Any], out: Path, machine: str, fmt: str = "s
         ax.grid(True, which="both", linewidth=0.3)
     axes[0].set_ylabel("% of commands at most this slow")
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"Relay command latency, {run['agent']['commands']} commands ({machine})",
-                 fontsize=10)  # fmt: skip
-    fig.tight_layout()
-    path = out / f"latency.{fmt}"
-    fig.savefig(path, metadata={"Date": None})
-    plt.close(fig)
-    return path
+    commands = run["agent"]["commands"]
+    title = f"Relay command latency, {commands} commands ({machine})"
+    return _save(fig, title, out / f"latency.{fmt}")
 
 
 def plot_storm(fleet: dict[str, Any], out: Path, machine: str, fmt: str = "svg") -> Path:
-    plt = _pyplot()
     runs = fleet["runs"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(max(6.0, 4.2 * len(runs)), 3.8), sharey=True)
-    axes = axes if len(runs) > 1 else [axes]
+    fig, axes = _panels(runs)
     for ax, (kind, run) in zip(axes, runs.items()):
         storm, nodes = run["storm"], run["nodes"]
         for key, label, style in (
@@ -86,13 +93,8 @@ def plot_storm(fleet: dict[str, Any], out: Path, machine: str, fmt: str = "svg")
         ax.grid(True, linewidth=0.3)
     axes[0].set_ylabel(f"nodes, of {nodes}")
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"Reconnect storm: {nodes} agents after a broker restart ({machine})",
-                 fontsize=10)  # fmt: skip
-    fig.tight_layout()
-    path = out / f"storm.{fmt}"
-    fig.savefig(path, metadata={"Date": None})
-    plt.close(fig)
-    return path
+    title = f"Reconnect storm: {nodes} agents after a broker restart ({machine})"
+    return _save(fig, title, out / f"storm.{fmt}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,8 +12,11 @@ import concurrent.futures
 import functools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agent.config import BrokerConfig
 from agent.forwarder import Forwarder
@@ -90,6 +93,17 @@ class Harness:
         self.pool.shutdown()
 
 
+@pytest.fixture
+def backlog(broker: Broker, tmp_path: Path) -> Iterator[tuple[Outbox, Subscriber, Harness]]:
+    """ROWS readings in the outbox, a central subscriber, and a forwarder not yet started."""
+    box = Outbox(tmp_path / "buffer.sqlite", max_rows=10**6, max_bytes=10**9)
+    _fill(box, ROWS)
+    sub = Subscriber(broker.port, "roomagent/fwd-test/telemetry/#")
+    yield box, sub, Harness(broker, box)
+    sub.close()
+    box.close()
+
+
 async def _until(predicate: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -100,23 +114,17 @@ async def _until(predicate: Any, timeout: float) -> bool:
 
 
 def test_a_backlog_goes_out_in_order_with_bounded_read_ahead_and_batched_deletes(
-    broker: Broker, tmp_path: Path
+    backlog: tuple[Outbox, Subscriber, Harness],
 ) -> None:
-    box = Outbox(tmp_path / "buffer.sqlite", max_rows=10**6, max_bytes=10**9)
-    _fill(box, ROWS)
-    sub = Subscriber(broker.port, "roomagent/fwd-test/telemetry/#")
-    h = Harness(broker, box)
+    box, sub, h = backlog
 
     async def scenario() -> None:
         task = await h.start()
         assert await _until(lambda: box.stats().rows == 0, 60), box.stats()
         await h.stop(task)
 
-    try:
-        asyncio.run(scenario())
-        assert sub.wait_for(lambda ms: len(ms) >= ROWS, 30)
-    finally:
-        sub.close()
+    asyncio.run(scenario())
+    assert sub.wait_for(lambda ms: len(ms) >= ROWS, 30)
     assert _seqs(sub) == list(range(1, ROWS + 1))  # each once, oldest first
     f = h.forwarder
     assert f.delivered == ROWS and not f.inflight and not f.ready
@@ -124,14 +132,12 @@ def test_a_backlog_goes_out_in_order_with_bounded_read_ahead_and_batched_deletes
     assert max(h.fetch_limits) <= f.read_ahead and max(h.ready_seen) <= f.read_ahead
     # Deleted in large batches: one per two windows (32 rows here) would be 157 deletes.
     assert h.deletes < ROWS // (2 * INFLIGHT) // 3, h.deletes
-    box.close()
 
 
-def test_a_restart_on_a_new_link_mid_backlog_loses_nothing(broker: Broker, tmp_path: Path) -> None:
-    box = Outbox(tmp_path / "buffer.sqlite", max_rows=10**6, max_bytes=10**9)
-    _fill(box, ROWS)
-    sub = Subscriber(broker.port, "roomagent/fwd-test/telemetry/#")
-    h = Harness(broker, box)
+def test_a_restart_on_a_new_link_mid_backlog_loses_nothing(
+    backlog: tuple[Outbox, Subscriber, Harness],
+) -> None:
+    box, sub, h = backlog
 
     async def scenario() -> None:
         task = await h.start()
@@ -150,15 +156,11 @@ def test_a_restart_on_a_new_link_mid_backlog_loses_nothing(broker: Broker, tmp_p
         assert await _until(lambda: box.stats().rows == 0, 60), box.stats()
         await h.stop(task)
 
-    try:
-        asyncio.run(scenario())
-        assert sub.wait_for(lambda ms: set(_seqs(sub)) >= set(range(1, ROWS + 1)), 30)
-    finally:
-        sub.close()
+    asyncio.run(scenario())
+    assert sub.wait_for(lambda ms: set(_seqs(sub)) >= set(range(1, ROWS + 1)), 30)
     seqs = _seqs(sub)
     # At least once: reading starts again at the oldest row left on disk, so every reading is
     # there, and only what was on the wire unacknowledged when the link changed (two windows
     # at most) goes twice.
     assert set(seqs) == set(range(1, ROWS + 1))
     assert len(seqs) - ROWS <= 2 * INFLIGHT
-    box.close()
