@@ -33,18 +33,25 @@ class Attendance:
     start: float
     end: float
     people: int
+    breath: float = 1.0  # this audience's CO2 output against EN 16798-1's standard person
 
 
 def headcount(sessions: Sequence[Attendance], t: float) -> float:
     """How many people are in at t: arriving linearly over ARRIVAL, leaving over DEPARTURE."""
-    total = 0.0
+    return _present(sessions, t)[0]
+
+
+def _present(sessions: Sequence[Attendance], t: float) -> tuple[float, float]:
+    """(people, their mean CO2 output against the standard person) at t."""
+    total = breath = 0.0
     for s in sessions:
         if s.start <= t < s.end:
             length = s.end - s.start
             rise = min(1.0, (t - s.start) / min(ARRIVAL, length / 2))
             fall = min(1.0, (s.end - t) / min(DEPARTURE, length / 2))
             total += s.people * min(rise, fall)
-    return total
+            breath += s.people * min(rise, fall) * s.breath
+    return total, (breath / total if total else 1.0)
 
 
 def actuation_of(
@@ -117,7 +124,8 @@ class ClosedLoopRoom:
         self._act = actuation_of(self.relays(), self.profile)
         while self.t < t:
             dt = min(MAX_ADVANCE, t - self.t)
-            self.physics.step(dt, self.people(self.t), self._act, self.outdoor(self.t + dt))
+            people, breath = _present(self.sessions, self.t)
+            self.physics.step(dt, people, self._act, self.outdoor(self.t + dt), breath)
             self.t += dt
 
     # --- RoomModel's face ---------------------------------------------------------------------

@@ -88,13 +88,16 @@ class RoomPhysics:
         """Heat stored relative to 0 °C in both nodes (differences are what matter)."""
         return self.profile.c_air * self.state.t_air + self.profile.c_mass * self.state.t_mass
 
-    def step(self, dt: float, people: float, act: Actuation, outdoor: Outdoor) -> None:
-        """Advances dt seconds (in sub-steps of at most MAX_STEP) with inputs held."""
+    def step(
+        self, dt: float, people: float, act: Actuation, outdoor: Outdoor, breath: float = 1.0
+    ) -> None:
+        """Advances dt seconds (in sub-steps of at most MAX_STEP) with inputs held. `breath`
+        scales the people's CO2 output against the standard person (people differ)."""
         steps = max(1, math.ceil(dt / MAX_STEP))
         for _ in range(steps):
-            self._step(dt / steps, people, act, outdoor)
+            self._step(dt / steps, people, act, outdoor, breath)
 
-    def _step(self, dt: float, people: float, act: Actuation, out: Outdoor) -> None:
+    def _step(self, dt: float, people: float, act: Actuation, out: Outdoor, breath: float) -> None:
         p, s, ledger = self.profile, self.state, self.state.ledger
         flow = p.airflow_m3_s(act.ventilation_stages)
         h_out = p.glazing_w_k + AIR_DENSITY * 1005.0 * flow  # air node to outdoor
@@ -123,7 +126,7 @@ class RoomPhysics:
         # Well-mixed zone, constant sources and air change over the step: exact exponential
         # approach to the steady state source/flow above outdoor.
         decay = math.exp(-flow * dt / p.volume_m3)
-        co2_ss = out.co2_ppm + people * PERSON_CO2_M3_S / flow * 1e6
+        co2_ss = out.co2_ppm + people * breath * PERSON_CO2_M3_S / flow * 1e6
         s.co2_ppm = co2_ss + (s.co2_ppm - co2_ss) * decay
         tvoc_source = people * PERSON_TVOC_UG_S + MATERIALS_TVOC_UG_M2_S * p.floor_m2
         tvoc_ss = tvoc_source / flow  # outdoor air taken as VOC-free
