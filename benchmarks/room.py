@@ -7,7 +7,8 @@ Two controls run the same month, the same weather and the same people:
 
 - shipped: the agent's own Thermostat and VentilationControl (agent/control), the zone in
   comfort from PREHEAT before each session to its end and in eco otherwise (agent/sessions.py),
-  occupancy setback from presence, ventilation on CO2 (stage 1 above 900, 2 above 1100 ppm);
+  occupancy setback from presence during a session, ventilation on CO2 (stage 1 above 900,
+  2 above 1100 ppm);
 - baseline: the same thermostat on a fixed weekly schedule (comfort Mon-Fri 07:00-22:00, eco
   otherwise) and the fan's first stage on the same fixed hours, as a timer would run them.
 
@@ -40,13 +41,25 @@ from drivers.sim.room_profiles import OUTDOOR_CO2_PPM, PROFILES, WEATHER, Weathe
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc).timestamp()  # a Monday
 STEP = 30.0  # s between control ticks and CO2 readings
-PREHEAT = 3600.0
-RELAYS = {"heat1": ("heat", 8000.0), "heat2": ("heat", 8000.0),
-          "fan_low": ("fan", 300.0), "fan_high": ("fan", 450.0), "lights": ("light", 1200.0)}  # fmt: skip
-ZONE = ZoneConfig(name="chamber", sensor="climate", comfort=21.0, eco=17.0, boost=22.0,
-                  heat_stages=("heat1", "heat2"), vacancy_setback_minutes=30.0)  # fmt: skip
-VENT = VentilationConfig(name="air", relays=("fan_low", "fan_high"), co2_sensor="co2",
-                         co2_on=900.0, co2_off=750.0, co2_high=1100.0, min_run_minutes=10.0)  # fmt: skip
+# Comfort this long before a session: the chamber's mass needs it on a winter morning (on this
+# month 1 h left 4.6 K·h of discomfort, 2 h none; issue 22's optimum start will learn it).
+PREHEAT = 2 * 3600.0
+SETTLED = 15 * 60.0  # s into a session, everyone in: what the "settled" figures cover
+RELAYS = {
+    "heat1": ("heat", 8000.0),
+    "heat2": ("heat", 8000.0),
+    "fan_low": ("fan", 300.0),
+    "fan_high": ("fan", 450.0),
+    "lights": ("light", 1200.0),
+}
+ZONE = ZoneConfig(
+    name="chamber", sensor="climate", comfort=21.0, eco=17.0, boost=22.0,
+    heat_stages=("heat1", "heat2"), vacancy_setback_minutes=30.0,
+)  # fmt: skip
+VENT = VentilationConfig(
+    name="air", relays=("fan_low", "fan_high"), co2_sensor="co2",
+    co2_on=900.0, co2_off=750.0, co2_high=1100.0, min_run_minutes=10.0,
+)  # fmt: skip
 
 
 def month_of_sessions(days: int, seed: int) -> list[Attendance]:
@@ -109,8 +122,13 @@ def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
     mode: Optional[str] = None
     low, high = TEMPERATURE_BANDS["heating"][1]
     co2_limit = OUTDOOR_CO2_PPM + CO2_ABOVE_OUTDOOR[1]
-    kh = ppmh = 0.0
-    errors: dict[str, list[tuple[float, float, float]]] = {"small": [], "large": []}
+    kh = ppmh = cold = 0.0
+    errors: dict[str, list[tuple[float, float, float]]] = {
+        "small": [],
+        "large": [],
+        "settled small": [],
+        "settled large": [],
+    }
     end = START + days * 86400
     while clock.time() < end:
         clock.advance(STEP)
@@ -125,7 +143,10 @@ def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
             zone.set_mode(wanted, "calendar" if shipped else "fixed schedule")
             mode = wanted
         reading = (env.temperature, clock.monotonic())
-        wants, _ = zone.update(reading, present if shipped else None)
+        # Presence sets back only a session in progress: an empty room before a session is
+        # the preheat doing its work, not a reason to stop it.
+        in_session = calendar.current(t) is not None
+        wants, _ = zone.update(reading, present if shipped and in_session else None)
         if shipped:
             more, _ = vent.update((float(co2), clock.monotonic()))
             wants += more
@@ -134,21 +155,28 @@ def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
         for w in wants:
             relays[w.relay] = w.on
         relays["lights"] = present  # lights follow presence in both
-        stages = relays["fan_low"] + relays["fan_high"]
-        occupancy.add(t, co2, profile.airflow_m3_s(stages))
+        stages = 2 if relays["fan_high"] else int(relays["fan_low"])
+        occupancy.add(t, co2, profile.airflow_m3_s(stages), present)
         if present:
             operative = room.physics.operative_temperature()
             kh += max(0.0, low - operative, operative - high) * STEP / 3600
+            cold += max(0.0, low - operative) * STEP / 3600
             ppmh += max(0.0, room.physics.state.co2_ppm - co2_limit) * STEP / 3600
-            size = max((s.people for s in sessions if s.start <= t < s.end), default=0)
+            now_on = [s for s in sessions if s.start <= t < s.end]
+            size = max((s.people for s in now_on), default=0)
             estimate = occupancy.estimate(True).people
             threshold = steady_state_headcount(co2, profile.airflow_m3_s(stages))
             errors["small" if size <= 30 else "large"].append((truth, estimate, threshold))
+            if truth >= size and all(s.start + SETTLED <= t for s in now_on):
+                errors["settled small" if size <= 30 else "settled large"].append(
+                    (truth, estimate, threshold)
+                )
     ledger = room.physics.state.ledger
     return {
         "sessions": len(sessions),
         "people": [s.people for s in sessions],
         "thermal_discomfort_kh": round(kh, 1),
+        "of_which_too_cold_kh": round(cold, 1),
         "co2_discomfort_ppmh": round(ppmh),
         "energy_kwh": round(ledger.electric_j / 3.6e6, 1),
         "heating_kwh": round(ledger.heating_j / 3.6e6, 1),
@@ -176,15 +204,15 @@ def run(params: Params, workdir: Path) -> Result:
     shipped = simulate(days, seed, shipped=True)
     baseline = simulate(days, seed, shipped=False)
     out: Result = {"shipped": shipped, "baseline": baseline}
-    figures = [
-        figure(f"sessions simulated ({days} days)", f"{shipped['sessions']}",
-               f"attendance {min(shipped['people'], default=0)}-{max(shipped['people'], default=0)}"),
-        figure("thermal discomfort (K·h, occupied, outside cat. II)",
-               f"{shipped['thermal_discomfort_kh']}", f"fixed schedule {baseline['thermal_discomfort_kh']}"),
-        figure("CO2 discomfort (ppm·h above cat. II)", f"{shipped['co2_discomfort_ppmh']}",
-               f"fixed schedule {baseline['co2_discomfort_ppmh']}"),
-        figure("energy (kWh)", f"{shipped['energy_kwh']}", f"fixed schedule {baseline['energy_kwh']}"),
-    ]  # fmt: skip
+    people = shipped["people"] or [0]
+    figures = [figure(f"sessions simulated ({days} days)", f"{shipped['sessions']}",
+                      f"attendance {min(people)}-{max(people)}")]  # fmt: skip
+    for key, what in (
+        ("thermal_discomfort_kh", "thermal discomfort (K·h occupied outside cat. II)"),
+        ("co2_discomfort_ppmh", "CO2 discomfort (ppm·h above cat. II)"),
+        ("energy_kwh", "energy (kWh)"),
+    ):
+        figures.append(figure(what, f"{shipped[key]}", f"fixed schedule {baseline[key]}"))
     occ = shipped["occupancy"]
     targets = []
     for group, limit, unit in (("small", 2.0, "mae"), ("large", 10.0, "mae_pct")):
@@ -193,10 +221,13 @@ def run(params: Params, workdir: Path) -> Result:
         o = occ[group]
         label = "sessions ≤ 30 people" if group == "small" else "sessions > 30 people"
         value = f"{o['mae']} people ({o['mae_pct']} %)"
-        figures.append(figure(f"occupancy MAE, {label}", value,
-                              f"CO2 threshold {o['threshold_mae']} ({o['threshold_mae_pct']} %)"))  # fmt: skip
-        targets.append(target(f"occupancy MAE {label} ≤ {limit:g}{' %' if unit == 'mae_pct' else ''}",
-                              o[unit] <= limit, value))  # fmt: skip
+        settled = occ.get(f"settled {group}", {})
+        figures.append(figure(
+            f"occupancy MAE, {label}", value,
+            f"CO2 threshold {o['threshold_mae']} ({o['threshold_mae_pct']} %); settled "
+            f"{settled.get('mae')} ({settled.get('mae_pct')} %)"))  # fmt: skip
+        bound = f"{limit:g}" + (" %" if unit == "mae_pct" else " people")
+        targets.append(target(f"occupancy MAE {label} ≤ {bound}", o[unit] <= limit, value))
     out["figures"], out["targets"] = figures, targets
     return out
 

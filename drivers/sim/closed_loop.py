@@ -58,11 +58,15 @@ def actuation_of(
     relays: Iterable[tuple[str, float, bool]], profile: RoomProfile, heating_cop: float = 1.0
 ) -> Actuation:
     """What a set of relays (kind, rated electric W, on) does to the room. Heating delivers its
-    rated power (resistive, COP 1 unless told); cooling removes rated × the profile's COP; each
-    ventilation or fan relay on is one more stage."""
+    rated power (resistive, COP 1 unless told); cooling removes rated × the profile's COP. Fan
+    and ventilation relays are the stages in their order (low, high: a two-speed fan has one
+    relay per speed, and the ventilation control switches only one on): the stage is that of
+    the highest one on."""
     heat = cool = electric = lights_w = 0.0
-    stages, lights = 0, False
+    stages, fans, lights = 0, 0, False
     for kind, rated, on in relays:
+        if kind in ("fan", "ventilation"):
+            fans += 1
         if not on:
             continue
         if kind == "light":
@@ -74,7 +78,7 @@ def actuation_of(
         elif kind == "cool":
             cool += rated * profile.cooling_cop
         elif kind in ("fan", "ventilation"):
-            stages += 1
+            stages = fans
     return Actuation(heat, cool, electric, stages, lights, lights_w)
 
 
