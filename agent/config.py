@@ -23,6 +23,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
 
 from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
+from agent.room_config import SECTIONS as ROOM_SECTIONS
+from agent.room_config import parse_room
 from drivers import DRIVERS
 
 CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilation", "scenes")
@@ -134,6 +136,8 @@ class Config:
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     ble: BleConfig = field(default_factory=BleConfig)
     registration: Optional[RegistrationConfig] = None
+    room: Any = None  # agent.room_config.RoomConfig: [room], for comfort/occupancy/sessions
+    sessions: tuple[Any, ...] = ()  # agent.sessions.Session from [[sessions]]
 
 
 T = TypeVar("T")
@@ -320,9 +324,14 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         ble_measures={d.name: d.quantities for d in ble.devices},
     )
     remote = _parse_remote(root.table("remote_config"), resolve)
+    root.used.update(ROOM_SECTIONS)
+    room, sessions = parse_room(
+        data, lambda key, message: ConfigError(file, key, message), devices,
+        [v.name for v in control.ventilation], control.timezone,
+    )  # fmt: skip
     root.finish()
     return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
-                  registration)  # fmt: skip
+                  registration, room, sessions)  # fmt: skip
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:

@@ -82,11 +82,11 @@ def actuation_of(
     return Actuation(heat, cool, electric, stages, lights, lights_w)
 
 
-def demo_sessions(start: float, days: int = 2) -> list[Attendance]:
+def demo_sessions(start: float, days: int = 7, people: int = 10) -> list[Attendance]:
     """--simulate's calendar: a six-minute meeting every ten minutes, so a demo shows the room
     react within minutes (motion, lights, CO2 rising, the fan coming on and CO2 falling)."""
     first = start - start % 600.0
-    return [Attendance(first + i * 600.0, first + i * 600.0 + 360.0, 10)
+    return [Attendance(first + i * 600.0, first + i * 600.0 + 360.0, people)
             for i in range(days * 144)]  # fmt: skip
 
 

@@ -148,3 +148,21 @@ def absolute_humidity(t: float, rh: float, pressure_hpa: float = 1013.25) -> flo
 def relative_humidity(t: float, w: float, pressure_hpa: float = 1013.25) -> float:
     e = w * pressure_hpa / (0.622 + w)
     return max(0.0, min(100.0, 100.0 * e / saturation_vapour_pressure(t)))
+
+
+def scaled_profile(
+    volume_m3: float, seats: int, stage_airflow_m3h: tuple[float, ...], infiltration_ach: float
+) -> RoomProfile:
+    """A room of this volume shaped like the meeting room (3 m high, its envelope scaled by
+    floor area): what --simulate runs for a config's [room] when nothing more is known."""
+    base = PROFILES["meeting"]
+    k = volume_m3 / base.volume_m3
+    return RoomProfile(
+        name=f"{volume_m3:g} m³ room", volume_m3=volume_m3, floor_m2=base.floor_m2 * k,
+        seats=seats or max(1, round(base.seats * k)), glazing_w_k=base.glazing_w_k * k,
+        opaque_w_k=base.opaque_w_k * k, solar_aperture_m2=base.solar_aperture_m2 * k,
+        infiltration_ach=infiltration_ach,
+        stage_airflow_m3h=stage_airflow_m3h or tuple(f * k for f in base.stage_airflow_m3h),
+        base_load_w=base.base_load_w * k, light_lux=base.light_lux,
+        daylight_factor=base.daylight_factor,
+    )  # fmt: skip
