@@ -91,9 +91,19 @@ class RoomService:
         except CalendarError as e:
             log.warning("%s (keeping the sessions read before)", e)
 
+    def _zone_presence(self, seen: Optional[bool]) -> Optional[bool]:
+        """Before a session (its preheat) an empty room is expected: not a reason to set back."""
+        now = self.agent.clock.time()
+        calendar, preheat = self.monitor.calendar, self.monitor.config.preheat_minutes * 60
+        if calendar.current(now) is None and calendar.wants_comfort(now, preheat):
+            return None
+        return seen
+
     async def _tick(self) -> None:
         agent, c = self.agent, self.monitor.config
         room = agent.room
+        if room is not None:
+            room.zone_presence = self._zone_presence
         present = room.occupied() if room is not None else None
         stage = 0
         if room is not None and c.ventilation in room.ventilation:
