@@ -29,12 +29,14 @@ import random
 from pathlib import Path
 from typing import Any, Optional
 
-from agent.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS
+from agent.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
 from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.control.types import FakeClock
 from agent.control.ventilation import VentilationConfig, VentilationControl
 from agent.occupancy import Co2Occupancy, steady_state_headcount
+from agent.session_report import SessionRecorder
 from agent.sessions import Session, SessionCalendar
+from agent.state_store import StateStore
 from benchmarks.harness import Benchmark, Params, Result, figure, target
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import OUTDOOR_CO2_PPM, PROFILES, WEATHER, WeatherDay
@@ -106,7 +108,12 @@ def fixed_comfort(t: float) -> bool:
     return when.weekday() < 5 and 7 <= when.hour < 22
 
 
-def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
+def simulate(
+    days: int, seed: int, shipped: bool, state_dir: Optional[Path] = None
+) -> dict[str, Any]:
+    """One month under one control. With a state_dir, session reports are kept as the agent
+    keeps them (agent/session_report.py on a state file) and the "agent" restarts half way
+    through every session and once a day at a random time."""
     sessions = month_of_sessions(days, seed)
     calendar = SessionCalendar([Session(s.start, s.end, "", s.people) for s in sessions])
     clock = FakeClock(wall=START, monotonic=0.0)
@@ -130,6 +137,13 @@ def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
         "settled large": [],
     }
     end = START + days * 86400
+    recorder = None
+    reports: list[dict[str, Any]] = []
+    restarts = mid_session = 0
+    next_restart = START + random.Random(seed + 2).uniform(0, 86400)
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        recorder = SessionRecorder(StateStore(state_dir / "sessions.json"))
     while clock.time() < end:
         clock.advance(STEP)
         t = clock.time()
@@ -146,6 +160,21 @@ def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
         # Presence sets back only a session in progress: an empty room before a session is
         # the preheat doing its work, not a reason to stop it.
         in_session = calendar.current(t) is not None
+        if recorder is not None:
+            halfway = any(t - STEP < (x.start + x.end) / 2 <= t for x in sessions)
+            if t >= next_restart or halfway:
+                recorder = SessionRecorder(StateStore(state_dir / "sessions.json"))
+                restarts += 1
+                mid_session += calendar.current(t) is not None
+                if t >= next_restart:
+                    next_restart += 86400 + random.Random(seed + restarts).uniform(-6, 6) * 3600
+            due = recorder.update(t, calendar.current(t), STEP, float(co2),
+                                  grade(env.temperature, co2, OUTDOOR_CO2_PPM, "heating").overall,
+                                  occupancy.estimate(present).people,
+                                  room.physics.state.ledger.electric_j / 3.6e6)  # fmt: skip
+            for ended_at, report in due:
+                reports.append(report)
+                recorder.reported(ended_at)
         wants, _ = zone.update(reading, present if shipped and in_session else None)
         if shipped:
             more, _ = vent.update((float(co2), clock.monotonic()))
@@ -181,6 +210,10 @@ def simulate(days: int, seed: int, shipped: bool) -> dict[str, Any]:
         "energy_kwh": round(ledger.electric_j / 3.6e6, 1),
         "heating_kwh": round(ledger.heating_j / 3.6e6, 1),
         "occupancy": _occupancy_errors(errors),
+        "session_reports": len(reports),
+        "session_reports_distinct": len({r["start"] for r in reports}),
+        "restarts": restarts,
+        "restarts_in_session": mid_session,
     }
 
 
@@ -201,7 +234,7 @@ def _occupancy_errors(errors: dict[str, list[tuple[float, float, float]]]) -> di
 
 def run(params: Params, workdir: Path) -> Result:
     days, seed = int(params["days"]), int(params["seed"])
-    shipped = simulate(days, seed, shipped=True)
+    shipped = simulate(days, seed, shipped=True, state_dir=workdir)
     baseline = simulate(days, seed, shipped=False)
     out: Result = {"shipped": shipped, "baseline": baseline}
     people = shipped["people"] or [0]
@@ -228,6 +261,14 @@ def run(params: Params, workdir: Path) -> Result:
             f"{settled.get('mae')} ({settled.get('mae_pct')} %)"))  # fmt: skip
         bound = f"{limit:g}" + (" %" if unit == "mae_pct" else " people")
         targets.append(target(f"occupancy MAE {label} ≤ {bound}", o[unit] <= limit, value))
+    figures.append(figure(
+        "session reports (agent restarted in every session and daily)", f"{shipped['session_reports']}",
+        f"{shipped['sessions']} sessions, {shipped['restarts']} restarts, "
+        f"{shipped['restarts_in_session']} of them mid-session"))  # fmt: skip
+    targets.append(target(
+        "a report for each session, none lost across restarts",
+        shipped["session_reports_distinct"] == shipped["sessions"] == shipped["session_reports"],
+        f"{shipped['session_reports']} reports for {shipped['sessions']} sessions"))  # fmt: skip
     out["figures"], out["targets"] = figures, targets
     return out
 
