@@ -262,7 +262,8 @@ def run(params: Params, workdir: Path) -> Result:
         bound = f"{limit:g}" + (" %" if unit == "mae_pct" else " people")
         targets.append(target(f"occupancy MAE {label} ≤ {bound}", o[unit] <= limit, value))
     figures.append(figure(
-        "session reports (agent restarted in every session and daily)", f"{shipped['session_reports']}",
+        "session reports (restarts in every session and daily)",
+        f"{shipped['session_reports']}",
         f"{shipped['sessions']} sessions, {shipped['restarts']} restarts, "
         f"{shipped['restarts_in_session']} of them mid-session"))  # fmt: skip
     targets.append(target(
