@@ -14,16 +14,18 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from agent.config_control import RecordError, parse_record, parse_records
+from drivers.ble import FORMATS as DECODER_FORMATS
+from drivers.ble import KEYED_FORMATS as DECODER_KEYED_FORMATS
 
 MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ADAPTER_RE = re.compile(r"^hci[0-9]{1,3}$")
 SCANNING_MODES = ("auto", "passive", "active")
-# The decoder families of drivers.ble (its FORMATS), and "auto" for all of them. Kept here so a
-# config can be checked without importing the decoders; a test keeps the two lists equal.
-FORMATS = ("auto", "bthome", "atc_pvvx", "eddystone", "ruuvi", "ibeacon")
+# The decoder families of drivers.ble, as their format modules declare them, and "auto" for all
+# of them. Importing drivers.ble loads neither bleak nor cryptography.
+FORMATS = ("auto", *DECODER_FORMATS)
 # Formats that can be encrypted with a per-device key.
-KEYED_FORMATS = ("auto", "bthome", "atc_pvvx")
+KEYED_FORMATS = ("auto", *DECODER_KEYED_FORMATS)
 
 
 def normal_mac(value: str) -> str:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # Bluetooth SIG base UUID: bleak names 16-bit service UUIDs in their full 128-bit form.
 _BASE_UUID = "0000{:04x}-0000-1000-8000-00805f9b34fb"
@@ -90,3 +90,39 @@ class DecodedFrame:
         # Read-only, so one decoded frame can be shared by the layers above without copying.
         if not isinstance(self.values, MappingProxyType):
             object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+
+# AD types (Bluetooth Assigned Numbers, "Common Data Types") a format can be found in.
+SERVICE_DATA_16 = 0x16
+MANUFACTURER_DATA = 0xFF
+
+# A decoder takes (address, payload after the UUID or company id, key) and returns a frame,
+# None (not its format: someone else's data under the same id) or raises BLEDecodeError.
+Decoder = Callable[[str, bytes, Optional[bytes]], Optional[DecodedFrame]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a format is found: service data of a 16-bit UUID, or manufacturer data of a
+    company id, optionally followed by fixed bytes (iBeacon's 02 15)."""
+
+    ad_type: int  # SERVICE_DATA_16 or MANUFACTURER_DATA
+    id: int  # the 16-bit UUID or the company id
+    decode: Decoder
+    prefix: bytes = b""
+
+    @property
+    def pattern(self) -> tuple[int, int, bytes]:
+        """The BlueZ advertisement-monitor or-pattern passing this source: (start in the AD
+        structure's data, AD type, bytes); ids are little-endian on the air."""
+        return (0, self.ad_type, self.id.to_bytes(2, "little") + self.prefix)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A decoder family as the config's `format` names it, declared by its format module:
+    the scanner's patterns, the config's choices and the decode order all derive from it."""
+
+    name: str
+    sources: tuple[Source, ...]
+    keyed: bool = False  # may be encrypted with a per-device key
