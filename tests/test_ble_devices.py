@@ -310,10 +310,14 @@ def test_a_ble_device_config(tmp_path: Path) -> None:
     assert ble.active and not config.load(tmp_path / "node.toml").devices
 
 
-def test_the_config_offers_the_decoders_formats() -> None:
-    from drivers.ble import FORMATS as DECODER_FORMATS
-
-    assert set(FORMATS) == {"auto", *DECODER_FORMATS}
+def test_the_config_offers_the_formats_the_decoders_declare() -> None:
+    # One list (drivers.ble.FAMILIES); the new formats are offered, and the keyed ones take a key.
+    assert {"auto", "xiaomi", "bthome_v1", "ruuvi"} <= set(FORMATS)
+    for fmt in ("xiaomi", "bthome_v1", "bthome", "atc_pvvx"):
+        device = BleDeviceConfig(name="t", address=ADDRESS, format=fmt, key=KEY.hex())
+        assert device.key_bytes == KEY
+    with pytest.raises(ValueError, match="never encrypted"):
+        BleDeviceConfig(name="t", address=ADDRESS, format="ruuvi", key=KEY.hex())
 
 
 BAD = [
@@ -322,7 +326,7 @@ BAD = [
     ('key = "231d39c1d7cc1ab1aee224cd096db93g"', "ble.devices[0].key: must be 32 hex digits"),
     ('format = "ibeacon"\nkey = "231d39c1d7cc1ab1aee224cd096db932"',
      "ble.devices[0].key: format 'ibeacon' is never encrypted"),
-    ('format = "xiaomi"', "ble.devices[0].format: must be one of auto, bthome"),
+    ('format = "miflora"', "ble.devices[0].format: must be one of auto, bthome"),
     ("interval = 0.5", "ble.devices[0].interval: must be 1..86400 s, got 0.5"),
     ("unavailable_after = 5", "ble.devices[0].unavailable_after: must be 60 s (the interval)"),
     ("colour = 1", "ble.devices[0].colour: unknown key"),

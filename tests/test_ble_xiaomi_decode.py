@@ -56,7 +56,9 @@ VECTORS = [
 
 
 @pytest.mark.parametrize(
-    ("source", "address", "data", "key", "packet_id", "values"), VECTORS, ids=[v[0] for v in VECTORS]
+    ("source", "address", "data", "key", "packet_id", "values"),
+    VECTORS,
+    ids=[v[0] for v in VECTORS],
 )
 def test_peer_vectors(source, address, data, key, packet_id, values):
     frame = xiaomi(address, data, bytes.fromhex(key) if key else None)
@@ -100,7 +102,9 @@ def test_a_frame_carrying_another_devices_mac_is_not_this_devices():
 
 def test_legacy_encryption_cannot_be_authenticated_and_gives_a_key_error():
     # MiBeacon v3 with the encrypted bit set (frame control 0x3058): any key "decrypts" it.
-    data = bytes.fromhex("5830") + bytes.fromhex("5b0503") + bytes.fromhex("4c94b438c1a4") + bytes(9)
+    data = (
+        bytes.fromhex("5830") + bytes.fromhex("5b0503") + bytes.fromhex("4c94b438c1a4") + bytes(9)
+    )
     with pytest.raises(BLEKeyError, match="no integrity check"):
         xiaomi("A4:C1:38:B4:94:4C", data, LYWSD03_KEY)
 
@@ -108,8 +112,10 @@ def test_legacy_encryption_cannot_be_authenticated_and_gives_a_key_error():
 @pytest.mark.parametrize(
     ("why", "data"),
     [
-        ("no objects (a capability beacon: frame control 0x5830 without bit 6)",
-         bytes.fromhex("30585b0503") + bytes.fromhex("4c94b438c1a4") + b"\x08"),
+        (
+            "no objects (a capability beacon: frame control 0x5830 without bit 6)",
+            bytes.fromhex("30585b0503") + bytes.fromhex("4c94b438c1a4") + b"\x08",
+        ),
         ("mesh", bytes.fromhex("d0305b05034c94b438c1a40d10041001ea01")),
         ("version 1", bytes.fromhex("50105b05034c94b438c1a40d10041001ea01")),
     ],
@@ -134,7 +140,11 @@ def test_truncated_frames_are_malformed(data):
 
 def test_unknown_objects_are_skipped_and_the_rest_read():
     # 0x1010 (formaldehyde, not read) with its length 2, then 0x100D of the LYWSD03MMC vector.
-    data = b"P0[\x05\x03L\x94\xb48\xc1\xa4" + bytes.fromhex("1010027d00") + b"\r\x10\x04\x10\x01\xea\x01"
+    data = (
+        b"P0[\x05\x03L\x94\xb48\xc1\xa4"
+        + bytes.fromhex("1010027d00")
+        + b"\r\x10\x04\x10\x01\xea\x01"
+    )
     assert dict(xiaomi("A4:C1:38:B4:94:4C", data).values) == {"temperature": 27.2, "humidity": 49.0}
 
 
@@ -149,7 +159,9 @@ def sealed_like_lywsd03(counter: int) -> bytes:
     plain = cipher.decrypt(old_nonce, data[11:-7] + data[-4:], b"\x11")
     frame_counter, ext = counter & 0xFF, (counter >> 8).to_bytes(3, "little")
     head = data[:4] + bytes([frame_counter]) + mac_lsb_first
-    sealed = cipher.encrypt(mac_lsb_first + data[2:4] + bytes([frame_counter]) + ext, plain, b"\x11")
+    sealed = cipher.encrypt(
+        mac_lsb_first + data[2:4] + bytes([frame_counter]) + ext, plain, b"\x11"
+    )
     return head + sealed[:-4] + ext + sealed[-4:]
 
 

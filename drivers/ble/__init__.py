@@ -123,6 +123,6 @@ def decode(
 
 
 __all__ = [
-    "FAMILIES", "FORMATS", "KEYED_FORMATS", "KEY_LENGTH", "PATTERNS", "Advertisement", "BLEDecodeError", "BLEKeyError", "DecodedFrame",
-    "decode", "decode_frame", "uuid16",
+    "FAMILIES", "FORMATS", "KEYED_FORMATS", "KEY_LENGTH", "PATTERNS", "Advertisement",
+    "BLEDecodeError", "BLEKeyError", "DecodedFrame", "decode", "decode_frame", "uuid16",
 ]  # fmt: skip

@@ -38,7 +38,14 @@ from drivers.ble.bthome_objects import (
     STEPPED_COMMANDS,
     Kind,
 )
-from drivers.ble.frame import SERVICE_DATA_16, BLEDecodeError, DecodedFrame, Family, Source, mac_bytes
+from drivers.ble.frame import (
+    SERVICE_DATA_16,
+    BLEDecodeError,
+    DecodedFrame,
+    Family,
+    Source,
+    mac_bytes,
+)
 
 FORMAT = "bthome"
 UUID16 = 0xFCD2

@@ -97,10 +97,10 @@ def _objects(payload: bytes) -> tuple[dict[str, Any], list[str], Optional[int]]:
                 packet_id = raw[0]
             continue
         value = _value(spec.kind, value_format, raw, spec.factor, spec.decimals, object_id)
-        if value is None:
-            continue
         count = seen.get(spec.name, 0) + 1
         seen[spec.name] = count
+        if value is None:  # event 0x00 ("none") or unknown: nothing, but it keeps the numbering
+            continue
         name = spec.name if count == 1 else f"{spec.name}_{count}"
         if spec.kind is Kind.DIMMER:
             event, steps = value
