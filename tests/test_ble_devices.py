@@ -117,6 +117,26 @@ def test_encrypted_counter_must_increase_replays_are_refused_and_counted() -> No
     assert rig.counts() == {"readings": 2, "duplicates": 1, "replays": 1}
 
 
+def test_quantities_sent_in_separate_advertisements_make_one_reading() -> None:
+    # Xiaomi's stock firmware sends temperature, humidity and battery in separate
+    # advertisements (the peers' captures in tests/test_ble_xiaomi_decode.py carry one object
+    # each). What authentic frames said between readings is merged under the newest frame.
+    rig = Rig(interval=10.0, key=KEY.hex())
+    rig.hear(sealed(1, 1, temperature=20.0))
+    assert [dict(r.values) for r in rig.tick()[0]] == [{"temperature": 20.0}]
+    rig.hear(sealed(2, 2, humidity=40.0), after=1.0)
+    assert rig.tick() == ([], [])
+    rig.hear(sealed(0, 9, humidity=99.0), after=1.0)  # authentic but older: not kept
+    assert rig.tick() == ([], [])
+    rig.hear(plain(10, voltage=1.0), after=1.0)  # plain, and a key is configured: not kept
+    assert rig.tick() == ([], [])
+    rig.hear(sealed(3, 3, temperature=21.0), after=8.0)
+    readings, _ = rig.tick()
+    assert [dict(r.values) for r in readings] == [{"temperature": 21.0, "humidity": 40.0}]
+    rig.hear(sealed(4, 4, temperature=21.5), after=10.0)  # what was merged is not carried on
+    assert [dict(r.values) for r in rig.tick()[0]] == [{"temperature": 21.5}]
+
+
 def test_a_keyed_device_refuses_plain_frames_and_frames_under_another_key() -> None:
     rig = Rig(interval=1.0, key=KEY.hex())
     rig.hear(plain(1, temperature=20.0))  # anyone can send this
