@@ -24,7 +24,7 @@ from agent.ble.devices import PEEK, DeviceLayer, is_newer
 from agent.ble.scanner import SharedScanner, patterns_for
 from agent.config import ConfigError
 from drivers.sim import ble_frames
-from drivers.sim.ble import BTHomeSensor, SimRadio, advertisement
+from drivers.sim.ble import BTHomeSensor, SimRadio, XiaomiThermometer, advertisement
 
 ADDRESS = "A4:C1:38:00:00:01"
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
@@ -289,6 +289,35 @@ def test_ten_advertisements_a_second_through_the_real_scanner_are_decoded_rarely
     assert 2 <= len(readings) <= 4  # one a second
     # Not one decode per advertisement: one per reading, plus a look for events every PEEK.
     assert decodes <= len(readings) + 3.0 / PEEK + 1 < heard
+
+
+def test_a_stock_xiaomi_thermometer_through_the_real_scanner_gives_whole_readings() -> None:
+    """A simulated LYWSD03MMC on stock firmware (one quantity per encrypted MiBeacon, in turn)
+    every 0.6 s, passively scanned for the xiaomi pattern, the layer ticking every 0.1 s with
+    a 2 s interval: a reading carries all three quantities, merged from separate
+    advertisements (without the merge each reading would carry one)."""
+    key = bytes.fromhex("e9ea895fac7cca6d30532432a516f3a8")
+    sent = {"temperature": 21.3, "humidity": 48.5, "battery": 87.0}
+    sensor = XiaomiThermometer(ADDRESS, lambda: dict(sent), key=key, every=0.6)
+    scanner = SharedScanner(wanted=[ADDRESS], patterns=patterns_for(["xiaomi"]),
+                            backend=SimRadio([sensor]).backend(), stall_timeout=0)  # fmt: skip
+    device = BleDeviceConfig("desk", ADDRESS, 2.0, format="xiaomi", key=key.hex())
+    layer = DeviceLayer([device], scanner.latest)
+    readings: list[Any] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(scanner.run())
+        deadline = time.monotonic() + 30.0
+        while sent not in [dict(r.values) for r in readings] and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            readings.extend(layer.tick()[0])
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    assert sent in [dict(r.values) for r in readings], [dict(r.values) for r in readings]
+    assert all(dict(r.values).items() <= sent.items() for r in readings)
+    assert layer.counts()["desk"].get("replays", 0) == 0
 
 
 # The BLE device config -------------------------------------------------------------------------
