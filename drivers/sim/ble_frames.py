@@ -29,10 +29,13 @@ import uuid as uuid_mod
 from collections.abc import Mapping
 from typing import Optional
 
-BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
-RUUVI_COMPANY = 0x0499
-APPLE_COMPANY = 0x004C
-XIAOMI_UUID = "0000fe95-0000-1000-8000-00805f9b34fb"
+from drivers.ble import bthome, ibeacon, ruuvi, uuid16, xiaomi
+
+# The ids each format module declares (drivers/ble), as bleak keys the data.
+BTHOME_UUID = uuid16(bthome.UUID16)
+RUUVI_COMPANY = ruuvi.RUUVI
+APPLE_COMPANY = ibeacon.APPLE
+XIAOMI_UUID = uuid16(xiaomi.UUID16)
 
 # BTHome v2 object id -> (quantity, struct format of the raw integer, factor). Only what the
 # simulated sensors send; the decoder in drivers/ble has the whole table.
