@@ -29,12 +29,13 @@ import uuid as uuid_mod
 from collections.abc import Mapping
 from typing import Optional
 
-from drivers.ble import bthome, ibeacon, ruuvi, uuid16, xiaomi
+from drivers.ble import bthome, ruuvi, uuid16, xiaomi
+from drivers.ble.ibeacon import APPLE
 
 # The ids each format module declares (drivers/ble), as bleak keys the data.
 BTHOME_UUID = uuid16(bthome.UUID16)
 RUUVI_COMPANY = ruuvi.RUUVI
-APPLE_COMPANY = ibeacon.APPLE
+APPLE_COMPANY = APPLE
 XIAOMI_UUID = uuid16(xiaomi.UUID16)
 
 # BTHome v2 object id -> (quantity, struct format of the raw integer, factor). Only what the
