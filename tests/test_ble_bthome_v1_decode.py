@@ -98,3 +98,45 @@ def test_unknown_object_ids_are_skipped_as_their_length_is_known():
 def test_malformed_objects_are_refused(hex_data: str):
     with pytest.raises(BLEDecodeError, match="bthome_v1"):
         v1(hex_data)
+
+
+def test_encrypted_too_short_is_malformed():
+    with pytest.raises(BLEDecodeError, match="bthome_v1"):
+        decode_frame(ADDRESS, make_adv(service_data={0x181E: ENCRYPTED[-8:]}), KEY)
+
+
+def sealed_v1(counter: int) -> bytes:
+    """The reference vector's plaintext sealed again under its published key with another
+    counter, as the v1 nonce says (MAC, 1E 18, counter; additional data 0x11)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+
+    cipher = AESCCM(KEY, tag_length=4)
+    mac = bytes.fromhex(ADDRESS.replace(":", ""))
+    plain = cipher.decrypt(mac + b"\x1e\x18" + ENCRYPTED[-8:-4], ENCRYPTED[:-8] + ENCRYPTED[-4:],
+                           b"\x11")  # fmt: skip
+    count = counter.to_bytes(4, "little")
+    sealed = cipher.encrypt(mac + b"\x1e\x18" + count, plain, b"\x11")
+    return sealed[:-4] + count + sealed[-4:]
+
+
+def test_replayed_frames_are_refused_by_the_device_layer():
+    from agent.ble.config import BleDeviceConfig
+    from agent.ble.devices import DeviceLayer
+
+    now = [1000.0]
+    latest: dict = {}
+    config = BleDeviceConfig(name="lab", address=ADDRESS, interval=1.0, format="bthome_v1",
+                             key=KEY.hex())  # fmt: skip
+    layer = DeviceLayer([config], latest, clock=lambda: now[0])
+
+    def hear(frame: bytes) -> list:
+        now[0] += 2.0
+        latest[ADDRESS] = (make_adv(service_data={0x181E: frame}), now[0])
+        return layer.tick()[0]
+
+    original = int.from_bytes(ENCRYPTED[-8:-4], "little")
+    assert [r.values for r in hear(sealed_v1(original + 1))] == [
+        {"temperature": 25.06, "humidity": 50.55}
+    ]
+    assert hear(ENCRYPTED) == []  # authentic, but its counter is older: a replay
+    assert layer.counts()["lab"] == {"readings": 1, "replays": 1}
