@@ -7,6 +7,8 @@ MAC, counter, service data) is the encrypted case. Objects added to the spec aft
 stored page (0x60-0x64, bthome.io PRs #55, #62, #68, #71) are built by hand from their
 documented type and factor; the arithmetic is in the comments. Names and units are ours
 (docs/ble.md): where BTHome sends lb, mm or mL, the expected value is converted by hand.
+The cases at the end follow the page at 0cf388b (2026-04-30): 0x65 settings revision and the
+0x3B command event, with the page's own examples, and Shelly's documented 0xFE hold.
 """
 
 from __future__ import annotations
