@@ -186,3 +186,10 @@ def test_replayed_frames_are_refused_by_the_device_layer():
     assert [r.values for r in hear(newer)] == [{"humidity": 46.7}]
     assert hear(data) == []  # authentic, but its counter is older: a replay
     assert layer.counts()["office"]["replays"] == 1
+
+
+def test_another_xiaomi_products_objects_give_no_values():
+    # xiaomi-ble test_Xiaomi_XMMF01JQD (a Mi Magic Cube, address E2:53:30:E6:D3:54): object
+    # 0x1001, a button event we do not read, on the same UUID. No values, so no reading.
+    frame = xiaomi("E2:53:30:E6:D3:54", b"P0\xe1\x04\x8eT\xd3\xe60S\xe2\x01\x10\x03\x01\x00\x00")
+    assert frame.packet_id == 0x8E and dict(frame.values) == {}
