@@ -50,7 +50,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         try:
             cfg = _load(path)
         except ConfigError as e:
-            print(f"✗ {e}", file=sys.stderr)
+            for error in e.errors:  # every problem, one line each
+                print(f"✗ {error}", file=sys.stderr)
             status = EXIT_CONFIG
             continue
         print(
@@ -326,7 +327,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as e:  # any command's config: the file, the key and what is wrong
-        print(f"roomagent: {e}", file=sys.stderr)
+        for error in e.errors:
+            print(f"roomagent: {error}", file=sys.stderr)
         return EXIT_CONFIG
 
 

@@ -59,7 +59,11 @@ def check_config(path: Path) -> tuple[Result, Optional[Config]]:
             fix = "run the doctor as root (sudo): the config belongs to the service"
         else:
             fix = "correct that line of the config, then run roomagent check-config on it"
-        return failed("config", str(e), fix), None
+        more = len(e.errors) - 1
+        detail = str(e.errors[0]) + (
+            f" (and {more} more: roomagent check-config {path} lists them all)" if more else ""
+        )
+        return failed("config", detail, fix), None
     c = cfg.control
     detail = (
         f"{path} is valid: node {cfg.node.id!r}, {len(cfg.devices)} sensors, "
