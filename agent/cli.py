@@ -18,6 +18,7 @@ from agent.config import Config, ConfigError
 EXIT_CONFIG = 2
 EXIT_HARDWARE = 1
 EXIT_BUFFER = 3  # the buffer cannot be opened: state directory missing or unwritable
+EXIT_LOCKED = 4  # another agent runs on this node's state directory
 # Where the installer puts the node's config; scan-i2c and read use it when --config is omitted.
 DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
 
@@ -79,6 +80,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _override(cfg, args.broker, args.state_dir)
 
     cfg = prepare(_load(args.config))
+    from agent.node_lock import NodeLock, StateDirLocked, StateDirUnusable
+
+    # One agent per state directory, taken before any hardware or the buffer is touched; the
+    # lock lives as long as this process.
+    try:
+        lock = NodeLock(cfg.node.state_dir).acquire()
+    except StateDirLocked as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StateDirUnusable as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_BUFFER
     # A config pushed from the central side since the file was last edited, if any.
     cfg, origin = effective(cfg)
     if origin != "file":
@@ -101,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OutboxError as e:
         print(f"roomagent: {e}", file=sys.stderr)
         return EXIT_BUFFER
+    finally:
+        lock.release()
     return 0
 
 

@@ -117,7 +117,8 @@ def test_a_misspelt_required_key_is_named_as_the_typo(tmp_path: Path) -> None:
 def test_unknown_keys_and_values_offer_the_near_one(tmp_path: Path) -> None:
     text = (HEAD + '[broker]\nprot = 1883\n[[devices]]\ndriver = "sht4"\ninterval = 5\n'
             '[[relays]]\nname = "fan"\npin = 17\nknd = "fan"\n'
-            '[[zones]]\nname = "z"\nsensor = "sht4x"\ncomfort = 21\neco = 17\nboost = 23\nheat = ["fan"]\n'
+            '[[zones]]\nname = "z"\nsensor = "sht4x"\ncomfort = 21\neco = 17\nboost = 23\n'
+            'heat = ["fan"]\n'
             'schedule = ["monday-fri 07:00 comfort"]\n')  # fmt: skip
     found = problems(tmp_path, text)
     assert "broker.prot: unknown key 'prot' - did you mean 'port'?" in found
