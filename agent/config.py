@@ -228,6 +228,7 @@ class _Table:
         value = self.data[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        problem: Optional[str]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             problem = f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}"
         else:
