@@ -70,3 +70,28 @@ def test_a_closed_pipe_gives_no_traceback() -> None:
     err = proc.stderr.read().decode()
     proc.wait(60)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(REPO / "scripts" / name), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_demo_script_has_help_and_refuses_bad_arguments() -> None:
+    shown = script("demo.sh", "--help")
+    assert shown.returncode == 0 and "scripts/demo.sh [--seconds N]" in shown.stdout
+    for argv, words in ((["--seconds"], "--seconds needs a whole number"),
+                        (["--seconds", "soon"], "--seconds needs a whole number"),
+                        (["--bogus"], "unknown argument '--bogus'")):  # fmt: skip
+        result = script("demo.sh", *argv)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+        assert "unbound variable" not in result.stderr and "==>" not in result.stdout
+
+
+def test_test_script_has_help_and_refuses_bad_arguments() -> None:
+    shown = script("test.sh", "--help")
+    assert shown.returncode == 0 and "scripts/test.sh [--python PYTHON]" in shown.stdout
+    for argv, words in ((["--python"], "--python needs an interpreter"),
+                        (["-x"], "pytest's own options go after --")):  # fmt: skip
+        result = script("test.sh", *argv)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
