@@ -149,11 +149,11 @@ def render(results: Sequence[Result], heading: str) -> str:
             lines.append(f"  {'':<{width}}  fix: {r.fix}")
     bad = sum(1 for r in results if r.ok is False)
     lines.append("")
-    if bad:
+    if bad:  # one line: what failed, and what to do
+        failed_names = ", ".join(r.name for r in results if r.ok is False)
         lines.append(
-            f"{bad} of {sum(1 for r in results if r.ok is not None)} checks failed. "
-            "Fix them from the top (a later one often follows from an earlier one), "
-            "then run roomagent doctor again."
+            f"{bad} of {sum(1 for r in results if r.ok is not None)} checks failed "
+            f"({failed_names}): fix them from the top, then run roomagent doctor again."
         )
     else:
         lines.append("All checks passed.")
