@@ -23,7 +23,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
 
 from agent import header
 from agent.ble.config import BleConfig, parse_ble
-from agent.config_control import NAME_RE, ControlConfig, Problems, parse_control
+from agent.config_control import NAME_RE, ControlConfig, parse_control
+from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
 from agent.suggest import hint
 from drivers import DRIVERS
 
@@ -33,59 +34,6 @@ RESERVED_DEVICE_NAMES = frozenset({"agent"})
 DEFAULT_STATE_DIR = Path("/var/lib/roomagent")
 # Where the installer puts the node's config; the installers' commands use it without --config.
 DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
-
-
-class ConfigError(Exception):
-    def __init__(self, file: str, key: str, message: str) -> None:
-        self.file, self.key, self.message = file, key, message
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
-
-    @property
-    def errors(self) -> list[ConfigError]:
-        """Every problem found (ConfigErrors holds several); each prints as one line."""
-        return [self]
-
-
-class ConfigErrors(ConfigError):
-    """Several problems in one config, all found in one pass; the first gives file, key and
-    message, str() is one line per problem."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        first = errors[0]
-        super().__init__(first.file, first.key, first.message)
-        self._errors = errors
-        self.args = ("\n".join(str(e) for e in errors),)
-
-    @property
-    def errors(self) -> list[ConfigError]:
-        return list(self._errors)
-
-
-class _Collector:
-    """Runs independent parts of a parse, keeping every ConfigError so all are reported."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.errors: list[ConfigError] = []
-
-    def run(self, part: Callable[[], T], fallback: Any = None) -> Any:
-        try:
-            return part()
-        except ConfigError as e:
-            self.add(*e.errors)
-        except Problems as p:
-            self.add(*(e for e in p.errors if isinstance(e, ConfigError)))
-        return fallback
-
-    def add(self, *errors: ConfigError) -> None:
-        seen = {str(e) for e in self.errors}
-        self.errors.extend(e for e in errors if str(e) not in seen)
-
-    def raise_if_any(self) -> None:
-        if len(self.errors) == 1:
-            raise self.errors[0]
-        if self.errors:
-            raise ConfigErrors(self.errors)
 
 
 @dataclass(frozen=True)
@@ -262,14 +210,6 @@ class _Table:
             raise ConfigErrors(errors)
 
 
-def unknown_key(key: str, known: Any) -> str:
-    """The problem of an unknown key: the near known key if there is one, else all of them."""
-    near = hint(key, known)
-    if near:
-        return f"unknown key {key!r}{near}"
-    return f"unknown key (known keys here: {', '.join(sorted(known))})"
-
-
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
                list: "a list", dict: "a table"}  # fmt: skip
 
@@ -352,7 +292,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     """Validates loaded TOML. Independent parts are checked even when one fails, so every
     problem is reported at once (ConfigErrors); checks across parts run on the parts that
     parsed."""
-    found = _Collector(file)
+    found = Collector(file)
     root = _Table(data, "", file)
 
     def resolve(p: str) -> Path:
