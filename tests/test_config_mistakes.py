@@ -117,6 +117,7 @@ def test_a_misspelt_required_key_is_named_as_the_typo(tmp_path: Path) -> None:
 def test_unknown_keys_and_values_offer_the_near_one(tmp_path: Path) -> None:
     text = (HEAD + '[broker]\nprot = 1883\n[[devices]]\ndriver = "sht4"\ninterval = 5\n'
             '[[relays]]\nname = "fan"\npin = 17\nknd = "fan"\n'
+            '[[inputs]]\nname = "pir"\npin = 22\nkind = "motoin"\n'
             '[[zones]]\nname = "z"\nsensor = "sht4x"\ncomfort = 21\neco = 17\nboost = 23\n'
             'heat = ["fan"]\n'
             'schedule = ["monday-fri 07:00 comfort"]\n')  # fmt: skip
@@ -125,6 +126,8 @@ def test_unknown_keys_and_values_offer_the_near_one(tmp_path: Path) -> None:
     assert any(f.startswith("devices[0].driver: unknown driver 'sht4' - did you mean 'sht4x'?")
                for f in found)  # fmt: skip
     assert "relays[0].knd: unknown key 'knd' - did you mean 'kind'?" in found
+    assert any(f.startswith("inputs[0].kind: must be one of") and "did you mean 'motion'?" in f
+               for f in found), found  # fmt: skip
     assert any("unknown day 'monday' - did you mean 'mon'?" in f for f in found), found
 
 
