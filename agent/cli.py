@@ -199,9 +199,11 @@ def cmd_read(args: argparse.Namespace) -> int:
     by_name = {d.name: d for d in cfg.devices}
     device = by_name.get(args.device)
     if device is None:
+        from agent.suggest import hint
+
         known = ", ".join(by_name) or "none"
-        print(f"roomagent: no device {args.device!r} in {cfg.source} (devices: {known})",
-              file=sys.stderr)  # fmt: skip
+        print(f"roomagent: no device {args.device!r} in {cfg.source}{hint(args.device, by_name)}"
+              f" (devices: {known})", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
     hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate)
 

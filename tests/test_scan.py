@@ -115,3 +115,4 @@ def test_read_cli_names_the_devices_when_one_is_unknown() -> None:
     result = roomagent("read", "clmate", "--config", DEMO)
     assert result.returncode == 2
     assert "no device 'clmate'" in result.stderr and "climate, co2, voc" in result.stderr
+    assert "did you mean 'climate'?" in result.stderr
