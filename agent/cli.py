@@ -116,7 +116,9 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     devices = cfg.devices if cfg else ()
     simulate = args.simulate or bool(cfg and cfg.node.simulate)
     hardware = Hardware(devices, simulate)
-    numbers = [args.bus] if args.bus is not None else sorted({d.bus for d in devices} or {1})
+    numbers = [args.bus] if args.bus is not None else sorted(
+        {d.bus for d in devices if isinstance(d.bus, int)} or {1}
+    )
     status = 0
     try:
         for number in numbers:
@@ -174,7 +176,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"roomagent: no device {args.device!r} in {cfg.source} (devices: {known})",
               file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate)
+    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate, cfg.modbus)
 
     def measure(d: config_mod.DeviceConfig, compensation: dict[str, float]) -> dict[str, float]:
         driver = DRIVERS[d.driver](hardware.bus(d.bus), d.address, **d.options)

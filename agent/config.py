@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
 
 from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
+from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
 from drivers import DRIVERS
 
 CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilation", "scenes")
@@ -72,7 +73,7 @@ class DeviceConfig:
     name: str
     driver: str
     interval: float
-    bus: int = 1
+    bus: Union[int, str] = 1  # an I2C bus number, or a Modbus meter's [[modbus]] line name
     address: Optional[int] = None
     timeout: float = 10.0
     # Consecutive failed readings before the device is published as unavailable.
@@ -134,6 +135,8 @@ class Config:
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     ble: BleConfig = field(default_factory=BleConfig)
     registration: Optional[RegistrationConfig] = None
+    modbus: tuple[ModbusLineConfig, ...] = ()
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
 
 
 T = TypeVar("T")
@@ -308,6 +311,10 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     devices = tuple(_parse_device(d, i, file) for i, d in enumerate(raw_devices))
     _check_unique(devices, file)
     _check_compensation(devices, file)
+    root.used.add("modbus")
+    modbus = parse_modbus(data.get("modbus"), devices, lambda k, m: ConfigError(file, k, m))
+    root.used.add("energy")
+    energy = parse_energy(data.get("energy"), lambda k, m: ConfigError(file, k, m))
     root.used.add("ble")
     ble = parse_ble(data.get("ble"), lambda key, message: ConfigError(file, key, message))
     _check_ble_names(devices, ble, file)
@@ -322,7 +329,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     remote = _parse_remote(root.table("remote_config"), resolve)
     root.finish()
     return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
-                  registration)  # fmt: skip
+                  registration, modbus, energy)  # fmt: skip
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
@@ -463,7 +470,9 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
     name = t.get("name", str, driver, check=_name)
     if name in RESERVED_DEVICE_NAMES:
         raise t.error("name", f"{name!r} is reserved for the agent's own state topic")
-    address = t.get("address", int, None, check=_between(0x03, 0x77))
+    meter = getattr(DRIVERS[driver], "transport", "i2c") == "modbus"
+    # A Modbus meter's address is its unit id (1..247), its bus a [[modbus]] line's name.
+    address = t.get("address", int, None, check=_between(1, 247) if meter else _between(0x03, 0x77))
     options_t = t.table("options")
     try:
         DRIVERS[driver].validate_options(options_t.data)
@@ -478,7 +487,7 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         name=name,
         driver=driver,
         interval=interval,
-        bus=t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
+        bus=t.get("bus", str) if meter else t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
         address=address,
         timeout=_timeout(t, driver, options_t.data),
         unavailable_after=t.get(
@@ -550,7 +559,7 @@ def _check_ble_names(devices: tuple[DeviceConfig, ...], ble: BleConfig, file: st
 
 def _check_unique(devices: tuple[DeviceConfig, ...], file: str) -> None:
     names: dict[str, int] = {}
-    wires: dict[tuple[int, int], int] = {}
+    wires: dict[tuple[Any, int], int] = {}
     for i, d in enumerate(devices):
         if d.name in names:
             raise ConfigError(

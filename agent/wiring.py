@@ -113,7 +113,7 @@ def supplies(cfg: Config) -> list[Supply]:
 def _labels(cfg: Config) -> dict[int, str]:
     """Physical pin -> a short label for the header drawing."""
     labels: dict[int, str] = {}
-    for bus in sorted({d.bus for d in cfg.devices}):
+    for bus in sorted({d.bus for d in cfg.devices if isinstance(d.bus, int)}):
         for gpio, line in zip(header.I2C_BUS_PINS.get(bus, ()), ("SDA", "SCL")):
             labels[_pin(gpio)] = f"I2C bus {bus} {line}"
     for k, r in enumerate(cfg.control.relays, start=1):
@@ -199,7 +199,7 @@ def render(cfg: Config) -> str:
         rows = [[str(_pin(i.pin)), f"GPIO{i.pin}", i.name, i.kind, _input_wire(i, _pin(i.pin))]
                 for i in c.inputs]  # fmt: skip
         parts += _table(["Pin", "GPIO", "Input", "Kind", "Wiring"], rows)
-    for bus in sorted({d.bus for d in cfg.devices}):
+    for bus in sorted({d.bus for d in cfg.devices if isinstance(d.bus, int)}):
         pins = header.I2C_BUS_PINS.get(bus)
         where = (f"SDA pin {_pin(pins[0])}, SCL pin {_pin(pins[1])}" if pins else
                  "SDA and SCL on the pins of the dtoverlay that makes this bus")  # fmt: skip

@@ -39,6 +39,7 @@ class ModbusGeneric(ModbusMeter):
     name: ClassVar[str] = "modbus_generic"
     quantities: ClassVar[tuple[str, ...]] = meter_quantities()
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
+        **ModbusMeter.options_schema,
         "registers": (list, []),
         "word_order": (str, "big"),
         "max_registers": (int, MAX_READ_REGISTERS),  # some meters refuse long reads
@@ -46,7 +47,6 @@ class ModbusGeneric(ModbusMeter):
 
     def __init__(self, bus: Any, address: Optional[int] = None, **kwargs: Any) -> None:
         # The map must be known before the base class groups it into reads.
-        self.options = {}
         self._map = _parse_map(kwargs)
         super().__init__(bus, address, **kwargs)
 
@@ -58,7 +58,7 @@ class ModbusGeneric(ModbusMeter):
         return self._map
 
     @classmethod
-    def measured(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+    def map_quantities(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(f.quantity for f in _parse_map(options))
 
     @classmethod
@@ -84,11 +84,14 @@ def _parse_map(options: Mapping[str, Any]) -> tuple[Field, ...]:
             raise ValueError(f"{where}: must be a table {{ quantity, address, type, ... }}")
         unknown = sorted(set(r) - set(REGISTER_KEYS))
         if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(REGISTER_KEYS)})")
+            raise ValueError(
+                f"{where}.{unknown[0]}: unknown key (known: {', '.join(REGISTER_KEYS)})"
+            )
         quantity = r.get("quantity")
         if quantity not in QUANTITIES or not QUANTITIES[quantity].meter:
             raise ValueError(
-                f"{where}.quantity: must be one of {', '.join(meter_quantities())}, got {quantity!r}"
+                f"{where}.quantity: must be one of {', '.join(meter_quantities())}, "
+                f"got {quantity!r}"
             )
         if quantity in seen:
             raise ValueError(f"{where}.quantity: {quantity!r} is listed twice")
@@ -100,7 +103,9 @@ def _parse_map(options: Mapping[str, Any]) -> tuple[Field, ...]:
             raise ValueError(f"{where}.type: must be one of {', '.join(TYPES)}, got {kind!r}")
         function = r.get("function", 4)
         if function not in FUNCTIONS:
-            raise ValueError(f"{where}.function: must be 3 (holding) or 4 (input), got {function!r}")
+            raise ValueError(
+                f"{where}.function: must be 3 (holding) or 4 (input), got {function!r}"
+            )
         scale = r.get("scale", 1.0)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale == 0:
             raise ValueError(f"{where}.scale: must be a non-zero number, got {scale!r}")

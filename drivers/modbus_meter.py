@@ -39,6 +39,12 @@ class ModbusMeter(Driver):
     # How the meter leaves the factory; a line without its own settings takes these.
     factory_serial: ClassVar[SerialSettings] = MODBUS_SERIAL_DEFAULT
     vendor_document: ClassVar[str] = ""
+    # The circuit's relays (agent.modbus.energy checks the draw against them) and the draw
+    # below which the circuit counts as idle (a contactor coil, a standby supply).
+    options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
+        "circuit_relays": (list, []),
+        "idle_w": (float, 5.0),
+    }
 
     def __init__(self, bus: Any, address: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(bus, address, **kwargs)
@@ -46,6 +52,15 @@ class ModbusMeter(Driver):
 
     def register_map(self) -> tuple[Field, ...]:
         return self.fields
+
+    @classmethod
+    def measured(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        quantities = cls.map_quantities(options)
+        return (*quantities, "co2e") if "energy_import" in quantities else quantities
+
+    @classmethod
+    def map_quantities(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        return cls.quantities
 
     @classmethod
     def worst_read_time(cls, options: Mapping[str, Any]) -> float:

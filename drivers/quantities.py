@@ -22,6 +22,7 @@ class Unit(str, enum.Enum):
     WATT = "W"
     HERTZ = "Hz"
     KILOWATT_HOUR = "kWh"
+    KILOGRAM = "kg"
     NONE = ""  # an index on a scale of its own (Sensirion's VOC index: 1..500, 100 = typical)
 
 
@@ -62,6 +63,8 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("frequency", Unit.HERTZ, 40.0, 70.0, 2, meter=True),
         Quantity("energy_import", Unit.KILOWATT_HOUR, 0.0, 1.0e9, 3, True, True),
         Quantity("energy_export", Unit.KILOWATT_HOUR, 0.0, 1.0e9, 3, True, True),
+        # Emissions of a meter's imported energy at the grid's factor ([energy] grid_factor).
+        Quantity("co2e", Unit.KILOGRAM, 0.0, 1.0e9, 3, total_increasing=True),
         *(
             Quantity(f"{name}_l{phase}", unit, lo, hi, decimals, meter=True)
             for name, unit, lo, hi, decimals in (

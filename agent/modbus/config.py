@@ -59,13 +59,16 @@ def parse_modbus(raw: Any, devices: Sequence[Any], error: Error) -> tuple[Modbus
     meters = {i: d for i, d in enumerate(devices) if _is_meter(d.driver)}
     lines = []
     for i, table in enumerate(raw):
-        on_line = [d for d in meters.values() if isinstance(table, dict)
-                   and d.bus == table.get("name")]  # fmt: skip
+        on_line = [
+            d for d in meters.values() if isinstance(table, dict) and d.bus == table.get("name")
+        ]
         lines.append(_parse_line(table, f"modbus[{i}]", on_line, error))
     names = [line.name for line in lines]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise error(f"modbus[{i}].name", f"{name!r} is already used by modbus[{names.index(name)}]")
+            raise error(
+                f"modbus[{i}].name", f"{name!r} is already used by modbus[{names.index(name)}]"
+            )
     for i, d in meters.items():
         if d.bus not in names:
             known = ", ".join(repr(n) for n in names) or "none: add a [[modbus]] table"
@@ -114,31 +117,36 @@ def _parse_line(t: Any, path: str, meters: Sequence[Any], error: Error) -> Modbu
     default = _factory_default(meters, path, t, error)
     baudrate = get("baudrate", int, default.baudrate)
     if baudrate not in BAUDRATES:
-        raise error(f"{path}.baudrate", f"must be one of {', '.join(map(str, BAUDRATES))}, "
-                    f"got {baudrate}")  # fmt: skip
+        raise error(
+            f"{path}.baudrate", f"must be one of {', '.join(map(str, BAUDRATES))}, got {baudrate}"
+        )
     parity = get("parity", str, default.parity)
     if parity not in PARITIES:
         raise error(f"{path}.parity", f"must be 'N', 'E' or 'O', got {parity!r}")
     stopbits = get("stopbits", int, default.stopbits)
     if stopbits not in (1, 2):
         raise error(f"{path}.stopbits", f"must be 1 or 2, got {stopbits}")
-    return ModbusLineConfig(name, serial=serial, baudrate=baudrate, parity=parity,
-                            stopbits=stopbits, timeout=timeout)  # fmt: skip
+    return ModbusLineConfig(
+        name, serial=serial, baudrate=baudrate, parity=parity, stopbits=stopbits, timeout=timeout
+    )
 
 
-def _factory_default(meters: Sequence[Any], path: str, t: Mapping[str, Any], error: Error) -> \
-        SerialSettings:  # fmt: skip
+def _factory_default(
+    meters: Sequence[Any], path: str, t: Mapping[str, Any], error: Error
+) -> SerialSettings:
     """The settings the line's meters leave the factory with; when they differ, the line must
     say which it uses (the meters must then be set to it from their front panel)."""
-    settings = {getattr(DRIVERS[d.driver], "factory_serial", MODBUS_SERIAL_DEFAULT)
-                for d in meters}  # fmt: skip
+    settings = {getattr(DRIVERS[d.driver], "factory_serial", MODBUS_SERIAL_DEFAULT) for d in meters}
     if len(settings) <= 1:
         return next(iter(settings), MODBUS_SERIAL_DEFAULT)
     if all(k in t for k in ("baudrate", "parity", "stopbits")):
         return MODBUS_SERIAL_DEFAULT  # unused: all three are given
     shown = "; ".join(sorted(f"{s.baudrate} {s.parity} {s.stopbits}" for s in settings))
-    raise error(path, f"its meters leave the factory with different settings ({shown}): set "
-                "baudrate, parity and stopbits, and the same on every meter")  # fmt: skip
+    raise error(
+        path,
+        f"its meters leave the factory with different settings ({shown}): set "
+        "baudrate, parity and stopbits, and the same on every meter",
+    )
 
 
 def _host_port(value: str, key: str, error: Error) -> tuple[str, int]:
@@ -149,3 +157,28 @@ def _host_port(value: str, key: str, error: Error) -> tuple[str, int]:
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise error(key, f'must be "host:port" (port 1..65535, default 502), got {value!r}')
     return host, int(port)
+
+
+# g CO2e per kWh drawn from Italy's grid: see docs/energy.md for the source and year.
+ITALY_GRID_G_PER_KWH = 250.0
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """The `[energy]` table: what a kWh from the grid emits, for the meters' CO2e."""
+
+    grid_factor: float = ITALY_GRID_G_PER_KWH  # g CO2e/kWh
+
+
+def parse_energy(raw: Any, error: Error) -> EnergyConfig:
+    if raw is None:
+        return EnergyConfig()
+    if not isinstance(raw, dict):
+        raise error("energy", "must be a table")
+    unknown = sorted(set(raw) - {"grid_factor"})
+    if unknown:
+        raise error(f"energy.{unknown[0]}", "unknown key (known keys here: grid_factor)")
+    factor = raw.get("grid_factor", EnergyConfig.grid_factor)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor <= 2000:
+        raise error("energy.grid_factor", f"must be 0..2000 g CO2e/kWh, got {factor!r}")
+    return EnergyConfig(float(factor))

@@ -96,15 +96,22 @@ class ModbusLine:
         from pymodbus.client import ModbusSerialClient, ModbusTcpClient  # only with a line
 
         c = self.config
+        client: Any
         if c.kind == "serial":
             assert self.port is not None
             client = ModbusSerialClient(
-                self.port, baudrate=c.baudrate, parity=c.parity, stopbits=c.stopbits,
-                bytesize=8, timeout=c.timeout, retries=0,
-            )  # fmt: skip
+                self.port,
+                baudrate=c.baudrate,
+                parity=c.parity,
+                stopbits=c.stopbits,
+                bytesize=8,
+                timeout=c.timeout,
+                retries=0,
+            )
         else:
-            client = ModbusTcpClient(self.endpoint[0], port=self.endpoint[1], timeout=c.timeout,
-                                     retries=0)  # fmt: skip
+            client = ModbusTcpClient(
+                self.endpoint[0], port=self.endpoint[1], timeout=c.timeout, retries=0
+            )
         client.recv = self._recording(client.recv)
         if not client.connect():
             client.close()
@@ -114,8 +121,10 @@ class ModbusLine:
 
     def _cannot_open(self) -> str:
         if self.config.kind == "serial":
-            return (f"cannot open {self.port}: check the adapter is plugged in and the user is in "
-                    "group dialout (roomagent doctor)")  # fmt: skip
+            return (
+                f"cannot open {self.port}: check the adapter is plugged in and the user is in "
+                "group dialout (roomagent doctor)"
+            )
         return f"cannot connect to {self.where()}: check the gateway's address, power and network"
 
     def read_registers(self, unit: int, function: int, address: int, count: int) -> list[int]:

@@ -24,7 +24,7 @@ def encode(field: Field, value: float) -> list[int]:
     """The register words a meter stores `value` as (the inverse of modbus_map.decode)."""
     raw: float = value / field.scale
     fmt = TYPES[field.type][1]
-    number = raw if field.type.startswith("float") else int(round(raw))
+    number = raw if field.type.startswith("float") else round(raw)
     data = struct.pack(fmt, number)
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return words if field.word_order == "big" else list(reversed(words))
@@ -99,8 +99,13 @@ class SimMeter:
         # Registers between the mapped ones read as zero ("any parameter with a cross will
         # return the value zero", Eastron); beyond the map, the server answers exception 2.
         mapped = [f for f in self.fields if f.function == function]
-        image = {a: 0 for a in range(min((f.address for f in mapped), default=0),
-                                     max((f.address + f.size for f in mapped), default=0))}
+        image = {
+            a: 0
+            for a in range(
+                min((f.address for f in mapped), default=0),
+                max((f.address + f.size for f in mapped), default=0),
+            )
+        }
         image.update({a: w for (f, a), w in self.extra.items() if f == function})
         values = self.values()
         for field in self.fields:
@@ -112,4 +117,3 @@ class SimMeter:
             for i, w in enumerate(words):
                 image[field.address + i] = w
         return image
-

@@ -71,8 +71,9 @@ class SimModbusServer:
         if port == 0:
             port = _free_port(host)
         self.address = (host, port)
-        self._start(lambda: ModbusTcpServer(self.context, address=(host, port),
-                                            ignore_missing_slaves=True))  # fmt: skip
+        self._start(
+            lambda: ModbusTcpServer(self.context, address=(host, port), ignore_missing_slaves=True)
+        )
         _wait_listening(host, port)
         return self.address
 
@@ -80,10 +81,18 @@ class SimModbusServer:
         from pymodbus.framer import FramerType
         from pymodbus.server import ModbusSerialServer
 
-        self._start(lambda: ModbusSerialServer(
-            self.context, framer=FramerType.RTU, port=port, baudrate=baudrate, parity=parity,
-            stopbits=stopbits, bytesize=8, ignore_missing_slaves=True,
-        ))  # fmt: skip
+        self._start(
+            lambda: ModbusSerialServer(
+                self.context,
+                framer=FramerType.RTU,
+                port=port,
+                baudrate=baudrate,
+                parity=parity,
+                stopbits=stopbits,
+                bytesize=8,
+                ignore_missing_slaves=True,
+            )
+        )
 
     def _start(self, make: Any) -> None:
         ready = threading.Event()

@@ -19,8 +19,9 @@ from typing import Optional
 
 
 class SimRS485:
-    def __init__(self, baudrate: int = 9600, parity: str = "N", stopbits: int = 1,
-                 paced: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, baudrate: int = 9600, parity: str = "N", stopbits: int = 1, paced: bool = True
+    ) -> None:
         self.baudrate, self.parity, self.stopbits = baudrate, parity, stopbits
         self.char_time = (1 + 8 + (parity != "N") + stopbits) / baudrate if paced else 0.0
         self._server_master, server_slave = os.openpty()
@@ -76,6 +77,11 @@ class SimRS485:
         os.write(self._stop_w, b"x")
         self._thread.join(timeout=5)
         self._thread = None
-        for fd in (self._server_master, self._client_master, *self._slaves, self._stop_r,
-                   self._stop_w):  # fmt: skip
+        for fd in (
+            self._server_master,
+            self._client_master,
+            *self._slaves,
+            self._stop_r,
+            self._stop_w,
+        ):
             os.close(fd)
