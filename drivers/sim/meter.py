@@ -43,8 +43,12 @@ class SimMeter:
         power_factor: float = 0.95,
         energy_kwh: float = 0.0,
         extra: Optional[Mapping[tuple[int, int], int]] = None,
+        power_at: Optional[Callable[[float], float]] = None,
     ) -> None:
-        """`extra`: fixed words by (function, address), e.g. a model code register."""
+        """`extra`: fixed words by (function, address), e.g. a model code register.
+        `power_at(t)`: the load as a function of the clock's time, when known: the counter then
+        integrates it in 1 s steps between reads, as a meter's measuring cycle does."""
+        self.power_at = power_at
         self.fields, self.power_w, self.clock = tuple(fields), power_w, clock
         self.phases, self.power_factor = phases, power_factor
         self.energy_import = energy_kwh
@@ -62,8 +66,16 @@ class SimMeter:
         each read, which is also when a real meter's reading is taken)."""
         with self._lock:
             now = self.clock()
-            power = max(0.0, self.power_w())
-            self.energy_import += (self._power + power) / 2 * (now - self._last) / 3.6e6
+            if self.power_at is not None:
+                t = self._last
+                while t < now:
+                    step = min(1.0, now - t)
+                    self.energy_import += max(0.0, self.power_at(t)) * step / 3.6e6
+                    t += step
+                power = max(0.0, self.power_at(now))
+            else:
+                power = max(0.0, self.power_w())
+                self.energy_import += (self._power + power) / 2 * (now - self._last) / 3.6e6
             self._last, self._power = now, power
 
     def reset_counter(self, kwh: float = 0.0) -> None:
