@@ -132,7 +132,7 @@ def test_rtu_faults_make_clear_errors_and_recover(rtu: Any) -> None:
     assert SDM120(line, 1).read().values["power"] == 575.0
     server.silence(1)
     start = time.monotonic()
-    with pytest.raises(NoAnswer, match="unit 1 .*no answer within 0.3 s"):
+    with pytest.raises(NoAnswer, match=r"unit 1 .*no answer within 0.3 s"):
         SDM120(line, 1).read()
     assert time.monotonic() - start < 3.0  # one timeout, no retries
     # the dead meter does not take the line with it
