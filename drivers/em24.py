@@ -10,6 +10,7 @@ Factory settings of the RS-485 variants: unit id 1, 9600 baud, no parity, 1 stop
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
 from drivers.base import DriverError
@@ -56,6 +57,7 @@ class EM24(ModbusMeter):
     max_registers: ClassVar[int] = 50  # Carlo Gavazzi: at most 50 words per read
     factory_serial: ClassVar[SerialSettings] = SerialSettings(9600, "N", 1)
     vendor_document: ClassVar[str] = "Carlo Gavazzi EM24 DIN communication protocol, version 2"
+    simulated_extra: ClassVar[Mapping[tuple[int, int], int]] = {(READ_HOLDING, MODEL_CODE): 1648}
 
     @classmethod
     def identify(cls, bus: Any, address: int) -> Optional[str]:

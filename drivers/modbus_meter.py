@@ -39,6 +39,9 @@ class ModbusMeter(Driver):
     # How the meter leaves the factory; a line without its own settings takes these.
     factory_serial: ClassVar[SerialSettings] = MODBUS_SERIAL_DEFAULT
     vendor_document: ClassVar[str] = ""
+    # Fixed words a simulated meter of this kind serves besides its map, by (function,
+    # address): an id register, so that scan-modbus recognises the simulated meter too.
+    simulated_extra: ClassVar[Mapping[tuple[int, int], int]] = {}
     # The circuit's relays (agent.modbus.energy checks the draw against them) and the draw
     # below which the circuit counts as idle (a contactor coil, a standby supply).
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
