@@ -54,7 +54,7 @@ class ModbusLines:
                 driver.register_map(),
                 load,
                 phases=phases,
-                extra=cls.simulated_extra,
+                extra=driver.simulated_extra,
             )
         server = SimModbusServer(meters)
         self._sims.append(server)
