@@ -294,3 +294,66 @@ def test_relay_against_meter(tmp_path: Path) -> None:
         guard.apply("m", {"power": 400.0}, ("lights",), 5.0)
     assert [e.state for e in events] == ["relay_mismatch", "relay_match", "relay_mismatch"]
     assert "off but the circuit draws 400.0 W" in events[-1].reason
+
+
+def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall_the_line(
+    rtu: Any,
+) -> None:
+    """Two meters polled every second by the agent's runners on one line's bus thread; one
+    goes silent for a while: it is reported unavailable with why, comes back by itself, and the
+    other keeps its cadence meanwhile."""
+    import asyncio
+
+    from agent.bus_worker import BusWorker
+    from agent.clock import SystemClock
+    from agent.config import DeviceConfig
+    from agent.devices import DeviceRunner
+
+    server, line, _ = rtu
+    worker = BusWorker("modbus-rs485")
+    samples: dict[str, list[float]] = {"one": [], "three": []}
+    availability: list[tuple[str, bool, Any]] = []
+
+    async def on_sample(sample: Any) -> None:
+        samples[sample.device].append(time.monotonic())
+
+    async def on_availability(device: str, available: bool, error: Any) -> None:
+        availability.append((device, available, error))
+
+    def runner(name: str, driver: Any) -> DeviceRunner:
+        config = DeviceConfig(name, driver.name, 1.0, "rs485", driver.address, timeout=5.0,
+                              unavailable_after=2)  # fmt: skip
+        return DeviceRunner(config, driver, worker, SystemClock("synced"), on_sample,
+                            on_availability)  # fmt: skip
+
+    async def scenario() -> None:
+        one, three = runner("one", SDM120(line, 1)), runner("three", SDM630(line, 2))
+        tasks = [asyncio.ensure_future(r.run()) for r in (one, three)]
+        await asyncio.sleep(2.5)
+        server.silence(1)
+        silenced = time.monotonic()
+        while not any(a == ("one", False) for a in ((d, ok) for d, ok, _ in availability)):
+            await asyncio.sleep(0.1)
+            assert time.monotonic() - silenced < 20
+        await asyncio.sleep(3.0)
+        window = [t for t in samples["three"] if t > silenced + 1]
+        server.revive(1)
+        revived = time.monotonic()
+        while availability[-1][:2] != ("one", True):
+            await asyncio.sleep(0.1)
+            assert time.monotonic() - revived < 30
+        for r in (one, three):
+            r.stopped = True
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # the live meter kept about its 1 s cadence while its neighbour timed out
+        assert len(window) >= 2, samples["three"]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.shutdown()
+    down = next(e for d, ok, e in availability if d == "one" and not ok)
+    assert "no answer within 0.3 s" in down and "check the unit id" in down
+    assert ("three", False) not in [(d, ok) for d, ok, _ in availability]
