@@ -113,8 +113,9 @@ class Block:
 def blocks(fields: Sequence[Field], max_count: int = MAX_READ_REGISTERS, max_gap: int = 8) -> \
         tuple[Block, ...]:  # fmt: skip
     """Groups fields into reads: neighbours share a read when the registers skipped between
-    them are at most `max_gap` (reading a few unused registers is cheaper than another frame)
-    and the read stays within `max_count` registers (the meter's limit)."""
+    them are at most `max_gap` and the read stays within `max_count` registers (the meter's
+    limit). On RTU another request costs about 20 characters (8 sent, 5 of overhead back, two
+    silent intervals of 3.5) and each register skipped 2: up to 8 skipped is the cheaper."""
     out: list[Block] = []
     for function in sorted({f.function for f in fields}):
         group = sorted((f for f in fields if f.function == function), key=lambda f: f.address)
