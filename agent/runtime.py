@@ -155,7 +155,8 @@ class Agent:
         if self.energy_guard is None:
             self.energy_guard = EnergyGuard(
                 self.config.node.state_dir / "meters.json", self.clock.time, self.emit,
-                grid_g_per_kwh=self.config.energy.grid_factor, monotonic=self.clock.monotonic,
+                grid_g_per_kwh=lambda: self.config.energy.grid_factor,
+                monotonic=self.clock.monotonic,
                 relay_states=lambda: self.room.relays.states() if self.room is not None else {},
             )  # fmt: skip
         return guarded(self._on_sample, self.energy_guard, d)

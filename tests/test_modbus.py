@@ -357,3 +357,14 @@ def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall
     down = next(e for d, ok, e in availability if d == "one" and not ok)
     assert "no answer within 0.3 s" in down and "check the unit id" in down
     assert ("three", False) not in [(d, ok) for d, ok, _ in availability]
+
+
+def test_a_running_agent_refuses_new_modbus_lines() -> None:
+    from agent.reconfigure import check_fixed
+
+    old = _config('[[modbus]]\nname = "rs485"\nserial = "/dev/ttyUSB0"\n', SDM120_DEVICE)
+    new = _config('[[modbus]]\nname = "rs485"\nserial = "/dev/ttyUSB1"\n', SDM120_DEVICE)
+    check_fixed(old, old, "command")
+    with pytest.raises(ConfigError, match="restart the service") as e:
+        check_fixed(old, new, "command")
+    assert e.value.key == "modbus"

@@ -57,7 +57,7 @@ class EnergyGuard:
         clock: Callable[[], float],
         emit: Callable[[Event], None],
         *,
-        grid_g_per_kwh: float,
+        grid_g_per_kwh: float | Callable[[], float],
         relay_states: Callable[[], Mapping[str, bool]] = dict,
         monotonic: Optional[Callable[[], float]] = None,
     ) -> None:
@@ -114,7 +114,9 @@ class EnergyGuard:
                 continue
             out[quantity] = self._counter(device, meter, quantity, values[quantity])
         if "energy_import" in out:
-            out["co2e"] = out["energy_import"] * self.grid_g_per_kwh / 1000.0
+            factor = self.grid_g_per_kwh
+            grid = factor() if callable(factor) else factor  # the config of the moment
+            out["co2e"] = out["energy_import"] * grid / 1000.0
         if circuit_relays and "power" in values:
             self._check_relays(device, meter, circuit_relays, values["power"], idle_w)
         self._dirty = True
