@@ -114,9 +114,8 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     devices = cfg.devices if cfg else ()
     simulate = args.simulate or bool(cfg and cfg.node.simulate)
     hardware = Hardware(devices, simulate)
-    numbers = [args.bus] if args.bus is not None else sorted(
-        {d.bus for d in devices if isinstance(d.bus, int)} or {1}
-    )
+    i2c = {d.bus for d in devices if isinstance(d.bus, int)}  # not the Modbus lines
+    numbers = [args.bus] if args.bus is not None else sorted(i2c or {1})
     status = 0
     try:
         for number in numbers:
