@@ -368,3 +368,44 @@ def test_a_running_agent_refuses_new_modbus_lines() -> None:
     with pytest.raises(ConfigError, match="restart the service") as e:
         check_fixed(old, new, "command")
     assert e.value.key == "modbus"
+
+
+def test_scan_modbus_finds_and_names_the_meters_politely(rtu: Any) -> None:
+    from agent.modbus import scan
+
+    _, line, _ = rtu
+    pauses: list[float] = []
+    start = time.monotonic()
+    found = scan.scan(line, [1, 2, 3], sleep=pauses.append)
+    assert [f.unit for f in found] == [1, 2]
+    assert found[0].meters == ("sdm120", "sdm630")  # both Eastron maps read on an Eastron
+    assert pauses == [scan.PAUSE_S] * 3  # a pause after every probe
+    assert time.monotonic() - start < 10  # unit 3: one timeout (0.3 s here), no retries
+    assert scan.parse_units("1-3,7") == [1, 2, 3, 7]
+    with pytest.raises(ValueError, match=r"1\.\.247"):
+        scan.parse_units("0-300")
+
+
+def test_doctor_names_the_wiring_symptom(rtu: Any, tmp_path: Path) -> None:
+    from agent.doctor_checks import Host
+    from agent.modbus.doctor import check_meter, check_port
+
+    _, line, wire = rtu
+    cfg = _config('[[modbus]]\nname = "rs485"\nserial = "/dev/ttyUSB0"\n', SDM120_DEVICE)
+    meter = cfg.devices[0]  # unit 3: nothing answers there
+
+    def open_bus(name: str) -> ModbusLine:
+        return line
+
+    dead = check_meter(meter, open_bus)
+    assert dead.ok is False and "unit id" in dead.fix
+    from dataclasses import replace
+
+    live = replace(meter, address=1)
+    assert check_meter(live, open_bus).ok is True
+    wire.corrupt_next(1)
+    crc = check_meter(live, open_bus)
+    assert crc.ok is False and "terminator" in crc.fix
+    host = Host(root=tmp_path, service_ids=lambda: (999, frozenset({999})))
+    missing = check_port("/dev/ttyUSB0", host)
+    assert missing.ok is False and "plug in the USB adapter" in missing.fix
