@@ -22,6 +22,8 @@ class Hardware:
         self._buses: dict[int, Any] = {}
         self.modbus_configs = tuple(modbus)  # [[modbus]] lines: opened by agent.modbus.lines
         self._modbus: Any = None
+        # kWh a simulated meter starts from, by device name (the agent sets it from its record)
+        self.meter_seed: Any = lambda device: 0.0
         self._pin_factory: Any = None
         self.room: Any = None  # the simulated room (drivers.sim.room.RoomModel) when simulating
         if simulate:
@@ -51,7 +53,7 @@ class Hardware:
             from agent.modbus.lines import ModbusLines  # pymodbus only with a Modbus line
 
             self._modbus = ModbusLines(self.modbus_configs, self.devices, self.simulate,
-                                       lambda: self.room)  # fmt: skip
+                                       lambda: self.room, lambda d: self.meter_seed(d))  # fmt: skip
         return self._modbus
 
     def bus_or_placeholder(self, number: Union[int, str]) -> Any:

@@ -143,8 +143,8 @@ class Agent:
         meter = isinstance(d.bus, str)  # a Modbus line: one bus, its requests serialised
         if d.bus not in self._bus_threads:
             self._bus_threads[d.bus] = BusWorker(f"modbus-{d.bus}" if meter else f"i2c-{d.bus}")
+        on_sample = self._meter_samples(d) if meter else self._on_sample  # before the line opens
         driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
-        on_sample = self._meter_samples(d) if meter else self._on_sample
         return DeviceRunner(
             d, driver, self._bus_threads[d.bus], self.clock, on_sample, self._on_availability
         )
@@ -159,6 +159,7 @@ class Agent:
                 monotonic=self.clock.monotonic,
                 relay_states=lambda: self.room.relays.states() if self.room is not None else {},
             )  # fmt: skip
+            self.hardware.meter_seed = self.energy_guard.last_import
         return guarded(self._on_sample, self.energy_guard, d)
 
     def start_runner(self, runner: DeviceRunner) -> None:
@@ -356,12 +357,17 @@ class Agent:
         kwh = self.room.energy_kwh()
         total = sum(kwh.values())
         factor = self.config.control.grid_emission_factor
-        self._buffer(self.topics.energy, {
+        body = {
             "ts": iso_utc(self.clock.time()),
             "relays_kwh": {name: round(v, 4) for name, v in kwh.items()},
             "total_kwh": round(total, 4),
             "co2e_kg": round(total * factor, 4),
-        })  # fmt: skip
+        }
+        if self.energy_guard is not None:  # the room's meters: measured, beside the estimate
+            metered = sum(self.energy_guard.totals().values())
+            body["metered_kwh"] = round(metered, 4)
+            body["metered_co2e_kg"] = round(metered * self.config.energy.grid_factor / 1000, 4)
+        self._buffer(self.topics.energy, body)
 
     def _buffer(self, topic: str, body: dict[str, Any]) -> None:
         """Appends a JSON message (with its seq) to the outbox from the event loop."""

@@ -99,6 +99,19 @@ class EnergyGuard:
             return
         self._saved_at, self._dirty = self.monotonic(), False
 
+    def last_import(self, device: str) -> float:
+        """The meter's last import counter as read (0 for a meter not seen before)."""
+        counter = self.meters.get(device, _Meter()).counters.get("energy_import")
+        return counter.last_raw if counter is not None else 0.0
+
+    def totals(self) -> dict[str, float]:
+        """Published import kWh of every meter seen: the room's metered energy."""
+        return {
+            device: m.counters["energy_import"].published
+            for device, m in self.meters.items()
+            if "energy_import" in m.counters
+        }
+
     def apply(
         self,
         device: str,

@@ -24,8 +24,12 @@ class ModbusLines:
         devices: Sequence[Any],
         simulate: bool,
         room: Callable[[], Any] = lambda: None,
+        seed: Callable[[str], float] = lambda device: 0.0,
     ) -> None:
+        """`seed(device)`: the kWh a simulated meter's counter starts from (the agent gives the
+        last value it saw, so a restarted simulation goes on counting like a real meter)."""
         self.configs = {c.name: c for c in configs}
+        self.seed = seed
         self.devices, self.simulate, self.room = tuple(devices), simulate, room
         self._lines: dict[str, ModbusLine] = {}
         self._sims: list[Any] = []  # servers and pty lines to close
@@ -55,6 +59,7 @@ class ModbusLines:
                 load,
                 phases=phases,
                 extra=driver.simulated_extra,
+                energy_kwh=self.seed(d.name),
             )
         server = SimModbusServer(meters)
         self._sims.append(server)
