@@ -142,3 +142,28 @@ def test_counters_stay_monotonic_across_20_agent_restarts(
     assert seen[-1] >= seen[0] + 20 * 0.01  # at least a second of 36 kW per run
     events = [json.loads(m.payload) for m in sub.on(f"{BASE}/events")]
     assert not [e for e in events if e["kind"] == "meter"], events
+
+
+def test_read_and_check_config_work_for_meters(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(node_config(1883, tmp_path / "state", devices=METERS))
+    cli = [sys.executable, "-m", "agent"]
+    checked = subprocess.run([*cli, "check-config", str(path)], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    read = subprocess.run([*cli, "read", "feeder", "--json", "--config", str(path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    shown = json.loads(read.stdout)
+    values = {q: v["value"] for q, v in shown.items()}
+    # no relay control in `read`: the simulated room's own draw, 230 V on each phase
+    assert values["voltage_l1"] == 230.0 and values["frequency"] == 50.0
+    assert shown["energy_import"]["unit"] == "kWh" and shown["power"]["unit"] == "W"
+    phases = values["power_l1"] + values["power_l2"] + values["power_l3"]
+    assert abs(values["power"] - phases) < 0.2  # per-phase figures are rounded to 0.1 W
+    bad = path.read_text().replace('name = "gateway"', 'name = "gw"')
+    path.write_text(bad)
+    refused = subprocess.run([*cli, "check-config", str(path)], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert refused.returncode != 0
+    assert "devices[1].bus: no [[modbus]] line named 'gateway'" in refused.stderr
