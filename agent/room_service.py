@@ -108,7 +108,12 @@ class RoomService:
         stage = 0
         if room is not None and c.ventilation in room.ventilation:
             stage = room.ventilation[c.ventilation].stage
-        energy = sum(room.energy_kwh().values()) if room is not None else None
+        # kWh counter: the room's meters where it has them ([[modbus]]), else the relays'.
+        guard = getattr(agent, "energy_guard", None)
+        if guard is not None:
+            energy: Optional[float] = sum(guard.totals().values())
+        else:
+            energy = sum(room.energy_kwh().values()) if room is not None else None
         out = self.monitor.tick(agent.clock.time(), agent.clock.monotonic(), self._reading,
                                 present, stage, energy)  # fmt: skip
         await self._publish(out)
