@@ -96,7 +96,7 @@ def parse_records(items: Any, tz_name: str = "UTC", source: str = "config") -> l
 def parse_ics(data: bytes, now: float, tz_name: str = "UTC", source: str = "ics") -> list[Session]:
     """VEVENTs of an iCalendar (RFC 5545) text between now ± HORIZON_DAYS; recurrences expanded.
     An event's attendance may be given as X-EXPECTED-ATTENDANCE (our extension)."""
-    import icalendar
+    import icalendar  # type: ignore[import-untyped, unused-ignore]  # untyped on 3.9 (6.3.2)
     from dateutil.rrule import rruleset, rrulestr
 
     try:
