@@ -11,6 +11,7 @@ a benchmark moves a month in seconds. Each environment() call first advances the
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -102,10 +103,12 @@ class ClosedLoopRoom:
         utc_offset_h: float = 0.0,
         seed: int = 0,
         state: Optional[RoomState] = None,
+        opening: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.profile, self.clock, self.weather = profile, clock, weather
         self.sessions = list(sessions)
         self.relays = relays
+        self.opening = opening  # m² of windows and doors open now (a fault campaign opens them)
         self.utc_offset_h = utc_offset_h
         self.rng = random.Random(seed)
         self.physics = RoomPhysics(profile, state)
@@ -126,6 +129,8 @@ class ClosedLoopRoom:
         """Moves the physics to t, re-reading relays, people and weather at least once a
         minute of room time."""
         self._act = actuation_of(self.relays(), self.profile)
+        if self.opening() > 0:
+            self._act = dataclasses.replace(self._act, opening_m2=self.opening())
         while self.t < t:
             dt = min(MAX_ADVANCE, t - self.t)
             people, breath = _present(self.sessions, self.t)

@@ -29,6 +29,8 @@ from drivers.sim.room_profiles import (
 )
 
 AIR_DENSITY = 1.2  # kg/m³
+OPENING_HEIGHT = 1.2  # m, of an opened window (a tilted or casement sash)
+OPENING_CD = 0.61  # discharge coefficient of a sharp-edged opening
 MAX_STEP = 30.0  # s: heat is stable for any step; short ones keep the trajectory accurate
 
 
@@ -42,6 +44,7 @@ class Actuation:
     ventilation_stages: int = 0
     lights_on: bool = False
     lights_w: float = 0.0  # electric, ends up as heat in the air
+    opening_m2: float = 0.0  # free area of windows or doors open to outdoors
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class RoomPhysics:
     def _step(self, dt: float, people: float, act: Actuation, out: Outdoor, breath: float) -> None:
         p, s, ledger = self.profile, self.state, self.state.ledger
         flow = p.airflow_m3_s(act.ventilation_stages)
+        flow += opening_airflow_m3_s(act.opening_m2, s.t_air, out.temperature)
         h_out = p.glazing_w_k + AIR_DENSITY * 1005.0 * flow  # air node to outdoor
         h_am, h_op = p.h_air_mass, p.opaque_w_k
         internal = p.base_load_w + (act.lights_w if act.lights_on else 0.0)
@@ -139,3 +143,13 @@ class RoomPhysics:
         """Mean of air and mean radiant temperature, the latter taken as the mass node's
         (surfaces follow the mass): EN ISO 7726's simple average for low air speeds."""
         return (self.state.t_air + self.state.t_mass) / 2.0
+
+
+def opening_airflow_m3_s(area_m2: float, t_in: float, t_out: float) -> float:
+    """Outdoor air through one opening in one wall, driven by the temperature difference alone
+    (no wind: the lower bound): Q = Cd A/3 sqrt(g h dT / T), BS 5925:1991 and CIBSE AM10's
+    single-sided ventilation. A 1 m² window 1.2 m high at 20 K difference gives ~660 m³/h."""
+    if area_m2 <= 0:
+        return 0.0
+    mean_k = (t_in + t_out) / 2 + 273.15
+    return OPENING_CD * area_m2 / 3 * math.sqrt(9.81 * OPENING_HEIGHT * abs(t_in - t_out) / mean_k)
