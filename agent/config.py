@@ -22,6 +22,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
     import tomli as tomllib
 
 from agent import header
+from agent.analytics.config import SECTIONS as FAULT_SECTIONS
+from agent.analytics.config import parse_faults
 from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
 from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
@@ -142,6 +144,14 @@ class Config:
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     room: Any = None  # agent.room_config.RoomConfig: [room], for comfort/occupancy/sessions
     sessions: tuple[Any, ...] = ()  # agent.sessions.Session from [[sessions]]
+    # agent.analytics.faults.FaultConfig from [faults]; None: switched off
+    faults: Any = field(default_factory=lambda: _default_faults())
+
+
+def _default_faults() -> Any:
+    from agent.analytics.faults import FaultConfig
+
+    return FaultConfig()
 
 
 T = TypeVar("T")
@@ -373,10 +383,14 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
         ),
         (None, ()),
     )  # fmt: skip
+    root.used.update(FAULT_SECTIONS)
+    faults = found.run(
+        lambda: parse_faults(data, lambda key, message: ConfigError(file, key, message)), None
+    )
     found.run(root.finish)
     found.raise_if_any()
     return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
-                  registration, modbus, energy, room, sessions)  # fmt: skip
+                  registration, modbus, energy, room, sessions, faults)  # fmt: skip
 
 
 def _pin_repeat(e: ConfigError) -> bool:

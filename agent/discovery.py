@@ -253,6 +253,10 @@ def discovery_payload(
 
     for key, component in discovery_components(config, topics.base).items():
         add(key, component)
+    from agent.analytics.service import discovery_components as fault_components
+
+    for key, component in fault_components(config, topics.base).items():
+        add(key, component)
 
     origin: dict[str, Any] = {"name": ORIGIN, "sw": agent_version}
     if support_url is not None:

@@ -133,6 +133,9 @@ def run(
     results.append(check_clock(cfg, host))
     buffer_result, backlog = check_buffer(cfg, host)
     results += [check_disk(cfg, host, backlog), buffer_result]
+    from agent.analytics.doctor import check_analytics
+
+    results += check_analytics(cfg)
     return Report(tuple(results), cfg.node.id, simulated)
 
 

@@ -30,7 +30,8 @@ FIXED = (
     ("node", "simulate", "node.simulate"),
     ("buffer", "path", "buffer.path"),
 )
-SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote", "registration")
+SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote", "registration",
+            "faults")  # fmt: skip
 
 
 def check_fixed(old: Config, new: Config, origin: str) -> None:
@@ -90,6 +91,12 @@ class Reconfigurer:
             b = new.buffer
             agent.submit_db(agent.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
         agent.config = new
+        if (new.faults, new.control) != (old.faults, old.control):
+            from agent.analytics import service as analytics
+
+            if agent.analytics is not None:
+                agent.analytics.close()
+            agent.analytics = analytics.build(agent)  # learned state comes back from its file
         agent.rebind_commands()
         if relink:
             agent.spawn(agent.replace_link())

@@ -47,6 +47,9 @@ class RoomConfig:
     calendar: Optional[str] = None  # .ics path or URL
     calendar_poll_minutes: float = 15.0
     comfort_interval: float = 60.0  # s between retained comfort/occupancy updates
+    # agent.analytics.optimum_start.OptimumStartConfig from [room.optimum_start]; None: the
+    # fixed preheat_minutes.
+    optimum_start: Any = None
 
     def __post_init__(self) -> None:
         for field in ("volume_m3", "calendar_poll_minutes", "comfort_interval"):
@@ -85,9 +88,13 @@ def parse_room(
     room: Optional[RoomConfig] = None
     if "room" in data:
         try:
-            room = parse_record(data["room"], RoomConfig)[0]
+            parsed, extra = parse_record(data["room"], RoomConfig, skip=("optimum_start",))
         except RecordError as e:
             raise error("room" + (f".{e.key}" if e.key else ""), e.message) from None
+        from agent.analytics.config import parse_optimum_start
+
+        learning = parse_optimum_start(extra.get("optimum_start"), parsed.preheat_minutes, error)
+        room = dataclasses.replace(parsed, optimum_start=learning)
         names = {d.name for d in devices}
         for key in ("co2_sensor", "temperature_sensor", "outdoor_temperature_sensor",
                     "outdoor_co2_sensor"):  # fmt: skip

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Optional
 
 from agent.contract import json_payload
+from agent.control.types import Event
 from agent.room_monitor import Output, RoomMonitor
 from agent.sessions import CalendarError
 
@@ -116,7 +117,37 @@ class RoomService:
             energy = sum(room.energy_kwh().values()) if room is not None else None
         out = self.monitor.tick(agent.clock.time(), agent.clock.monotonic(), self._reading,
                                 present, stage, energy)  # fmt: skip
+        self._optimum_start()
         await self._publish(out)
+
+    def _optimum_start(self) -> None:
+        """[room.optimum_start]: each learning zone's comfort begins at its own decision."""
+        agent = self.agent
+        analytics, room = getattr(agent, "analytics", None), agent.room
+        if analytics is None or not analytics.zones or room is None:
+            return
+        now = agent.clock.time()
+        calendar = self.monitor.calendar
+        current = calendar.current(now)
+        upcoming = calendar.next_after(now)
+        c = self.monitor.config
+        outdoor = self._reading(c.outdoor_temperature_sensor, "temperature") if (
+            c.outdoor_temperature_sensor) else None  # fmt: skip
+        zones = {
+            name: (zone.config.comfort, room.zone_temperature(name),
+                   [bool(room.relays.state(r)) for r in zone.config.heat_stages])
+            for name, zone in room.zones.items()
+        }  # fmt: skip
+        for name, mode, decision in analytics.plan(
+            now, (current.start, current.end) if current else None,
+            upcoming.start if upcoming else None, zones,
+            outdoor[0] if outdoor is not None else None,
+        ):  # fmt: skip
+            if decision is not None:
+                agent.emit(Event("optimum_start", name, decision.source, decision.reason, now))
+            reason = decision.reason if decision is not None else "session calendar"
+            for event in room.zones[name].set_mode(mode, reason):
+                agent.emit(event)
 
     def _reading(self, device: str, quantity: str) -> Optional[tuple[float, float]]:
         runner = next((r for r in self.agent.runners if r.config.name == device), None)
@@ -131,7 +162,11 @@ class RoomService:
         agent = self.agent
         base = agent.topics.base
         if out.zone_mode is not None and agent.room is not None:
-            for zone in agent.room.zones.values():
+            analytics = getattr(agent, "analytics", None)
+            learning = analytics.zones if analytics is not None else {}
+            for name, zone in agent.room.zones.items():
+                if name in learning:
+                    continue  # its comfort begins at the optimum start's decision
                 for event in zone.set_mode(out.zone_mode, "session calendar"):
                     agent.emit(event)
         if out.comfort is not None:

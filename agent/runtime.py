@@ -83,6 +83,7 @@ class Agent:
         self.notifier = notifier or Notifier()
         self.room: Optional[RoomController] = None
         self.room_service: Any = None  # agent.room_service.RoomService, with a [room] section
+        self.analytics: Any = None  # agent.analytics.service.Analytics: faults, optimum start
         self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
         self.config_manager: Optional[ConfigManager] = None
@@ -124,6 +125,10 @@ class Agent:
         tasks.append(asyncio.ensure_future(self._watch_clock()))
         if self.room_service is not None:
             tasks.append(asyncio.ensure_future(self.room_service.run()))
+        from agent.analytics import service as analytics
+
+        self.analytics = analytics.build(self)
+        tasks.append(asyncio.ensure_future(analytics.run(self)))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
@@ -685,6 +690,8 @@ class Agent:
         log.debug("tasks stopped")
         if self.room_service is not None:
             self.room_service.close()
+        if self.analytics is not None:
+            self.analytics.close()
         if self.room is not None:
             # Every relay to its safe state before anything else: the rest may fail or hang.
             for event in self.room.safe_state("agent stopping"):

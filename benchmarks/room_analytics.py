@@ -113,7 +113,7 @@ def live(
     seed: int,
     optimum: bool,
     fault: Optional[Injection] = None,
-    faults: FaultConfig = FaultConfig(),
+    faults: Optional[FaultConfig] = None,
     learning: Optional[OptimumStartConfig] = None,
 ) -> dict[str, Any]:
     sessions = sorted(setup.sessions(days, seed), key=lambda s: s.start)
@@ -147,6 +147,7 @@ def live(
     planner = PreheatPlanner(learner)
     output = WarmupOutput()
     kinds = {n: "heat" for n in setup.heaters} | {n: k for n, (k, _) in setup.other_relays.items()}
+    faults = faults or FaultConfig()
     monitor = FaultMonitor(faults, kinds)
     noise = random.Random(seed + 7)
     low, high = TEMPERATURE_BANDS["heating"][1]
@@ -202,7 +203,8 @@ def live(
                     learned_starts.add(upcoming)
                     learned_sessions += 1
         else:
-            comfort = current is not None or (upcoming is not None and upcoming - t <= FIXED_PREHEAT)
+            soon = upcoming is not None and upcoming - t <= FIXED_PREHEAT
+            comfort = current is not None or soon
         wanted = "comfort" if comfort else "eco"
         if wanted != mode:
             zone.set_mode(wanted, "calendar")
@@ -221,9 +223,13 @@ def live(
         heat_h += STEP / 3600 * on
         comfort_h += STEP / 3600 * comfort
         nxt = current.start if current else upcoming
-        if comfort_since is not None and nxt is not None and nxt not in reached:
-            if temp >= threshold:
-                reached[nxt] = (comfort_since, t, t - comfort_since <= STEP)
+        if (
+            comfort_since is not None
+            and nxt is not None
+            and nxt not in reached
+            and temp >= threshold
+        ):
+            reached[nxt] = (comfort_since, t, t - comfort_since <= STEP)
         if room.people(t) > 0:
             operative = room.physics.operative_temperature()
             kh += max(0.0, low - operative, operative - high) * STEP / 3600
@@ -241,10 +247,10 @@ def live(
         for (kind, rated, on_), name in zip(delivered(), [*setup.heaters, *setup.other_relays]):
             if kind == "heat":
                 monitor.power(name, (rated if on_ else 0.0) + noise.gauss(0.0, 2.0), mono)
-        if fault is not None and fault.onset is None and fault.on(t):
-            if _holds(fault.fault, commanded, on, window["open"], judged, temp, setpoint, faults,
-                      fuse):  # fmt: skip
-                fault.onset = t
+        if (fault is not None and fault.onset is None and fault.on(t)
+                and _holds(fault.fault, commanded, on, window["open"], judged, temp, setpoint,
+                           faults, fuse)):  # fmt: skip
+            fault.onset = t
         for event in monitor.tick(mono, t):
             if event.state != "detected":
                 continue
@@ -267,14 +273,20 @@ def live(
         "learned_warmups": len(learner.episodes),
         # Sessions whose start was decided from a learned model (not the fixed lead).
         "learned_sessions": learned_sessions,
-        "learned_on_time": sum(1 for s in sessions if s.start in learned_starts and _on_time(
-            reached.get(s.start), s.start)),
+        "learned_on_time": sum(
+            1
+            for s in sessions
+            if s.start in learned_starts and _on_time(reached.get(s.start), s.start)
+        ),
         "drift_tau_h": None if learner.tau_h is None else round(learner.tau_h, 1),
         "false_alarms": [f"{_stamp(t)} {what}" for t, what in alarms],
         # Minutes the setpoint was reached after each session's start (None: already there).
         "reached_min": [
-            None if s.start in reached and reached[s.start][2]
-            else round((reached[s.start][1] - s.start) / 60) if s.start in reached else "never"
+            None
+            if s.start in reached and reached[s.start][2]
+            else round((reached[s.start][1] - s.start) / 60)
+            if s.start in reached
+            else "never"
             for s in sessions
         ],
         "decisions": decisions,
@@ -309,14 +321,15 @@ def _holds(
 
 def delay_allowed(fault: str, c: FaultConfig) -> float:
     """The rule's configured delay in seconds, plus one look of the monitor."""
-    return STEP + {
+    delays = {
         "window_open": c.window_open_minutes * 60,
         "short_cycling": c.short_cycle_window_minutes * 60,
         "setpoint_unmet": c.unmet_minutes * 60,
         "sensors_disagree": c.disagree_minutes * 60,
         "frozen": c.frozen_readings * STEP,
         "meter_mismatch": c.meter_minutes * 60,
-    }[fault]
+    }
+    return STEP + delays[fault]
 
 
 def inject(setup: Setup, fault: str, seed: int, faults: FaultConfig) -> Injection:

@@ -119,14 +119,21 @@ class WarmupOutput:
 
     def __init__(self) -> None:
         self._comfort = False
-        self._warming = False
+        self._warming = False  # armed at the switch to comfort
+        self._ran = False  # heating came on since
 
     def __call__(self, stages_on: list[bool], comfort: bool) -> str:
         on = any(stages_on)
         if comfort and not self._comfort:
-            self._warming = on
-        if not comfort or not on:
+            # The relays may follow the switch a look later (the thermostat runs on its own).
+            self._warming, self._ran = True, False
+        if not comfort:
             self._warming = False
+        if self._warming:
+            if on:
+                self._ran = True
+            elif self._ran:
+                self._warming = False  # the thermostat let go: the warm-up is over
         self._comfort = comfort
         if on and self._warming:
             return "full"

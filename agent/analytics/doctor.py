@@ -1,0 +1,47 @@
+"""`roomagent doctor`'s view of fault detection and optimum start: what the running agent last
+wrote to analytics.json in its state directory (it writes it on every change, so this is current
+without asking the agent)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.doctor_checks import Result, failed, info, passed
+
+
+def check_analytics(cfg: Any) -> list[Result]:
+    from agent.analytics.service import STATE_FILE
+
+    path = cfg.node.state_dir / STATE_FILE
+    learning = cfg.room.optimum_start if cfg.room is not None else None
+    if cfg.faults is None and learning is None:
+        return []
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    except (OSError, ValueError) as e:
+        return [info("faults", f"cannot read {path}: {e} (the agent starts it afresh)")]
+    results = []
+    if cfg.faults is not None:
+        active = (data.get("faults") or {}).get("active", [])
+        if active:
+            lines = "; ".join(f"{a['fault']} {a['subject']}: {a['reason']}" for a in active)
+            results.append(failed("faults", f"{len(active)} active: {lines}",
+                                  "see docs/analytics.md for what each fault means and what to "
+                                  "check"))  # fmt: skip
+        else:
+            results.append(passed("faults", "none active"))
+    if learning is not None:
+        status = data.get("optimum_start_status") or {}
+        if not status:
+            results.append(info("optimum start", "nothing learned yet: the fixed lead of "
+                                f"{learning.fixed_lead_minutes:g} min is used"))  # fmt: skip
+        for zone, s in sorted(status.items()):
+            learned = f"{s['warmups']} warm-ups learned" + (
+                f" (fixed lead until {s['needed']})" if s["warmups"] < s["needed"] else ""
+            )
+            last = s.get("last_decision") or "no decision yet"
+            results.append(info(f"optimum start {zone}", f"{learned}; last: {last}"))
+    return results
