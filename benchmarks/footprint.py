@@ -88,6 +88,20 @@ def _sensors_only(config: dict[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
+def _without_analytics(config: dict[str, Any]) -> dict[str, Any]:
+    """The same node with fault detection switched off ([faults] enabled = false): what issue
+    22's monitor costs is the difference."""
+    node = {**config["node"], "id": "bench-plain", "state_dir": config["node"]["state_dir"]
+            + "-plain"}  # fmt: skip
+    return {
+        **config,
+        "node": node,
+        "broker": {**config["broker"], "client_id": "roomagent-bench-plain"},
+        "buffer": {**config["buffer"], "path": node["state_dir"] + "/buffer.sqlite"},
+        "faults": {"enabled": False},
+    }
+
+
 def _with_meters(config: dict[str, Any]) -> dict[str, Any]:
     """The same node with one energy meter on each bus kind: an SDM120 on an RS-485 line (a
     simulated pty line with pymodbus's RTU server) and an EM24 behind a Modbus TCP gateway."""
@@ -119,6 +133,8 @@ def run(params: Params, workdir: Path) -> Result:
         configs["sensors-only"] = _sensors_only(config)
     if params.get("meters"):
         configs["meters"] = _with_meters(config)
+    if params.get("without_analytics"):
+        configs["no-analytics"] = _without_analytics(config)
     sub = Subscriber(broker.port, "#")
     env = python_env()
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -219,6 +235,13 @@ def run(params: Params, workdir: Path) -> Result:
             f"{m['rss_kib_last'] / 1024:.1f} MiB, {m['cpu_s_per_min']:.2f} CPU-s/min",
             f"without meters {a['rss_kib_last'] / 1024:.1f} MiB, {a['cpu_s_per_min']:.2f} "
             f"CPU-s/min (ratio {m['rss_kib_last'] / a['rss_kib_last']:.2f})"))  # fmt: skip
+    if "no-analytics" in result:
+        n = result["no-analytics"]
+        figures.append(figure(
+            "the same without fault detection ([faults] enabled = false): memory, CPU",
+            f"{n['rss_kib_last'] / 1024:.1f} MiB, {n['cpu_s_per_min']:.2f} CPU-s/min",
+            f"with it {a['rss_kib_last'] / 1024:.1f} MiB, {a['cpu_s_per_min']:.2f} CPU-s/min "
+            f"(ratio {a['rss_kib_last'] / n['rss_kib_last']:.2f})"))  # fmt: skip
     result["figures"] = figures
     result["targets"] = [
         target(f"RSS < {TARGET_RSS_RATIO} x the bare-paho floor", ratio < TARGET_RSS_RATIO,
@@ -242,6 +265,7 @@ BENCHMARK = Benchmark(
             "must_not_load": list(UNNEEDED),
             "sensors_only": True,
             "meters": True,
+            "without_analytics": True,
         },
         "smoke": {
             "seconds": 2,

@@ -218,3 +218,25 @@ def test_a_fault_is_an_event_a_retained_state_and_a_problem_sensor(
     cmps = json.loads(disc.messages[0].payload)["cmps"]
     problem = next(c for c in cmps.values() if c.get("dev_cla") == "problem")
     assert problem["p"] == "binary_sensor" and problem["stat_t"] == f"{BASE}/faults"
+
+
+def test_doctor_shows_active_faults_and_what_optimum_start_learned(tmp_path: Path) -> None:
+    from agent.analytics.doctor import check_analytics
+    from agent.analytics.faults import FaultConfig
+
+    cfg = load(tmp_path, "[room.optimum_start]\n")
+    state = cfg.node.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    a = Analytics(FaultConfig(frozen_readings=3), cfg.room.optimum_start, {"heat": "heat"},
+                  {"room": (("heat",), 2.0)}, state)  # fmt: skip
+    warm_ups(a, 4)
+    for i in range(3):  # the same temperature in three separate readings: frozen
+        a.observe(float(i), {}, {}, {}, {"climate": ({"temperature": 19.25}, float(i))}, {})
+    events, body = a.faults(3.0, T0)
+    assert [e.state for e in events] == ["detected"] and body is not None and body["problem"]
+    a.close()
+    results = {r.name: r for r in check_analytics(cfg)}
+    assert results["faults"].ok is False
+    assert "frozen climate.temperature" in results["faults"].detail
+    learned = results["optimum start room"].detail
+    assert "warm-ups learned" in learned and "last: start" in learned

@@ -43,5 +43,6 @@ def check_analytics(cfg: Any) -> list[Result]:
                 f" (fixed lead until {s['needed']})" if s["warmups"] < s["needed"] else ""
             )
             last = s.get("last_decision") or "no decision yet"
-            results.append(info(f"optimum start {zone}", f"{learned}; last: {last}"))
+            nxt = s.get("next_decision") or "no session within the longest lead"
+            results.append(info(f"optimum start {zone}", f"{learned}; next: {nxt}; last: {last}"))
     return results

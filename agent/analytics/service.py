@@ -42,6 +42,7 @@ class ZoneLearning:
     recorder: Recorder
     output: WarmupOutput = field(default_factory=WarmupOutput)
     mode: Optional[str] = None  # the mode this planner last set
+    written: Optional[float] = None  # the pending start last written for doctor
 
 
 class Analytics:
@@ -165,6 +166,12 @@ class Analytics:
                     and z.recorder.observe(now, temp, outdoor, output)):  # fmt: skip
                 self.store.set(f"optimum_start.{name}.heat", z.learner.state())
                 changed = True
+            pending = look.pending.start_at if look.pending is not None else None
+            if (pending is None) != (z.written is None) or (
+                pending is not None and z.written is not None and abs(pending - z.written) >= 600
+            ):  # the next decision moved by 10 minutes or more: doctor's status is rewritten
+                z.written = pending
+                changed = True
             if mode != z.mode or look.decision is not None:
                 z.mode = mode
                 out.append((name, mode, look.decision))
@@ -188,6 +195,7 @@ class Analytics:
                 "rate_k_h": None if fit is None else round(fit.a, 2),
                 "drift_tau_h": None if z.learner.tau_h is None else round(z.learner.tau_h, 1),
                 "last_decision": None if last is None else last.reason,
+                "next_decision": None if z.planner.pending is None else z.planner.pending.reason,
             }
         return out
 
