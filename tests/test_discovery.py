@@ -185,6 +185,8 @@ ABBREVIATIONS = {
     "temp_cmd_t": "temperature_command_topic", "temp_stat_t": "temperature_state_topic",
     "temp_stat_tpl": "temperature_state_template", "temp_unit": "temperature_unit",
     "uniq_id": "unique_id", "unit_of_meas": "unit_of_measurement", "val_tpl": "value_template",
+    "json_attr_t": "json_attributes_topic", "json_attr_tpl": "json_attributes_template",
+    "ent_cat": "entity_category",
 }  # fmt: skip
 # ... keys that have no abbreviation (so appear in full) ...
 UNABBREVIATED = {"qos", "temp_step", "precision"}
@@ -209,7 +211,8 @@ HA_UNITS = {
     "current": {"A", "mA"}, "power": {"W", "kW", "mW", "MW", "GW", "TW"},
     "energy": {"Wh", "kWh", "MWh", "GWh", "TWh", "J", "kJ", "MJ", "GJ", "cal", "kcal"},
 }  # fmt: skip
-STATE_KEYS = {"stat_t", "curr_temp_t", "temp_stat_t", "mode_stat_t", "pr_mode_stat_t", "act_t"}
+STATE_KEYS = {"stat_t", "curr_temp_t", "temp_stat_t", "mode_stat_t", "pr_mode_stat_t", "act_t",
+              "json_attr_t"}  # fmt: skip
 COMMAND_KEYS = {"cmd_t", "temp_cmd_t", "mode_cmd_t", "pr_mode_cmd_t"}
 
 
@@ -271,8 +274,8 @@ def test_every_key_is_a_documented_abbreviation(payload: dict[str, Any]) -> None
 def test_a_component_id_and_unique_id_per_entity(payload: dict[str, Any]) -> None:
     cmps = payload["cmps"]
     # 14 quantities, 8 relays, a light group, 4 inputs, 3 zones, 5 metered relays, a total,
-    # a scene.
-    assert len(cmps) == 14 + 8 + 1 + 4 + 3 + 5 + 1 + 1
+    # a scene, the faults' problem sensor.
+    assert len(cmps) == 14 + 8 + 1 + 4 + 3 + 5 + 1 + 1 + 1
     unique_ids = [c["uniq_id"] for c in cmps.values()]
     assert len(set(unique_ids)) == len(unique_ids)  # check_unique_id needs one per entity
     for key, comp in cmps.items():
@@ -466,6 +469,7 @@ def test_every_topic_is_one_the_agent_publishes_or_reads(
     # Added with discovery; the runtime starts publishing these (see the report).
     published |= {f"{BASE}/input/{i.name}" for i in c.inputs}
     published |= {f"{BASE}/zone/{z.name}" for z in c.zones}
+    published.add(f"{BASE}/faults")  # issue 22: the faults in force (agent/analytics)
     # What agent/command_handlers.py takes: free relays, light groups, zones.
     handled = {f"{BASE}/cmd/relay/{n}" for n in ("lamp", "spare")} | {f"{BASE}/cmd/lights/hall"}
     handled |= {f"{BASE}/cmd/scene/council-session"}

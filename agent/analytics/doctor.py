@@ -20,6 +20,8 @@ def check_analytics(cfg: Any) -> list[Result]:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
+        if learning is None:
+            return []  # the agent has not run with fault detection yet: nothing to tell
         data = {}
     except (OSError, ValueError) as e:
         return [info("faults", f"cannot read {path}: {e} (the agent starts it afresh)")]
