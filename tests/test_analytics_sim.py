@@ -59,3 +59,27 @@ def test_a_warm_up_is_the_run_from_the_switch_to_comfort_until_the_thermostat_le
     assert out([True, False], True) == "full"  # stage 2 dropped out near the setpoint
     assert out([False, False], True) == "off"  # let go: the warm-up is over
     assert out([True, False], True) == "part"  # holding the setpoint is not a warm-up
+
+
+def test_the_need_model_recovers_warm_up_hours_that_grow_faster_than_the_kelvins() -> None:
+    # A room whose warm-ups took hours = g (0.1 + 0.05 g + 0.002 d): g = 1 K in 0.19 h at
+    # d = 20 K, g = 4 K in 1.24 h. The fit is exact on such points; 3 K at d = 15 K is then
+    # 3 (0.1 + 0.15 + 0.03) = 0.84 h.
+    o = OptimumStart("z", OptimumStartConfig(model="need"))
+    for g, d in ((1.0, 20.0), (2.0, 18.0), (3.0, 22.0), (4.0, 20.0), (2.5, 16.0)):
+        hours = g * (0.1 + 0.05 * g + 0.002 * d)
+        outdoor = 19.0 - d  # the warm-up is centred on 19 °C: its mean difference is d
+        t0 = 19.0 - g / 2
+        assert o.learn_warmup(t0, t0 + g, outdoor, hours)
+    hours = o.need_hours(3.0, 21.0, 18.0, 19.5 - 15.0)  # mean indoor 19.5, 15 K above outdoor
+    assert hours is not None and math.isclose(hours, 0.84, rel_tol=1e-9)
+    d = o.plan(100_000.0, 21.0, 18.0, 4.5)
+    assert d.source == "learned" and math.isclose(d.lead_minutes, 0.84 * 60 * 1.05, rel_tol=1e-9)
+
+
+def test_the_need_model_waits_for_warm_ups_of_different_sizes() -> None:
+    o = OptimumStart("z", OptimumStartConfig(model="need"))
+    for _ in range(5):  # all 4 K: the shape of the curve is unknown, the line decides
+        assert o.learn_warmup(17.0, 21.0, 0.0, 1.0)
+    assert o.need_hours(4.0, 21.0, 17.0, 0.0) is None
+    assert o.plan(100_000.0, 21.0, 17.0, 0.0).reason.endswith("4.0 K/h learned")

@@ -63,6 +63,7 @@ def parse_optimum_start(
     if not isinstance(enabled, bool):
         raise error("room.optimum_start.enabled", f"must be true or false, got {enabled!r}")
     table.setdefault("fixed_lead_minutes", max(preheat_minutes, 1.0))
+    table.setdefault("model", "need")  # closer than the line in the room benchmark's month
     try:
         config = parse_record(table, OptimumStartConfig)[0]
     except RecordError as e:

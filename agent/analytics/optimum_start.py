@@ -49,8 +49,15 @@ class OptimumStartConfig:
     safety: float = 1.05  # lead times are stretched by this: late is worse than early
     stop_band: float = 0.5  # K below the setpoint the room may drift to by a session's end
     max_early_stop_minutes: float = 60.0
+    # "line": the rate against the indoor-outdoor difference. "need": the warm-up's hours
+    # against the kelvins to gain (and the difference): a room with heavy mass gains its first
+    # kelvin in minutes (the air) and the later ones slowly (the walls), which a single rate
+    # cannot say; see need_hours().
+    model: str = "line"
 
     def __post_init__(self) -> None:
+        if self.model not in ("line", "need"):
+            raise ValueError(f"model: must be line or need, got {self.model!r}")
         for field in ("fixed_lead_minutes", "max_lead_minutes", "min_rate", "safety"):
             value = getattr(self, field)
             if not _finite(value) or value <= 0:
@@ -76,6 +83,7 @@ class Episode:
 
     delta: float
     rate: float
+    gained: Optional[float] = None  # K gained (states written before it have none)
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,8 @@ class OptimumStart:
         if hours < 1 / 6 or gained < 0.3 or not all(map(_finite, (t_start, t_end, outdoor))):
             return False
         delta = (t_start + t_end) / 2 - outdoor
-        self.episodes.append(Episode(delta if self.direction == "heat" else -delta, gained / hours))
+        signed = delta if self.direction == "heat" else -delta
+        self.episodes.append(Episode(signed, gained / hours, gained))
         return True
 
     def learn_drift(self, t_start: float, t_end: float, outdoor: float, hours: float) -> bool:
@@ -170,7 +179,10 @@ class OptimumStart:
         fit = self.fit()
         rate: Optional[float] = None
         why_fixed = ""
-        if fit is None:
+        shaped = self.need_hours(need, setpoint, indoor, outdoor) if c.model == "need" else None
+        if shaped is not None:
+            rate = need / shaped
+        elif fit is None:
             why_fixed = f"{len(self.episodes)} of {c.min_episodes} warm-ups learned"
         else:
             sign = 1 if self.direction == "heat" else -1
@@ -194,6 +206,29 @@ class OptimumStart:
         lead = min(max(lead, c.latest_start_minutes), c.max_lead_minutes)
         start = session_start - lead * 60
         return Decision(start, lead, source, f"start {self._clock(start)}: {detail}")
+
+    def need_hours(
+        self, need: float, setpoint: float, indoor: float, outdoor: float
+    ) -> Optional[float]:
+        """Hours to gain `need` K by the least-squares fit hours = g (c1 + c2 g + c3 d) over the
+        episodes (g the kelvins gained, d their mean indoor-outdoor difference), or None when
+        fewer than min_episodes carry what they gained, their gains span under 1 K, or the
+        answer is not believable (then the line, or the fixed lead, decides)."""
+        rows = [(e.gained, e.delta, e.gained / e.rate) for e in self.episodes if e.gained]
+        if len(rows) < max(self.config.min_episodes, 4):
+            return None
+        gains = [g for g, _, _ in rows]
+        if max(gains) - min(gains) < 1.0:
+            return None
+        coef = _least_squares([(g, g * g, g * d) for g, d, _ in rows], [h for _, _, h in rows])
+        if coef is None:
+            return None
+        sign = 1 if self.direction == "heat" else -1
+        d = sign * ((indoor + setpoint) / 2 - outdoor)
+        hours = need * (coef[0] + coef[1] * need + coef[2] * d)
+        if not _finite(hours) or hours <= 0 or need / hours < self.config.min_rate:
+            return None
+        return hours
 
     def early_stop(
         self, session_end: float, setpoint: float, indoor: float, outdoor: float
@@ -241,7 +276,9 @@ class OptimumStart:
             )  # fmt: skip
             return
         for e in saved["episodes"][-self.config.keep_episodes :]:
-            self.episodes.append(Episode(float(e["delta"]), float(e["rate"])))
+            gained = e.get("gained")
+            self.episodes.append(Episode(float(e["delta"]), float(e["rate"]),
+                                         float(gained) if _finite(gained) else None))  # fmt: skip
         self.tau_h = saved["tau_h"]
         self._tau_weight = int(saved["tau_weight"])
 
@@ -290,6 +327,24 @@ def _warmup_hours(fit: Fit, d0: float, d1: float, min_rate: float) -> Optional[f
     if fit.b == 0:
         return (d1 - d0) / fit.a
     return math.log((fit.a - fit.b * d0) / (fit.a - fit.b * d1)) / fit.b
+
+
+def _least_squares(xs: list[tuple[float, ...]], ys: list[float]) -> Optional[list[float]]:
+    """Ordinary least squares without intercept through the normal equations (a handful of
+    unknowns: Gaussian elimination with partial pivoting); None when they are singular."""
+    k = len(xs[0])
+    a = [[sum(x[i] * x[j] for x in xs) for j in range(k)] + [sum(x[i] * y for x, y in zip(xs, ys))]
+         for i in range(k)]  # fmt: skip
+    for col in range(k):
+        pivot = max(range(col, k), key=lambda r: abs(a[r][col]))
+        if abs(a[pivot][col]) < 1e-9 * max(1.0, abs(a[col][col])):
+            return None
+        a[col], a[pivot] = a[pivot], a[col]
+        for r in range(k):
+            if r != col:
+                f = a[r][col] / a[col][col]
+                a[r] = [v - f * w for v, w in zip(a[r], a[col])]
+    return [a[i][k] / a[i][i] for i in range(k)]
 
 
 def _problem(saved: Mapping[str, Any], direction: str) -> Optional[str]:
