@@ -6,12 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from agent import __version__, discovery
+from agent import __version__, central_state, discovery
 from agent.bus_worker import BusWorker
 from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
@@ -74,6 +75,7 @@ class Agent:
         self._states: dict[str, bytes] = {}
         self._relay_states: dict[str, bytes] = {}
         self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
+        self._state_bodies: dict[str, dict[str, Any]] = {}  # the same, without their "ts"
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
         self.outbox: Optional[Outbox] = None
         self.link: Optional[MqttLink] = None
@@ -113,6 +115,7 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
+            self._publish_control_states([])  # retained from the first second, not the first change
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
@@ -306,28 +309,47 @@ class Agent:
         if self.config.node.discovery and self.link is not None and self.link.connected:
             self._publish_discovery()
 
-    def _publish_control_states(self, events: list[Event]) -> None:
-        """Retained states of inputs and zones, for dashboards and Home Assistant."""
-        assert self.room is not None
+    def _publish_control_states(self, events: list[Event], force: Optional[str] = None) -> None:
+        """Retained state of every relay, input, zone, light group, ventilation unit and the
+        energy counters (agent.central_state): each one from the first second, then whenever
+        it changes; `force` publishes that topic even unchanged (a command's answer)."""
+        del events  # the states are read from the room, whatever the events said
+        if self.room is None:
+            return
         now = iso_utc(self.clock.time())
-        for event in events:
-            if event.kind == "input":
-                topic = discovery.input_topic(self.topics.base, event.subject)
-                self._retain(topic, json_payload({"ts": now, "state": event.state}))
-        for name, zone in self.room.zones.items():
-            state = {
-                "mode": zone.current_mode(),
-                "setpoint": zone.effective_setpoint(),
-                "action": self.room.zone_action(name),
-                "temperature": self.room.zone_temperature(name),
-            }
-            topic = discovery.zone_topic(self.topics.base, name)
-            payload = json_payload(state)
-            if self._control_states.get(topic) != payload:
-                self._retain(topic, payload)
+        for relay, on in self.room.relays.states().items():
+            cached = self._relay_states.get(relay)
+            if cached is None or json.loads(cached).get("on") is not on:
+                body = central_state.relay_body(on, "current state")
+                self._relay_states[relay] = json_payload({"ts": now, **body})
+                self._publish_retained(self.topics.relay(relay), self._relay_states[relay])
+            elif force == self.topics.relay(relay):
+                self._publish_retained(force, cached)
+        states = central_state.room_states(
+            self.room, self.topics, self.config.control.grid_emission_factor
+        )
+        for topic, body in states.items():
+            if self._state_bodies.get(topic) != body or topic == force:
+                self._state_bodies[topic] = body
+                self._retain(topic, json_payload({"ts": now, **body}))
+
+    def refresh_state(self, topic: str) -> None:
+        """Publishes one entity's retained state again, changed or not (after a command)."""
+        self._publish_control_states([], force=topic)
+
+    def retained_state(self, topic: str) -> Optional[bytes]:
+        """The latest retained state published on `topic`, if this node has one."""
+        if topic.startswith(self.topics.relay("")):
+            return self._relay_states.get(topic[len(self.topics.relay("")) :])
+        if topic.startswith(self.topics.state("")):
+            return self._states.get(topic[len(self.topics.state("")) :])
+        return self._control_states.get(topic)
 
     def _retain(self, topic: str, payload: bytes) -> None:
         self._control_states[topic] = payload
+        self._publish_retained(topic, payload)
+
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
         if self.link is not None and self.link.connected:
             self.link.publish(topic, payload, qos=1, retain=True)
 
@@ -537,6 +559,7 @@ class Agent:
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         if self.config.node.discovery:
             self._publish_discovery()
+        self._publish_control_states([])
         for topic, payload in self._control_states.items():
             self.link.publish(topic, payload, qos=1, retain=True)
         for entity, payload in self._states.items():
