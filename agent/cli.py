@@ -77,9 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     def prepare(cfg: Config) -> Config:
         return _override(cfg, args.broker, args.state_dir)
 
-    cfg = prepare(_load(args.config))
-    # A config pushed from the central side since the file was last edited, if any.
-    cfg, origin = effective(cfg)
+    local = _load(args.config)
+    cfg = prepare(local)
+    # A config pushed from the central side since the file was last edited, if any; its
+    # broker and other trust anchors are checked again against the file as written.
+    cfg, origin = effective(cfg, anchors=local)
     if origin != "file":
         cfg = prepare(cfg)
     agent = Agent(cfg, simulate=True if args.simulate else None, origin=origin, prepare=prepare)

@@ -333,7 +333,7 @@ def _fan(vent: Any, base: str) -> dict[str, Any]:
     the unit's boost_minutes; a JSON command gives another duration)."""
     state = ventilation_topic(base, vent.name)
     command = command_topic(base, "ventilation", vent.name)
-    return {
+    fan: dict[str, Any] = {
         "p": "fan",
         "name": vent.name,
         "stat_t": state,
@@ -341,11 +341,17 @@ def _fan(vent: Any, base: str) -> dict[str, Any]:
         "cmd_t": command,
         "pl_on": "ON",
         "pl_off": "OFF",
-        "pct_stat_t": state,
-        "pct_val_tpl": "{{ value_json['stage'] }}",
-        "pct_cmd_t": f"{command}/stage",
-        "spd_rng_min": 1,
-        "spd_rng_max": len(vent.stages),
+    }
+    if len(vent.stages) > 1:  # HA refuses a speed range of one (speed_range_max > min)
+        fan.update({
+            "pct_stat_t": state,
+            "pct_val_tpl": "{{ value_json['stage'] }}",
+            "pct_cmd_t": f"{command}/stage",
+            "spd_rng_min": 1,
+            "spd_rng_max": len(vent.stages),
+        })  # fmt: skip
+    return {
+        **fan,
         "pr_mode_stat_t": state,
         "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] != 'manual' else 'None' }}",
         "pr_mode_cmd_t": f"{command}/preset",

@@ -20,8 +20,10 @@ import pytest
 
 from agent import config
 from agent.config import Config
+from agent.control.ventilation import VentilationConfig
 from agent.discovery import (
     SENSOR_CLASSES,
+    _fan,
     discovery_payload,
     ha_status_is_online,
     removal_payload,
@@ -380,7 +382,12 @@ def test_free_relays_are_switches_or_lights_owned_ones_only_report(
     assert group["fx_cmd_t"] == f"{BASE}/cmd/lights/hall/effect" and group["fx_list"][0] == "auto"
     assert group["on_cmd_type"] == "first"
     fan = cmps["ventilation_air"]
-    assert (fan["p"], fan["cmd_t"], fan["spd_rng_max"]) == ("fan", f"{BASE}/cmd/ventilation/air", 1)
+    assert (fan["p"], fan["cmd_t"]) == ("fan", f"{BASE}/cmd/ventilation/air")
+    # One stage: on and off only (HA rejects a speed range of one, found with a real HA).
+    assert "spd_rng_max" not in fan and "pct_cmd_t" not in fan
+    two = _fan(VentilationConfig("air", ("a", "b"), "co2", co2_high=1400), BASE)
+    assert (two["spd_rng_min"], two["spd_rng_max"]) == (1, 2)
+    assert two["pct_cmd_t"] == f"{BASE}/cmd/ventilation/air/stage"
     assert fan["pr_modes"] == ["auto", "boost"]
     assert group["stat_val_tpl"] == "{{ 'ON' if value_json['on'] else 'OFF' }}"
     assert group["cmd_t"] == f"{BASE}/cmd/lights/hall"
