@@ -56,7 +56,7 @@ class Topics:
     @property
     def energy_state(self) -> str:
         """The energy counters, retained (from what is saved: they never go down)."""
-        return f"{self.base}/energy/state"
+        return f"{self.base}/counters/energy"
 
 
 def iso_utc(timestamp: float) -> str:

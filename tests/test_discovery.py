@@ -470,7 +470,7 @@ def test_energy_sensors_for_metered_relays_and_the_total(payload: dict[str, Any]
     for key, template in expected.items():
         comp = cmps[key]
         assert comp["p"] == "sensor"
-        assert comp["stat_t"] == f"{BASE}/energy/state"  # retained
+        assert comp["stat_t"] == f"{BASE}/counters/energy"  # retained
         assert comp["val_tpl"] == template
         assert (comp["dev_cla"], comp["stat_cla"]) == ("energy", "total_increasing")
         assert comp["unit_of_meas"] == "kWh" and comp["unit_of_meas"] in HA_UNITS["energy"]
@@ -480,7 +480,7 @@ def test_every_topic_is_one_the_agent_publishes_or_reads(
     cfg: Config, payload: dict[str, Any]
 ) -> None:
     c = cfg.control
-    published = {f"{BASE}/status", f"{BASE}/energy/state", f"{BASE}/lights/hall"}
+    published = {f"{BASE}/status", f"{BASE}/counters/energy", f"{BASE}/lights/hall"}
     published |= {f"{BASE}/ventilation/air"}
     published |= {f"{BASE}/state/{d.name}" for d in cfg.devices}
     published |= {f"{BASE}/relay/{r.name}" for r in c.relays}

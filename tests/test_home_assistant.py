@@ -180,7 +180,13 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
     # Nothing unknown once the agents have been up SETTLE seconds.
     time.sleep(max(0.0, started + SETTLE - time.monotonic()))
     unknown = without_state(ha, ids.values())
-    assert unknown == [], unknown
+    assert [e for e in unknown if not _warming_up(e)] == [], unknown
+    # Presence gets its value once the scan has listened; the VOC index once Sensirion's
+    # algorithm has its samples (minutes at the demo's interval): unknown, not unavailable.
+    states = ha.states()
+    assert all(states[e]["state"] == "unknown" for e in unknown), [states[e] for e in unknown]
+    late = [e for e in unknown if not e.endswith("_voc_index")]
+    wait(lambda: not without_state(ha, late), 60, f"{late} get a state: {ha.states()}")
     print(f"\n{len(ids)} entities from {len(nodes)} nodes, none unknown after {SETTLE:g} s")
 
     def state(entity: str) -> dict[str, Any]:
@@ -279,14 +285,10 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
         assert live
 
         def settled() -> list[str]:
-            s = ha.states()
-            return [e for e in ids.values() if not e.startswith(STATELESS)
-                    and s.get(e, {}).get("state") in (None, "unknown", "unavailable")]  # fmt: skip
+            bad = without_state(ha, ids.values())
+            return [e for e in bad if not e.endswith("_voc_index")]
 
-        deadline = time.monotonic() + 30
-        while settled() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert settled() == [], settled()
+        wait(lambda: not settled(), 30, "every state after the restart")
         [validate] = ha.ws({"type": "energy/validate"})
         issues = [i for src in validate["result"]["energy_sources"] for i in src]
         assert issues == [], issues
@@ -294,6 +296,15 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
         for node in nodes.values():
             node.signal(signal.SIGCONT)
     sub.close()
+
+
+def _warming_up(entity: str) -> bool:
+    """Entities the node has no value for in its first seconds, by design: Sensirion's VOC
+    index is 0 ("not yet") for the algorithm's first 45 samples and is not published as clean
+    air;
+    a BLE presence group is unknown until the scan has listened for its settle time (10 s
+    from the scan's start, which comes after the agent's own start)."""
+    return entity.endswith("_voc_index") or "_badges_" in entity
 
 
 def without_state(ha: HomeAssistant, entities: Any) -> list[str]:
