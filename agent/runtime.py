@@ -453,6 +453,8 @@ class Agent:
             self._set_state(device, device_state_payload(self.clock.time(), False, {}, error))
         else:
             log.info("%s is available", device)
+            if device not in self._states:  # answering, nothing to publish yet (a warm-up)
+                self._set_state(device, device_state_payload(self.clock.time(), True, {}))
 
     def _set_state(self, entity: str, payload: bytes) -> None:
         """Retained latest state; not buffered, because only the newest value matters."""

@@ -389,3 +389,21 @@ def test_a_stored_pushed_config_is_checked_again_at_start(tmp_path: Path) -> Non
     RemoteStore(state).save(RemoteCopy(pushed, "mqtt", None, local_sha256(path)))
     cfg, origin = effective(local)
     assert origin == "file" and cfg.broker.host == "127.0.0.1"
+
+
+def test_a_device_warming_up_is_available_with_no_values_yet(
+    tmp_path: Path, broker: Broker, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    """Sensirion's VOC index is 0 ("not yet") for its first 45 samples and is not published;
+    the device answers all along, so its state says available (HA: unknown, not unavailable)."""
+    voc = DEVICES + '[[devices]]\nname = "voc"\ndriver = "sgp40"\ninterval = 1\n'
+    sub = Subscriber(broker.port, f"{BASE}/state/voc")
+    agent = agent_process(node_config(broker.port, tmp_path / "state", devices=voc))
+    agent.start()
+    try:
+        assert sub.wait_for(lambda ms: bool(ms), 20), agent.output()
+        first = json.loads(sub.messages[0].payload)
+        assert first["available"] is True and first["values"] == {}
+    finally:
+        sub.close()
+        assert agent.terminate() == 0
