@@ -214,8 +214,12 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
                     wait(lambda: relay_on(node, relay) is (want == "on"), 15, f"{relay} {want}")
             if "fx_list" in comp:  # a light group back to automatic
                 ha.call("light", "turn_on", entity_id=entity, effect="auto")
-                wait(lambda: state(entity)["attributes"].get("effect") == "auto", 15,
-                     f"{entity} auto")  # fmt: skip
+                group = comp["fx_stat_t"]
+                wait(lambda: (latest(sub, group) or {}).get("mode") == "auto", 15,
+                     f"{entity} auto on the node")  # fmt: skip
+                # HA shows a light's effect only while it is on; automatic may switch it off.
+                wait(lambda: (s := state(entity))["state"] == "off"
+                     or s["attributes"].get("effect") == "auto", 15, f"{entity} auto")  # fmt: skip
             controlled += 1
         elif platform == "climate":
             for mode in comp["modes"]:
@@ -302,6 +306,11 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
         for node in nodes.values():
             node.signal(signal.SIGCONT)
     sub.close()
+
+
+def latest(sub: Subscriber, topic: str) -> dict[str, Any] | None:
+    msgs = [m for m in sub.on(topic) if m.topic == topic and m.payload]
+    return json.loads(msgs[-1].payload) if msgs else None
 
 
 def _warming_up(entity: str) -> bool:
