@@ -193,7 +193,8 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
          f"{voc}: devices online")  # fmt: skip
     late = [e for e in unknown if not e.endswith("_voc_index")]
     wait(lambda: not without_state(ha, late), 60, f"{late} get a state")
-    print(f"\n{len(ids)} entities from {len(nodes)} nodes, none unknown after {SETTLE:g} s")
+    print(f"\n{len(ids)} entities from {len(nodes)} nodes; after {SETTLE:g} s none unknown but "
+          f"{len(unknown)} warming up: {unknown}")  # fmt: skip
 
     def state(entity: str) -> dict[str, Any]:
         return ha.states()[entity]
@@ -302,6 +303,10 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
         [validate] = ha.ws({"type": "energy/validate"})
         issues = [i for src in validate["result"]["energy_sources"] for i in src]
         assert issues == [], issues
+        [stats] = ha.ws({"type": "recorder/validate_statistics"})
+        mine = {k: v for k, v in stats["result"].items() if k in ids.values()}
+        assert mine == {}, mine
+        assert mqtt_warnings(ha) == [], "\n".join(mqtt_warnings(ha))
     finally:
         for node in nodes.values():
             node.signal(signal.SIGCONT)
