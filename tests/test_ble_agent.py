@@ -20,6 +20,7 @@ from agent import config as config_mod
 from agent.runtime import Agent
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
+from tests.waiting import wait_until
 
 BASE = "roomagent/test-node"
 KEY = "231d39c1d7cc1ab1aee224cd096db932"
@@ -91,23 +92,32 @@ def test_ble_readings_wait_in_the_buffer_while_the_broker_is_away(
     agent = agent_process(node_config(port, tmp_path / "state") + BLE)
     agent.start()
     db = tmp_path / "state" / "buffer.sqlite"
-    deadline = time.monotonic() + 20
-    buffered: list[int] = []
-    while time.monotonic() < deadline and len(buffered) < 3:
-        time.sleep(0.3)
-        if db.exists():
+
+    def buffered() -> list[int]:
+        # The agent may not have made the file, or its table, yet: nothing buffered so far.
+        if not db.exists():
+            return []
+        try:
             with sqlite3.connect(db) as c:
                 rows = c.execute("SELECT seq FROM outbox WHERE topic = ?",
                                  (f"{BASE}/telemetry/window",))  # fmt: skip
-                buffered = [r[0] for r in rows]
-    assert len(buffered) >= 3, agent.output()
+                return [r[0] for r in rows]
+        except sqlite3.OperationalError:  # no such table yet, or the agent holds a lock
+            return []
+
+    def three_or_more() -> list[int]:
+        rows = buffered()
+        return rows if len(rows) >= 3 else []
+
+    seqs = wait_until(three_or_more, timeout=20)
+    assert seqs, agent.output()
     broker = Broker(tmp_path / "broker", port=port)
     broker.start()
     sub = Subscriber(port, f"{BASE}/telemetry/window")
     try:
         # The agent reconnects within reconnect_max (1 s) and sends the backlog, oldest first.
         assert sub.wait_for(lambda ms: {json.loads(m.payload)["seq"] for m in ms} >= set(
-            buffered), 20), agent.output()  # fmt: skip
+            seqs), 20), agent.output()  # fmt: skip
     finally:
         agent.terminate()
         sub.close()
