@@ -230,7 +230,12 @@ class Handlers:
         try:
             if verb == "stage":
                 key = "stage" if "stage" in body else "value" if "value" in body else "command"
-                events = vent.set_stage(int(number(body, key, 0, top)), minutes, reason)
+                stage = number(body, key, 0, top)
+                if not stage.is_integer():
+                    raise CommandError(
+                        "bad_argument", f"{key}: a whole stage 0..{top}, got {stage:g}"
+                    )
+                events = vent.set_stage(int(stage), minutes, reason)
             elif verb in ("on", "off"):
                 events = vent.set_stage(1 if verb == "on" else 0, minutes, reason)
             elif verb == "boost":
@@ -257,7 +262,8 @@ class Handlers:
         self.agent.refresh_state(topic)
         payload = self.agent.retained_state(topic)
         if payload is None:
-            raise CommandError("unknown_target", f"no {kind} {'/'.join(path[1:])!r} on this node")
+            what = f"{kind} {path[1]!r}" if len(path) == 2 else kind
+            raise CommandError("unknown_target", f"no {what} on this node")
         if kind == "device" and self.agent.link is not None and self.agent.link.connected:
             self.agent.link.publish(topic, payload, qos=1, retain=True)
         return {"topic": topic, "state": json.loads(payload)}

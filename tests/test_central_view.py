@@ -281,8 +281,9 @@ def test_ventilation_stage_boost_and_back_to_automatic(node: Node) -> None:
     assert wait(lambda: node.central.state("fan") is False)
     auto = node.central.send("ventilation/air/preset", "auto")
     assert auto is not None and auto["result"]["mode"] == "auto"
-    bad = node.central.send("ventilation/air/stage", "2")
-    assert bad is not None and bad["code"] == "bad_argument" and "0..1" in bad["reason"]
+    for value in ("2", "0.5"):
+        bad = node.central.send("ventilation/air/stage", value)
+        assert bad is not None and bad["code"] == "bad_argument" and "0..1" in bad["reason"], bad
 
 
 def test_a_light_group_goes_back_to_automatic(node: Node) -> None:
