@@ -233,6 +233,15 @@ def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) ->
                 ha.call("climate", "set_preset_mode", entity_id=entity, preset_mode=preset)
                 wait(lambda: state(entity)["attributes"].get("preset_mode") == preset, 15,
                      f"{entity} preset {preset}")  # fmt: skip
+            if node == "free-relays":  # no minimum times there: the heater follows at once
+                ha.call("climate", "set_hvac_mode", entity_id=entity, hvac_mode="heat")
+                ha.call("climate", "set_temperature", entity_id=entity, temperature=30)
+                wait(lambda: relay_on(node, "heater") is True, 15, "heater on for 30 °C")
+                wait(lambda: state(entity)["attributes"].get("hvac_action") == "heating", 15,
+                     f"{entity} heating")  # fmt: skip
+                ha.call("climate", "set_hvac_mode", entity_id=entity, hvac_mode="off")
+                wait(lambda: relay_on(node, "heater") is False, 15, "heater off")
+                wait(lambda: state(entity)["state"] == "off", 15, f"{entity} off")
             controlled += 1
         elif platform == "fan":
             stages = [r.split("/")[-1] for r in _fan_relays(node, comp)]
