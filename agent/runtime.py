@@ -115,7 +115,7 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
-            self._publish_control_states([])  # retained from the first second, not the first change
+            self._publish_control_states()  # retained from the first second, not the first change
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
@@ -262,7 +262,7 @@ class Agent:
                 events = self.room.tick()
                 for event in events:
                     self.emit(event)
-                self._publish_control_states(events)
+                self._publish_control_states()
                 beats += 1
                 if beats % max(1, int(self.config.node.health_interval)) == 0:
                     self._publish_energy()
@@ -309,11 +309,10 @@ class Agent:
         if self.config.node.discovery and self.link is not None and self.link.connected:
             self._publish_discovery()
 
-    def _publish_control_states(self, events: list[Event], force: Optional[str] = None) -> None:
+    def _publish_control_states(self, force: Optional[str] = None) -> None:
         """Retained state of every relay, input, zone, light group, ventilation unit and the
         energy counters (agent.central_state): each one from the first second, then whenever
         it changes; `force` publishes that topic even unchanged (a command's answer)."""
-        del events  # the states are read from the room, whatever the events said
         if self.room is None:
             return
         now = iso_utc(self.clock.time())
@@ -335,7 +334,7 @@ class Agent:
 
     def refresh_state(self, topic: str) -> None:
         """Publishes one entity's retained state again, changed or not (after a command)."""
-        self._publish_control_states([], force=topic)
+        self._publish_control_states(force=topic)
 
     def retained_state(self, topic: str) -> Optional[bytes]:
         """The latest retained state published on `topic`, if this node has one."""
@@ -561,7 +560,7 @@ class Agent:
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         if self.config.node.discovery:
             self._publish_discovery()
-        self._publish_control_states([])
+        self._publish_control_states()
         for topic, payload in self._control_states.items():
             self.link.publish(topic, payload, qos=1, retain=True)
         for entity, payload in self._states.items():
