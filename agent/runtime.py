@@ -127,6 +127,10 @@ class Agent:
         self.config_manager = ConfigManager(self, self.origin, self.prepare)
         self.config_manager.start()
         await self._first_round(stop)
+        for runner in self.runners:  # answering, no value yet (a warm-up): available, not unknown
+            if runner.available and runner.config.name not in self._states:
+                empty = device_state_payload(self.clock.time(), True, {})
+                self._set_state(runner.config.name, empty)
         self.notifier.notify(READY="1", STATUS=self.status_line())
         tasks.append(asyncio.ensure_future(self._supervise()))
         log.info(
@@ -452,8 +456,6 @@ class Agent:
             self._set_state(device, device_state_payload(self.clock.time(), False, {}, error))
         else:
             log.info("%s is available", device)
-            if device not in self._states:  # answering, nothing to publish yet (a warm-up)
-                self._set_state(device, device_state_payload(self.clock.time(), True, {}))
 
     def _set_state(self, entity: str, payload: bytes) -> None:
         """Retained latest state; not buffered, because only the newest value matters."""
