@@ -18,6 +18,7 @@ from agent.config import DEFAULT_CONFIG, Config, ConfigError
 EXIT_CONFIG = 2
 EXIT_HARDWARE = 1
 EXIT_BUFFER = 3  # the buffer cannot be opened: state directory missing or unwritable
+EXIT_LOCKED = 4  # another agent runs on this node's state directory
 
 
 def _load(path: str) -> Config:
@@ -48,7 +49,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         try:
             cfg = _load(path)
         except ConfigError as e:
-            print(f"✗ {e}", file=sys.stderr)
+            for error in e.errors:  # every problem, one line each
+                print(f"✗ {error}", file=sys.stderr)
             status = EXIT_CONFIG
             continue
         print(
@@ -77,6 +79,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     local = _load(args.config)
     cfg = prepare(local)
+    from agent.node_lock import NodeLock, StateDirLocked, StateDirUnusable
+
+    # One agent per state directory, taken before any hardware or the buffer is touched; the
+    # lock lives as long as this process.
+    try:
+        lock = NodeLock(cfg.node.state_dir).acquire()
+    except StateDirLocked as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StateDirUnusable as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_BUFFER
     # A config pushed from the central side since the file was last edited, if any; its
     # broker and other trust anchors are checked again against the file as written.
     cfg, origin = effective(cfg, anchors=local)
@@ -95,11 +109,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from agent.outbox import OutboxError
 
+    if args.log_level != "DEBUG":  # gpiozero warns once per pin library it tries
+        import warnings
+
+        warnings.filterwarnings("ignore", message="Falling back from")
     try:
         asyncio.run(main())
     except OutboxError as e:
         print(f"roomagent: {e}", file=sys.stderr)
         return EXIT_BUFFER
+    except Exception as e:
+        if type(e).__name__ != "BadPinFactory" or args.log_level == "DEBUG":
+            raise
+        print("roomagent: no GPIO here for the relays and inputs (gpiozero found no pin "
+              "library; on a Raspberry Pi, roomagent doctor checks why); on another machine, "
+              "run with --simulate", file=sys.stderr)  # fmt: skip
+        return EXIT_HARDWARE
+    finally:
+        lock.release()
     return 0
 
 
@@ -138,6 +165,10 @@ def cmd_scan_ble(args: argparse.Namespace) -> int:
     from agent.ble.config import BleConfig
     from agent.ble.scan_tool import report, scan
 
+    if not args.seconds > 0:
+        print(f"roomagent scan-ble: --seconds must be more than 0, got {args.seconds:g} (e.g. "
+              "--seconds 10; without Bluetooth, add --simulate)", file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
     cfg = _config_for_tools(args, required=False)
     ble = cfg.ble if cfg else BleConfig()
     backend = None
@@ -170,9 +201,11 @@ def cmd_read(args: argparse.Namespace) -> int:
     by_name = {d.name: d for d in cfg.devices}
     device = by_name.get(args.device)
     if device is None:
+        from agent.suggest import hint
+
         known = ", ".join(by_name) or "none"
-        print(f"roomagent: no device {args.device!r} in {cfg.source} (devices: {known})",
-              file=sys.stderr)  # fmt: skip
+        print(f"roomagent: no device {args.device!r} in {cfg.source}{hint(args.device, by_name)}"
+              f" (devices: {known})", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
     hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate)
 
@@ -198,8 +231,13 @@ def cmd_read(args: argparse.Namespace) -> int:
         return EXIT_HARDWARE
     finally:
         hardware.close()
-    if args.json:
-        print(json.dumps(values, ensure_ascii=False))
+    if args.json:  # each value with its unit, as <base>/info gives them
+        units = {q: {"value": v, "unit": QUANTITIES[q].unit.value} for q, v in values.items()}
+        print(json.dumps(units, ensure_ascii=False))
+        if not values:
+            print(f"roomagent: {device.name} ({device.driver}) answered but has no value yet: it "
+                  "is warming up (the SGP40's VOC algorithm is still learning for its first "
+                  "45 s of samples)", file=sys.stderr)  # fmt: skip
         return 0
     print(f"{device.name} ({device.driver}, bus {device.bus}):")
     if not values:
@@ -253,6 +291,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roomagent", description=__doc__)
     p.add_argument("--version", action="version", version=f"roomagent {__version__}")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="DEBUG also shows the traceback of an unexpected error")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the agent")
@@ -324,10 +364,36 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at the exit's flush
+        return status
     except ConfigError as e:  # any command's config: the file, the key and what is wrong
-        print(f"roomagent: {e}", file=sys.stderr)
+        for error in e.errors:
+            print(f"roomagent: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except BrokenPipeError:  # `roomagent ... | head`: the reader has all it wanted
+        _quiet_stdout()
+        return EXIT_HARDWARE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a user sees one line; the traceback is for --log-level DEBUG
+        if getattr(args, "log_level", None) == "DEBUG":
+            raise
+        print(f"roomagent {args.command}: {type(e).__name__}: {e} (run it again with "
+              "--log-level DEBUG for the details)", file=sys.stderr)  # fmt: skip
+        return EXIT_HARDWARE
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null so the interpreter's final flush raises no second
+    BrokenPipeError (the Python documentation's advice for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
