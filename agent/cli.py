@@ -143,7 +143,8 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     devices = cfg.devices if cfg else ()
     simulate = args.simulate or bool(cfg and cfg.node.simulate)
     hardware = Hardware(devices, simulate)
-    numbers = [args.bus] if args.bus is not None else sorted({d.bus for d in devices} or {1})
+    i2c = {d.bus for d in devices if isinstance(d.bus, int)}  # not the Modbus lines
+    numbers = [args.bus] if args.bus is not None else sorted(i2c or {1})
     status = 0
     try:
         for number in numbers:
@@ -156,6 +157,21 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
         return EXIT_HARDWARE
     finally:
         hardware.close()
+    return status
+
+
+def cmd_scan_modbus(args: argparse.Namespace) -> int:
+    from agent.modbus import scan
+
+    cfg = _config_for_tools(args, required=True)
+    assert cfg is not None
+    try:
+        units = scan.parse_units(args.units)
+    except ValueError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    status, text = scan.run(cfg, args.line, units, args.simulate or cfg.node.simulate)
+    print(text, file=sys.stderr if status else sys.stdout)
     return status
 
 
@@ -207,7 +223,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"roomagent: no device {args.device!r} in {cfg.source}{hint(args.device, by_name)}"
               f" (devices: {known})", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate)
+    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate, cfg.modbus)
 
     def measure(d: config_mod.DeviceConfig, compensation: dict[str, float]) -> dict[str, float]:
         driver = DRIVERS[d.driver](hardware.bus(d.bus), d.address, **d.options)
@@ -314,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p.add_argument("--config", help=f"node config to compare with (default {DEFAULT_CONFIG})")
     scan_p.add_argument("--simulate", action="store_true", help="scan simulated chips")
     scan_p.set_defaults(func=cmd_scan_i2c)
+
+    mb = sub.add_parser("scan-modbus", help="list the unit ids that answer on a Modbus line "
+                        "and the meters they are")  # fmt: skip
+    mb.add_argument("line", help="the [[modbus]] line's name")
+    mb.add_argument("--units", default="1-247", help="unit ids to try, e.g. 1-10,20 (1-247)")
+    mb.add_argument("--config", help=f"node config (default {DEFAULT_CONFIG})")
+    mb.add_argument("--simulate", action="store_true", help="scan the simulated meters")
+    mb.set_defaults(func=cmd_scan_modbus)
 
     ble = sub.add_parser(
         "scan-ble", help="list what advertises over BLE nearby, strongest first, decoded"

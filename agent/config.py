@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, NoReturn, Optional, TypeVar
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,6 +25,7 @@ from agent import header
 from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
 from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
+from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
 from agent.suggest import hint
 from drivers import DRIVERS
 
@@ -71,7 +72,7 @@ class DeviceConfig:
     name: str
     driver: str
     interval: float
-    bus: int = 1
+    bus: Union[int, str] = 1  # an I2C bus number, or a Modbus meter's [[modbus]] line name
     address: Optional[int] = None
     timeout: float = 10.0
     # Consecutive failed readings before the device is published as unavailable.
@@ -135,6 +136,8 @@ class Config:
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     ble: BleConfig = field(default_factory=BleConfig)
     registration: Optional[RegistrationConfig] = None
+    modbus: tuple[ModbusLineConfig, ...] = ()
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
 
 
 T = TypeVar("T")
@@ -322,6 +325,15 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     devices = tuple(d for _, d in indexed)
     found.add(*_check_unique(indexed, file))
     found.add(*_check_compensation(indexed, file))
+    modbus = found.run(
+        lambda: parse_modbus(data.get("modbus"), devices, lambda k, m: ConfigError(file, k, m)),
+        (),
+    )
+    root.used.add("energy")
+    energy = found.run(
+        lambda: parse_energy(data.get("energy"), lambda k, m: ConfigError(file, k, m)),
+        EnergyConfig(),
+    )
     root.used.add("ble")
     ble = found.run(
         lambda: parse_ble(data.get("ble"), lambda key, message: ConfigError(file, key, message)),
@@ -352,7 +364,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     found.run(root.finish)
     found.raise_if_any()
     return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
-                  registration)  # fmt: skip
+                  registration, modbus, energy)  # fmt: skip
 
 
 def _pin_repeat(e: ConfigError) -> bool:
@@ -537,7 +549,9 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
     name = t.get("name", str, driver, check=_name)
     if name in RESERVED_DEVICE_NAMES:
         raise t.error("name", f"{name!r} is reserved for the agent's own state topic")
-    address = t.get("address", int, None, check=_between(0x03, 0x77))
+    meter = getattr(DRIVERS[driver], "transport", "i2c") == "modbus"
+    # A Modbus meter's address is its unit id (1..247), its bus a [[modbus]] line's name.
+    address = t.get("address", int, None, check=_between(1, 247) if meter else _between(0x03, 0x77))
     options_t = t.table("options")
     try:
         DRIVERS[driver].validate_options(options_t.data)
@@ -552,7 +566,7 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         name=name,
         driver=driver,
         interval=interval,
-        bus=t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
+        bus=t.get("bus", str) if meter else t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
         address=address,
         timeout=_timeout(t, driver, options_t.data),
         unavailable_after=t.get(
@@ -629,7 +643,7 @@ def _check_ble_names(
 
 def _check_unique(devices: list[tuple[int, DeviceConfig]], file: str) -> Iterator[ConfigError]:
     names: dict[str, int] = {}
-    wires: dict[tuple[int, int], int] = {}
+    wires: dict[tuple[Any, int], int] = {}
     for i, d in devices:
         if d.name in names:
             yield ConfigError(

@@ -103,7 +103,7 @@ def run(
     if open_bus is None:
         from agent.hardware import Hardware
 
-        hardware = Hardware(cfg.devices, simulated)
+        hardware = Hardware(cfg.devices, simulated, cfg.modbus)
         open_bus = hardware.bus
     try:
         if simulated:
@@ -111,7 +111,11 @@ def run(
         else:
             assert boot is not None
             results += [check_i2c(bus, boot, host) for bus in buses_of(cfg)]
-        results += [check_sensor(d, open_bus) for d in cfg.devices]
+        results += [check_sensor(d, open_bus) for d in cfg.devices if isinstance(d.bus, int)]
+        if cfg.modbus:
+            from agent.modbus.doctor import check_modbus
+
+            results += check_modbus(cfg, open_bus, None if simulated else host, simulated)
         factory = hardware.pin_factory() if hardware is not None and simulated else None
         if simulated and factory is None:
             from gpiozero.pins.mock import MockFactory

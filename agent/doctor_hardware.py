@@ -81,7 +81,7 @@ def _owner(st: os.stat_result) -> tuple[str, str]:
 
 
 def buses_of(cfg: Config) -> list[int]:
-    return sorted({d.bus for d in cfg.devices})
+    return sorted({d.bus for d in cfg.devices if isinstance(d.bus, int)})  # not Modbus lines
 
 
 def check_i2c(bus: int, boot: BootConfig, host: Host) -> Result:
@@ -147,6 +147,7 @@ def _pins_of(bus: int) -> str:
 
 def check_sensor(d: DeviceConfig, open_bus: Callable[[int], Any]) -> Result:
     """Does the configured chip answer at its address, and is it the configured chip?"""
+    assert isinstance(d.bus, int)  # meters: agent.modbus.doctor
     from agent.hardware import NoBusError
     from agent.scan import _can_identify, scan
 

@@ -88,6 +88,7 @@ class Claim:
     gpio: int
     key: str
     what: str  # "relay 'heat'", "I2C bus 1 SDA"
+    fixed: bool = False  # a bus's own pin: on every 40-pin header, so nothing to look up
 
 
 def claims(data: Mapping[str, Any]) -> list[Claim]:
@@ -102,7 +103,8 @@ def claims(data: Mapping[str, Any]) -> list[Claim]:
         return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)]
 
     def bus(name: str, key: str) -> None:
-        out.extend(Claim(g, key, f"{BUS_NAMES[name]} {line}") for g, line in BUS_PINS[name].items())
+        out.extend(Claim(g, key, f"{BUS_NAMES[name]} {line}", fixed=True)
+                   for g, line in BUS_PINS[name].items())  # fmt: skip
 
     # I2C bus 1 is always kept: it is the sensors' bus, and its pins carry the board's fixed
     # 1.8 kOhm pull-ups, so a relay or input there misbehaves even with no sensor fitted.
@@ -130,6 +132,10 @@ def check(found: Iterable[Claim], board: Optional[str] = None) -> list[tuple[str
     """(key, problem) for every claim off the board's header, on a reserved pin or on a pin
     something else already took; the first claim of a pin keeps it."""
     found = list(found)
+    if all(c.fixed for c in found):
+        # Buses alone cannot collide (their pins are apart); and a sensors-only node need not
+        # load gpiozero's board tables (over 3 MiB: docs/benchmarks.md, footprint).
+        return []
     valid = set(header_gpios(board))
     used = {c.gpio for c in found} | set(RESERVED)
     model = BOARDS[board][1] if board else "Raspberry Pi"
