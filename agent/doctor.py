@@ -20,6 +20,7 @@ from agent import __version__
 from agent.bootconfig import read_boot_config
 from agent.config import Config, ConfigError
 from agent.doctor_broker import check_broker
+from agent.doctor_cadence import check_cadence
 from agent.doctor_checks import (
     Host,
     Result,
@@ -87,7 +88,7 @@ def run(
     host = host or Host()
     service = service_state(host)
     config_result, cfg = check_config(config_path)
-    results = [config_result, check_service(service)]
+    results = [config_result, check_service(service), check_cadence(service)]
     simulated = simulate or bool(cfg and cfg.node.simulate)
     boot = None if simulated else read_boot_config(host.root)
     if cfg is None:
