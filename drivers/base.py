@@ -62,6 +62,9 @@ class Driver:
     # Quantities this driver can take from a sibling device (config key `compensate_from`) to
     # correct its own reading, e.g. an SGP40 wants temperature and humidity.
     compensation: ClassVar[tuple[str, ...]] = ()
+    # True when the chip's host-side algorithm needs samples at exactly its interval (the SGP40's
+    # VOC index): its bus's scheduler serves it first, and its state says when it cannot.
+    fixed_cadence: ClassVar[bool] = False
     # Option name -> (type, default). Validated by the config loader before a driver is built.
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {}
 

@@ -94,6 +94,7 @@ class SGP40(SensirionDriver):
     addresses: ClassVar[tuple[int, ...]] = (SGP40_ADDRESS,)
     quantities: ClassVar[tuple[str, ...]] = ("voc_index",)
     compensation: ClassVar[tuple[str, ...]] = ("temperature", "humidity")
+    fixed_cadence: ClassVar[bool] = True  # the gas index algorithm's sampling interval
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         # Seconds between samples fed to the algorithm; the device interval must equal it.
         "sampling_interval": (int, 1),

@@ -152,21 +152,22 @@ class BusScheduler:
     # -- the work ---------------------------------------------------------------------------
 
     def run_ready(self) -> Optional[float]:
-        """Runs every transaction that is due now, one at a time; returns when the next one is
-        due (None: no jobs)."""
-        while True:
+        """Runs the most urgent transaction that is due now, if any; returns when the next one
+        is due (None: no jobs). One at a time, so a saturated bus still sees stop and changes."""
+        with self._cond:
+            now = self.clock()
+            ready = [j for j in self.jobs if j.ready <= now]
+            if not ready:
+                return min((j.ready for j in self.jobs), default=None)
+            job = min(ready, key=lambda j: (not j.fixed_cadence, j.ready))
+            self._current = job
+        try:
+            self._step(job)
+        finally:
             with self._cond:
-                now = self.clock()
-                ready = [j for j in self.jobs if j.ready <= now]
-                if not ready:
-                    return min((j.ready for j in self.jobs), default=None)
-                job = min(ready, key=lambda j: (not j.fixed_cadence, j.ready))
-                self._current = job
-            try:
-                self._step(job)
-            finally:
-                with self._cond:
-                    self._current = None
+                self._current = None
+        with self._cond:
+            return min((j.ready for j in self.jobs), default=None)
 
     def _step(self, job: Job) -> None:
         t0 = self.clock()
