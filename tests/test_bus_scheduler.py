@@ -76,9 +76,7 @@ class VirtualBus:
                 return
             self.clock.now = max(self.clock.now, due)
 
-    def job(
-        self, name: str, interval: float, start: Callable[[], Operation], **kwargs: Any
-    ) -> Job:
+    def job(self, name: str, interval: float, start: Callable[[], Operation], **kwargs: Any) -> Job:
         self.samples[name], self.outcomes[name] = [], []
 
         def finished(outcome: Outcome, at: float) -> Optional[float]:
@@ -143,7 +141,7 @@ def test_devices_with_long_waits_interleave_and_keep_their_cadence() -> None:
         assert max(abs(g - interval) for g in gaps) < 0.01 * interval + 0.02, (name, max(gaps))
     # The VOC algorithm published its first index within its 45 s blackout plus a sample.
     assert bus.samples["voc"][0] <= 47.0
-    assert not any(isinstance(o, Failed) for o in sum(bus.outcomes.values(), []))
+    assert not any(isinstance(o, Failed) for done in bus.outcomes.values() for o in done)
 
 
 def test_the_same_bus_one_read_at_a_time_starves_the_sgp40() -> None:
