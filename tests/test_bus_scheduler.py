@@ -1,13 +1,12 @@
 """The per-bus scheduler on virtual time (issue 15): real drivers and simulated chips on one bus,
 time passing only as the scheduler waits, so hours of schedule run in seconds.
 
-Transactions take no virtual time unless charged (TRANSFER_S per transfer, about a 10-byte
-transfer at 100 kHz); a step that does not come back is charged its step timeout.
+Each I2C transfer is charged its time on the wire at 100 kHz (agent.sensing.virtual); a step
+that does not come back is charged its step timeout. Generator operations charge TRANSFER_S.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Generator
 from typing import Any, Callable, Optional
@@ -23,58 +22,33 @@ from agent.sensing.operation import (
     Outcome,
     bus_sleep,
 )
-from agent.sensing.scheduler import BusScheduler, Job, StillHung
+from agent.sensing.scheduler import Job, StillHung
+from agent.sensing.virtual import TimedLog, VirtualTime
 from drivers import DRIVERS, Driver, values_of
 from drivers.sim import Environment, SimBus, VirtualClock
 from drivers.sim.bme280 import SimBME280
-from drivers.sim.bus import RecentList, Transfer
 from drivers.sim.scd4x import SimSCD4x
 from drivers.sim.sgp40 import SimSGP40
 from drivers.sim.veml7700 import SimVEML7700
 
-TRANSFER_S = 0.0001
+TRANSFER_S = 0.0001  # a transaction of a generator operation
 REAL_WAIT = 5.0  # real seconds a healthy step is given before the test calls it hung
 ROOM = Environment(temperature=22.0, humidity=40.0, pressure=990.0, co2=800.0, voc_raw=29000,
                    illuminance=300.0)  # fmt: skip
 
 
-class StampedLog(RecentList[tuple[float, Transfer]]):
-    """The bus log with the virtual time of each transfer; each transfer costs TRANSFER_S."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        super().__init__()
-        self.clock = clock
-        self.all: list[tuple[float, int]] = []
-
-    def append(self, item: Any) -> None:
-        self.all.append((self.clock.now, item.address))
-        self.clock.now += TRANSFER_S
-
-
 class VirtualBus:
     def __init__(self) -> None:
-        self.clock = VirtualClock(0.0)
-        self.scheduler = BusScheduler("i2c-test", clock=self.clock, receive=self._receive)
+        self.clock = VirtualTime(0.0, grace=REAL_WAIT)
+        self.scheduler = self.clock.scheduler("i2c-test")
         self.sim = SimBus(clock=self.clock)
-        self.log = StampedLog(self.clock)
-        self.sim.log = self.log  # type: ignore[assignment]
+        self.log = TimedLog(self.clock)
+        self.sim.log = self.log
         self.samples: dict[str, list[float]] = {}
         self.outcomes: dict[str, list[Outcome]] = {}
 
-    def _receive(self, outcomes: queue.SimpleQueue[Outcome], timeout: float) -> Outcome:
-        try:
-            return outcomes.get(timeout=REAL_WAIT)
-        except queue.Empty:
-            self.clock.now += timeout
-            raise
-
     def run_until(self, t: float) -> None:
-        while True:
-            due = self.scheduler.run_ready()
-            if due is None or due > t:
-                self.clock.now = max(self.clock.now, t)
-                return
-            self.clock.now = max(self.clock.now, due)
+        self.clock.run_until(self.scheduler, t)
 
     def job(self, name: str, interval: float, start: Callable[[], Operation], **kwargs: Any) -> Job:
         self.samples[name], self.outcomes[name] = [], []
@@ -127,10 +101,10 @@ def test_devices_with_long_waits_interleave_and_keep_their_cadence() -> None:
 
     # Interleaved: while the SCD4x waits for its sample (polling data-ready every 100 ms), the
     # others' transactions go on the bus between two of its polls.
-    co2_times = [t for t, address in bus.log.all if address == 0x62]
+    co2_times = [t for t, address in bus.log.stamps if address == 0x62]
     polls = [(a, b) for a, b in zip(co2_times, co2_times[1:]) if 0.05 < b - a < 0.2]
     others_inside = [
-        address for t, address in bus.log.all
+        address for t, address in bus.log.stamps
         if address != 0x62 and any(a < t < b for a, b in polls[-60:])
     ]  # fmt: skip
     assert {0x59, 0x76, 0x10} <= set(others_inside)
@@ -262,7 +236,7 @@ def test_a_device_leaves_and_joins_the_schedule_cleanly() -> None:
     bus.run_until(30.0)
     # It left: its operation unwound at its wait (its thread ended) and nothing more was sent.
     assert not op.running
-    assert not [t for t, address in bus.log.all if address == 0x62 and t > removed_at]
+    assert not [t for t, address in bus.log.stamps if address == 0x62 and t > removed_at]
     assert co2 not in bus.scheduler.jobs
     # A new device joins: it is measured at once, then on its interval; the SGP40 is not upset.
     climate = bus.device("climate", SimBME280(lambda: ROOM), "bme280", 2.0)
