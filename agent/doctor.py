@@ -88,7 +88,10 @@ def run(
     host = host or Host()
     service = service_state(host)
     config_result, cfg = check_config(config_path)
-    results = [config_result, check_service(service), check_cadence(service)]
+    results = [config_result, check_service(service)]
+    cadence = check_cadence(service)
+    if cadence is not None:
+        results.append(cadence)
     simulated = simulate or bool(cfg and cfg.node.simulate)
     boot = None if simulated else read_boot_config(host.root)
     if cfg is None:
