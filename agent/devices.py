@@ -122,6 +122,7 @@ class DeviceRunner:
             return False, (change, None)
         assert isinstance(result, Mapping)
         self.failures = 0
+        self.cadence.interval = self.config.interval  # cmd/device/<name>/interval may change it
         self.cadence.sampled(at)
         if self.available is not True:
             self.available = True
