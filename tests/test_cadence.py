@@ -117,3 +117,71 @@ def test_a_running_agent_publishes_each_device_s_sample_interval(tmp_path: Path)
     assert abs(states["voc-runner"]["sample_interval"] - 1.0) <= 0.05  # type: ignore[operator]
     assert abs(states["climate"]["sample_interval"] - 2.0) <= 0.1  # type: ignore[operator]
     assert abs(states["co2"]["sample_interval"] - 5.0) <= 0.25  # type: ignore[operator]
+
+
+def test_a_live_config_change_adds_and_drops_devices_on_the_running_bus(tmp_path: Path) -> None:
+    before = """
+[[devices]]
+name = "climate"
+driver = "bme280"
+interval = 2
+[[devices]]
+name = "co2"
+driver = "scd4x"
+interval = 5
+"""
+    after = (
+        before.split('[[devices]]\nname = "co2"')[0]
+        + """
+[[devices]]
+name = "voc"
+driver = "sgp40"
+interval = 1
+"""
+    )
+    path = tmp_path / "node.toml"
+    port = free_port()
+    path.write_text(node_config(port, tmp_path / "state", devices=before))
+    cfg = config_mod.load(path)
+    agent = Agent(cfg, simulate=True, hardware=Hardware(cfg.devices, simulate=True))
+    seen: dict[str, object] = {}
+
+    async def until(predicate: object, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
+            await asyncio.sleep(0.2)
+
+    def runner(name: str) -> object:
+        return next((r for r in agent.runners if r.config.name == name), None)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        run = asyncio.ensure_future(agent.run(stop))
+        await until(lambda: "co2" in agent._states and "climate" in agent._states, 30)
+        bus = agent.buses.of(cfg.devices[0])
+        seen["jobs before"] = sorted(j.name for j in bus.jobs)
+        climate = runner("climate")
+        agent.hardware.bus(1).log.clear()  # the SCD4x's open() sent a stop too: not that one
+        path.write_text(node_config(port, tmp_path / "state", devices=after))
+        agent.config_manager.reconfigurer.apply(config_mod.load(path), "test")  # type: ignore[union-attr]
+        await until(lambda: runner("voc") is not None and runner("voc").sample_interval(), 20)  # type: ignore[union-attr]
+        await until(lambda: len(runner("voc").cadence._times) > 6, 20)  # type: ignore[union-attr]
+        seen["jobs after"] = sorted(j.name for j in bus.jobs if not j.name.endswith(".close"))
+        seen["climate kept"] = runner("climate") is climate
+        seen["voc"] = runner("voc").sample_interval()  # type: ignore[union-attr]
+        seen["climate"] = runner("climate").sample_interval()  # type: ignore[union-attr]
+        seen["co2 state"] = "co2" in agent._states
+        sim = agent.hardware.bus(1)
+        seen["co2 stopped"] = any(
+            t.address == 0x62 and t.kind == "write" and t.data[:2] == b"\x3f\x86" for t in sim.log
+        )
+        stop.set()
+        await run
+
+    asyncio.run(scenario())
+    assert seen["jobs before"] == ["climate", "co2"]
+    assert seen["jobs after"] == ["climate", "voc"]
+    assert seen["climate kept"] is True and seen["co2 state"] is False
+    assert seen["co2 stopped"] is True  # its driver was closed: stop_periodic_measurement sent
+    assert abs(seen["voc"] - 1.0) <= 0.05  # type: ignore[operator]
+    assert abs(seen["climate"] - 2.0) <= 0.1  # type: ignore[operator]
