@@ -152,8 +152,8 @@ class Agent:
         self._runner_tasks[runner] = asyncio.ensure_future(runner.run())
 
     def stop_runner(self, runner: DeviceRunner) -> None:
-        """Stops polling a device the config dropped or changed; its driver is closed on its
-        bus thread, after any read still running there."""
+        """Stops polling a device the config dropped or changed; its driver is closed through
+        its bus's scheduler, so never during another transaction on that bus."""
         runner.stopped = True
         task = self._runner_tasks.pop(runner, None)
         if task is not None:
@@ -669,8 +669,8 @@ class Agent:
             log.debug("forwarder drained; closing the MQTT link")
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
             log.debug("MQTT link closed")
-        # Each driver is closed on its own bus thread, after whatever read is still running
-        # there: closing from here could interleave with that read on the bus.
+        # Each driver is closed through its bus's scheduler, between other transactions on
+        # that bus: closing from here could interleave with one of them.
         closing = [
             asyncio.wrap_future(
                 runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
