@@ -7,6 +7,7 @@ hardware itself, so the same code runs against a Pi's /dev/i2c-1 or a simulated 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import time
 from collections.abc import Mapping
@@ -67,17 +68,11 @@ def load_chips() -> Mapping[str, type[Driver]]:
     """Every registered chip driver, by config name in alphabetical order (imports the chip
     modules the first time)."""
     if not _loaded:
-        for module in pkgutil.iter_modules(_package_path()):
+        for module in pkgutil.iter_modules([os.path.dirname(__file__)]):
             if not module.ispkg and module.name not in _NOT_CHIPS:
                 importlib.import_module(f"drivers.{module.name}")
         _loaded.append(dict(sorted(_CHIPS.items())))
     return _loaded[0]
-
-
-def _package_path() -> list[str]:
-    import drivers
-
-    return list(drivers.__path__)
 
 
 class Driver:
