@@ -177,7 +177,7 @@ class DeviceRunner:
             finished,
             fixed_cadence=self.cadence.fixed,
             timeout=self.config.timeout,
-            step_timeout=min(STEP_TIMEOUT, self.config.timeout),
+            step_timeout=min(getattr(bus, "step_timeout", STEP_TIMEOUT), self.config.timeout),
         )
         bus.add(self.job)
         try:

@@ -60,7 +60,6 @@ def _as(kind: type, value: Any) -> Any:
 # (`name = "..."`); load_chips() imports every chip module of this package, so nothing else keeps
 # a list of chips.
 _CHIPS: dict[str, type[Driver]] = {}
-_NOT_CHIPS = {"base", "quantities", "sensirion", "ina2xx_common"}  # shared code, no chip
 _loaded: list[Mapping[str, type[Driver]]] = []
 
 
@@ -69,7 +68,7 @@ def load_chips() -> Mapping[str, type[Driver]]:
     modules the first time)."""
     if not _loaded:
         for module in pkgutil.iter_modules([os.path.dirname(__file__)]):
-            if not module.ispkg and module.name not in _NOT_CHIPS:
+            if not module.ispkg:  # shared code (sensirion, modbus_map) registers nothing
                 importlib.import_module(f"drivers.{module.name}")
         _loaded.append(dict(sorted(_CHIPS.items())))
     return _loaded[0]
@@ -84,12 +83,15 @@ class Driver:
 
     name: ClassVar[str]
     label: ClassVar[str]  # maker and part, as a wiring diagram names it: "Bosch BME280"
+    # The kind of bus it is on: "i2c", or "modbus" for a meter on a [[modbus]] line (whose
+    # simulated counterpart is a pymodbus server, drivers/sim/meter.py, not a chip on SimBus).
+    transport: ClassVar[str] = "i2c"
     # Needs a 5 V supply beside its 3.3 V logic (a fan, a laser): wired to a 5 V pin.
     five_volt: ClassVar[bool] = False
-    # Its simulated chip, "module:Class" in drivers.sim, with the arguments that make it this
-    # chip, and the device options that describe the board rather than the chip (an INA's shunt
-    # resistor), which the simulated chip takes from the config as the real one's behaviour
-    # follows from the part soldered next to it.
+    # An I2C chip's simulated chip, "module:Class" in drivers.sim, with the arguments that make
+    # it this chip, and the device options that describe the board rather than the chip (an
+    # INA's shunt resistor), which the simulated chip takes from the config as the real one's
+    # behaviour follows from the part soldered next to it.
     simulated: ClassVar[str]
     simulated_arguments: ClassVar[Mapping[str, Any]] = {}
     board_options: ClassVar[tuple[str, ...]] = ()
@@ -145,6 +147,12 @@ class Driver:
             if key in cls.options_schema and not isinstance(_as(expected, value), expected):
                 raise ValueError(f"option {key!r} must be {expected.__name__}, got {value!r}")
         cls(None, **options)
+
+    @classmethod
+    def measured(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The quantities a device with these options reports (a generic meter's come from
+        its config); most drivers always report the same ones."""
+        return cls.quantities
 
     @classmethod
     def worst_read_time(cls, options: Mapping[str, Any]) -> float:
@@ -226,7 +234,9 @@ def who_answers(
     """(driver name, what identify() says) of another chip that answers at this address, or
     None. Only chips that can sit at the address and can identify themselves are asked."""
     for name, cls in load_chips().items():
-        if issubclass(cls, besides) or issubclass(besides, cls) or address not in cls.addresses:
+        if cls.transport != besides.transport or address not in cls.addresses:
+            continue  # another kind of bus (a Modbus meter's unit id is no I2C address)
+        if issubclass(cls, besides) or issubclass(besides, cls):
             continue
         if cls.identify.__func__ is Driver.identify.__func__:  # type: ignore[attr-defined]
             continue

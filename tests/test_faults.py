@@ -79,7 +79,8 @@ class _Room:
     environment: Callable[[], Environment]
 
 
-CASES = [_case(driver) for driver in DRIVERS]
+# Modbus meters are simulated by pymodbus servers and have their faults in test_modbus.py.
+CASES = [_case(driver) for driver in SIMULATED_CHIPS]
 
 
 class Rig:

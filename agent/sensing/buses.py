@@ -1,10 +1,10 @@
 """The one place that decides which buses a node has and which device is on which.
 
-A bus is named by its kind and where it is: "i2c-1" for /dev/i2c-1. Every device on the same
-bus shares its scheduler, so their transactions never overlap and each one's waits are the
-others' bus time. A field bus plugs in by naming itself here (e.g. "modbus-rtu:/dev/ttyUSB0"
-for an RS-485 line shared by several meters, "modbus-tcp:10.0.0.5:502" for an endpoint) and
-giving its devices operations (docs/sensing.md).
+A bus is named by its kind and where it is: "i2c-1" for /dev/i2c-1, "modbus-<line>" for a
+[[modbus]] line (an RS-485 line shared by several meters by unit id, or a Modbus TCP endpoint),
+whose name a meter's `bus` key gives. Every device on the same bus shares its scheduler, so
+their transactions never overlap and each one's waits are the others' bus time
+(docs/sensing.md).
 """
 
 from __future__ import annotations
@@ -14,12 +14,21 @@ from collections.abc import Iterator
 from typing import Callable
 
 from agent.config import DeviceConfig
-from agent.sensing.scheduler import BusScheduler
+from agent.sensing.scheduler import STEP_TIMEOUT, BusScheduler
 
 
 def bus_of(device: DeviceConfig) -> str:
     """The bus a configured device is on."""
+    if isinstance(device.bus, str):  # a Modbus line's name (agent.modbus.config)
+        return f"modbus-{device.bus}"
     return f"i2c-{device.bus}"
+
+
+def step_timeout(name: str) -> float:
+    """How long one transaction may take before it is abandoned. An I2C transfer takes
+    milliseconds (STEP_TIMEOUT, 1 s); a Modbus request has the line's own response timeout and
+    fails by itself (NoAnswer), so only the device's whole `timeout` bounds it."""
+    return float("inf") if name.startswith("modbus-") else STEP_TIMEOUT
 
 
 class Buses:
@@ -34,6 +43,7 @@ class Buses:
         bus = self._buses.get(name)
         if bus is None:
             bus = self._buses[name] = BusScheduler(name, clock=self.clock)
+            bus.step_timeout = step_timeout(name)
             bus.start()
         return bus
 

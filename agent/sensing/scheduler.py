@@ -93,6 +93,7 @@ class BusScheduler:
     ) -> None:
         self.name, self.clock, self.receive = name, clock, receive
         self.jobs: list[Job] = []
+        self.step_timeout = STEP_TIMEOUT  # the longest a transaction of its devices may take
         self.busy = 0.0  # seconds the bus spent in transactions (for its utilisation)
         self.abandoned = 0  # transactions given up on
         self.since = clock()

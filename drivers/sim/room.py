@@ -26,6 +26,16 @@ class RoomModel:
     def __init__(self, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
+        # What the agent's relays draw now (W), set by the agent once its relays exist; the
+        # simulated energy meters measure it.
+        self.relay_load: Optional[Callable[[], float]] = None
+
+    def load_w(self) -> float:
+        """The metered circuit's draw: the relays' rated power while on; without relays, a
+        room whose lights and ventilation run during meetings."""
+        if self.relay_load is not None:
+            return self.relay_load()
+        return 1200.0 if self.occupied() else 60.0
 
     def minutes_into_meeting(self) -> Optional[float]:
         """A short meeting every ten minutes, six minutes long, so that a demo shows the room
@@ -85,16 +95,23 @@ def _factory(driver: type[Driver]) -> ChipFactory:
 
 
 class _SimulatedChips(Mapping[str, ChipFactory]):
-    """Every registered chip's simulated counterpart, by driver name."""
+    """Every registered I2C chip's simulated counterpart, by driver name (Modbus meters are
+    simulated by pymodbus servers: drivers/sim/meter.py)."""
 
     def __getitem__(self, name: str) -> ChipFactory:
+        if name not in _i2c():
+            raise KeyError(name)
         return _factory(DRIVERS[name])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(DRIVERS)
+        return iter(_i2c())
 
     def __len__(self) -> int:
-        return len(DRIVERS)
+        return len(_i2c())
+
+
+def _i2c() -> list[str]:
+    return [name for name, cls in DRIVERS.items() if cls.transport == "i2c"]
 
 
 SIMULATED_CHIPS: Mapping[str, ChipFactory] = _SimulatedChips()
