@@ -83,6 +83,7 @@ class Agent:
         self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
         self.room: Optional[RoomController] = None
+        self.room_service: Any = None  # agent.room_service.RoomService, with a [room] section
         self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
         self.config_manager: Optional[ConfigManager] = None
@@ -115,9 +116,15 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
+        if self.config.room is not None:
+            from agent.room_service import RoomService
+
+            self.room_service = RoomService(self)
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
+        if self.room_service is not None:
+            tasks.append(asyncio.ensure_future(self.room_service.run()))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
@@ -682,6 +689,8 @@ class Agent:
         for task in pending:  # a read stuck in a driver: leave its thread, do not wait for it
             log.warning("task %s did not stop in time", task)
         log.debug("tasks stopped")
+        if self.room_service is not None:
+            self.room_service.close()
         if self.room is not None:
             # Every relay to its safe state before anything else: the rest may fail or hang.
             for event in self.room.safe_state("agent stopping"):
