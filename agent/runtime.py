@@ -6,13 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from agent import __version__, discovery
-from agent.bus_worker import BusWorker
+from agent import __version__, central_state, discovery
 from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
 from agent.commands import CommandProcessor
@@ -29,11 +29,13 @@ from agent.contract import (
 )
 from agent.control.room import RoomController
 from agent.control.types import Event
-from agent.devices import DeviceRunner, Sample, link_compensation
+from agent.devices import DeviceRunner, Sample, link_compensation, slow_devices
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
 from agent.outbox import Outbox, OutboxError
+from agent.sensing.buses import Buses
+from agent.sensing.operation import bus_sleep
 from agent.seq_floor import write_durably
 from agent.state_store import StateStore
 from agent.systemd import Notifier
@@ -67,14 +69,15 @@ class Agent:
         self.topics = Topics(config.node.base_topic)
         self.hardware = hardware or Hardware(config.devices, self.simulate, config.modbus)
         self.started = time.monotonic()
-        # One writer thread owns the database; one thread per I2C bus serialises its transfers.
+        # One writer thread owns the database; one scheduler per bus runs its transactions.
         self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
-        self._bus_threads: dict[Any, BusWorker] = {}  # by I2C bus number or Modbus line name
+        self.buses = Buses()  # I2C buses and Modbus lines (agent.sensing.buses)
         self.energy_guard: Any = None  # agent.modbus.energy.EnergyGuard, with a meter
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._states: dict[str, bytes] = {}
         self._relay_states: dict[str, bytes] = {}
         self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
+        self._state_bodies: dict[str, dict[str, Any]] = {}  # the same, without their "ts"
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
         self.outbox: Optional[Outbox] = None
         self.link: Optional[MqttLink] = None
@@ -116,6 +119,7 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
+            self._publish_control_states()  # retained from the first second, not the first change
         if self.config.room is not None:
             from agent.room_service import RoomService
 
@@ -137,6 +141,10 @@ class Agent:
         self.config_manager = ConfigManager(self, self.origin, self.prepare)
         self.config_manager.start()
         await self._first_round(stop)
+        for runner in self.runners:  # answering, no value yet (a warm-up): available, not unknown
+            if runner.available and runner.config.name not in self._states:
+                empty = device_state_payload(self.clock.time(), True, {})
+                self._set_state(runner.config.name, empty)
         self.notifier.notify(READY="1", STATUS=self.status_line())
         tasks.append(asyncio.ensure_future(self._supervise()))
         log.info(
@@ -153,12 +161,13 @@ class Agent:
 
     def make_runner(self, d: DeviceConfig) -> DeviceRunner:
         meter = isinstance(d.bus, str)  # a Modbus line: one bus, its requests serialised
-        if d.bus not in self._bus_threads:
-            self._bus_threads[d.bus] = BusWorker(f"modbus-{d.bus}" if meter else f"i2c-{d.bus}")
         on_sample = self._meter_samples(d) if meter else self._on_sample  # before the line opens
-        driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
+        # bus_sleep: every wait the driver makes hands the bus to the other devices on it.
+        driver = DRIVERS[d.driver](
+            self.hardware.bus_or_placeholder(d.bus), d.address, sleep=bus_sleep, **d.options
+        )
         return DeviceRunner(
-            d, driver, self._bus_threads[d.bus], self.clock, on_sample, self._on_availability
+            d, driver, self.buses.of(d), self.clock, on_sample, self._on_availability
         )
 
     def _meter_samples(self, d: DeviceConfig) -> Callable[[Sample], Any]:
@@ -178,14 +187,14 @@ class Agent:
         self._runner_tasks[runner] = asyncio.ensure_future(runner.run())
 
     def stop_runner(self, runner: DeviceRunner) -> None:
-        """Stops polling a device the config dropped or changed; its driver is closed on its
-        bus thread, after any read still running there."""
+        """Stops polling a device the config dropped or changed; its driver is closed through
+        its bus's scheduler, so never during another transaction on that bus."""
         runner.stopped = True
         task = self._runner_tasks.pop(runner, None)
         if task is not None:
             task.cancel()
-        if runner.hung is None:
-            runner.executor.submit(runner.driver.close)
+        if not runner.hung:
+            runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
 
     def forget_state(self, entity: str) -> None:
         """Clears the retained state of a device that left the config."""
@@ -292,7 +301,7 @@ class Agent:
                 events = self.room.tick()
                 for event in events:
                     self.emit(event)
-                self._publish_control_states(events)
+                self._publish_control_states()
                 beats += 1
                 if beats % max(1, int(self.config.node.health_interval)) == 0:
                     self._publish_energy()
@@ -339,28 +348,46 @@ class Agent:
         if self.config.node.discovery and self.link is not None and self.link.connected:
             self._publish_discovery()
 
-    def _publish_control_states(self, events: list[Event]) -> None:
-        """Retained states of inputs and zones, for dashboards and Home Assistant."""
-        assert self.room is not None
+    def _publish_control_states(self, force: Optional[str] = None) -> None:
+        """Retained state of every relay, input, zone, light group, ventilation unit and the
+        energy counters (agent.central_state): each one from the first second, then whenever
+        it changes; `force` publishes that topic even unchanged (a command's answer)."""
+        if self.room is None:
+            return
         now = iso_utc(self.clock.time())
-        for event in events:
-            if event.kind == "input":
-                topic = discovery.input_topic(self.topics.base, event.subject)
-                self._retain(topic, json_payload({"ts": now, "state": event.state}))
-        for name, zone in self.room.zones.items():
-            state = {
-                "mode": zone.current_mode(),
-                "setpoint": zone.effective_setpoint(),
-                "action": self.room.zone_action(name),
-                "temperature": self.room.zone_temperature(name),
-            }
-            topic = discovery.zone_topic(self.topics.base, name)
-            payload = json_payload(state)
-            if self._control_states.get(topic) != payload:
-                self._retain(topic, payload)
+        for relay, on in self.room.relays.states().items():
+            cached = self._relay_states.get(relay)
+            if cached is None or json.loads(cached).get("on") is not on:
+                body = central_state.relay_body(on, "current state")
+                self._relay_states[relay] = json_payload({"ts": now, **body})
+                self._publish_retained(self.topics.relay(relay), self._relay_states[relay])
+            elif force == self.topics.relay(relay):
+                self._publish_retained(force, cached)
+        states = central_state.room_states(
+            self.room, self.topics, self.config.control.grid_emission_factor
+        )
+        for topic, body in states.items():
+            if self._state_bodies.get(topic) != body or topic == force:
+                self._state_bodies[topic] = body
+                self._retain(topic, json_payload({"ts": now, **body}))
+
+    def refresh_state(self, topic: str) -> None:
+        """Publishes one entity's retained state again, changed or not (after a command)."""
+        self._publish_control_states(force=topic)
+
+    def retained_state(self, topic: str) -> Optional[bytes]:
+        """The latest retained state published on `topic`, if this node has one."""
+        if topic.startswith(self.topics.relay("")):
+            return self._relay_states.get(topic[len(self.topics.relay("")) :])
+        if topic.startswith(self.topics.state("")):
+            return self._states.get(topic[len(self.topics.state("")) :])
+        return self._control_states.get(topic)
 
     def _retain(self, topic: str, payload: bytes) -> None:
         self._control_states[topic] = payload
+        self._publish_retained(topic, payload)
+
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
         if self.link is not None and self.link.connected:
             self.link.publish(topic, payload, qos=1, retain=True)
 
@@ -428,7 +455,8 @@ class Agent:
         )
         backlog = self.outbox.stats().rows if self.outbox is not None else 0
         ble = f"; {self.ble.status()}" if self.ble is not None else ""
-        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}"
+        slow = slow_devices(self.runners)
+        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}{slow}"
 
     async def _supervise(self) -> None:
         """Feeds systemd's watchdog only while the event loop runs this and the buffer's writer
@@ -461,7 +489,10 @@ class Agent:
         make = functools.partial(_telemetry, sample)
         unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
         await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
-        self._set_state(sample.device, device_state_payload(sample.timestamp, True, sample.values))
+        self._set_state(sample.device, device_state_payload(
+            sample.timestamp, True, sample.values,
+            sample_interval=sample.sample_interval, cadence=sample.cadence,
+        ))  # fmt: skip
 
     async def _on_availability(self, device: str, available: bool, error: Optional[str]) -> None:
         if not available:
@@ -575,6 +606,7 @@ class Agent:
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         if self.config.node.discovery:
             self._publish_discovery()
+        self._publish_control_states()
         for topic, payload in self._control_states.items():
             self.link.publish(topic, payload, qos=1, retain=True)
         for entity, payload in self._states.items():
@@ -705,12 +737,14 @@ class Agent:
             log.debug("forwarder drained; closing the MQTT link")
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
             log.debug("MQTT link closed")
-        # Each driver is closed on its own bus thread, after whatever read is still running
-        # there: closing from here could interleave with that read on the bus.
+        # Each driver is closed through its bus's scheduler, between other transactions on
+        # that bus: closing from here could interleave with one of them.
         closing = [
-            asyncio.wrap_future(runner.executor.submit(runner.driver.close))
+            asyncio.wrap_future(
+                runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
+            )
             for runner in self.runners
-            if runner.hung is None
+            if not runner.hung
         ]
         if closing:
             await asyncio.wait(closing, timeout=3)
@@ -722,8 +756,7 @@ class Agent:
         if self.outbox is not None:
             await self.run_db(self.outbox.close)
         self._db_thread.shutdown(wait=True)
-        for pool in self._bus_threads.values():
-            pool.shutdown(wait=False)
+        self.buses.shutdown()
         self.hardware.close()
         log.info("stopped")
 
