@@ -98,6 +98,9 @@ class RoomService:
         calendar, preheat = self.monitor.calendar, self.monitor.config.preheat_minutes * 60
         if calendar.current(now) is None and calendar.wants_comfort(now, preheat):
             return None
+        analytics = getattr(self.agent, "analytics", None)
+        if analytics is not None and any(z.planner.warming(now) for z in analytics.zones.values()):
+            return None  # an optimum start's warm-up, longer than preheat_minutes
         return seen
 
     async def _tick(self) -> None:
