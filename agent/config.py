@@ -63,8 +63,12 @@ class BufferConfig:
     path: Path = DEFAULT_STATE_DIR / "buffer.sqlite"
     max_rows: int = 1_000_000
     max_bytes: int = 256 * 1024 * 1024
-    durability: str = "full"  # "full": fsync every commit; "normal": see docs/buffer.md
+    # "staged": a RAM stage, the card written only for what stays unacknowledged; "full":
+    # fsync every commit; "normal": see docs/buffer.md
+    durability: str = "staged"
     max_inflight: int = 64
+    stage_dir: Optional[Path] = None  # None: systemd's RuntimeDirectory, else /dev/shm
+    sync_interval: float = 10.0  # s: what a power cut can lose under "staged"
 
 
 @dataclass(frozen=True)
@@ -441,15 +445,23 @@ def _parse_registration(t: _Table, resolve: Callable[[str], Path]) -> Registrati
     return registration
 
 
+def _optional_path(text: str, resolve: Callable[[str], Path]) -> Optional[Path]:
+    return resolve(text) if text else None
+
+
 def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:
     buffer = BufferConfig(
         path=resolve(t.get("path", str, str(state_dir / "buffer.sqlite"))),
         max_rows=t.get("max_rows", int, BufferConfig.max_rows, check=_at_least(100, "rows")),
         max_bytes=t.get("max_bytes", int, BufferConfig.max_bytes, check=_at_least(65536, "bytes")),
         durability=t.get(
-            "durability", str, BufferConfig.durability, check=_one_of("full", "normal")
+            "durability", str, BufferConfig.durability, check=_one_of("staged", "full", "normal")
         ),
         max_inflight=t.get("max_inflight", int, BufferConfig.max_inflight, check=_between(1, 1000)),
+        stage_dir=_optional_path(t.get("stage_dir", str, ""), resolve),
+        sync_interval=t.get(
+            "sync_interval", float, BufferConfig.sync_interval, check=_between(1, 3600, "s")
+        ),
     )
     t.finish()
     return buffer

@@ -213,6 +213,27 @@ class Outbox:
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
 
+    def reserve_through(self, seq: int) -> None:
+        """Records, fsync'd, that seqs up to `seq` may be in use elsewhere (the RAM stage): a
+        start after a power cut continues above it. The floor file is raised with it."""
+        self.floor.cover(seq + 1)
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._transaction():
+                self._set_meta("seq_reserved", seq + 1)
+        finally:
+            self.db.execute(f"PRAGMA synchronous={self.durability.upper()}")
+
+    def mark_unsynced(self, entries: Iterable[tuple[int, str, float]]) -> None:
+        """(seq, boot id, monotonic time) of rows here stamped by an unsynchronised clock."""
+        entries = list(entries)
+        if entries:
+            with self._transaction():
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO unsynced(seq, boot, monotonic) VALUES (?, ?, ?)",
+                    entries,
+                )
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
 
@@ -253,12 +274,18 @@ class Outbox:
             self.db.execute("DELETE FROM unsynced")
         return len(rows)
 
-    def append_many(self, items: Iterable[tuple[str, Callable[[int], bytes]]]) -> list[int]:
+    def append_many(
+        self,
+        items: Iterable[tuple[str, Callable[[int], bytes]]],
+        seqs: Optional[list[int]] = None,
+    ) -> list[int]:
         """Commits several messages in one transaction (one fsync). When the disk is full, the
-        oldest rows are dropped (and counted) to make room; OutboxError if even that fails."""
+        oldest rows are dropped (and counted) to make room; OutboxError if even that fails.
+        seqs: numbers already given to these messages (rows moved here from the RAM stage,
+        agent.staged_outbox), ascending and above any row here; None allocates the next ones."""
         items = list(items)
         try:
-            return self._append_many(items)
+            return self._append_many(items, seqs)
         except sqlite3.OperationalError as e:
             if not _is_full(e):
                 raise
@@ -267,7 +294,7 @@ class Outbox:
         self._checkpoint()
         log.error("disk full under the buffer: dropped the %d oldest readings", dropped)
         try:
-            return self._append_many(items)
+            return self._append_many(items, seqs)
         except sqlite3.OperationalError as e:
             if not _is_full(e):
                 raise
@@ -366,18 +393,23 @@ class Outbox:
             return None
         return st.f_bavail * st.f_frsize
 
-    def _append_many(self, items: list[tuple[str, Callable[[int], bytes]]]) -> list[int]:
+    def _append_many(
+        self, items: list[tuple[str, Callable[[int], bytes]]], given: Optional[list[int]] = None
+    ) -> list[int]:
         self._appends_since_check += 1
         if self._appends_since_check >= SPACE_CHECK_EVERY:
             self._check_space()
-        self.floor.cover(self.next_seq + len(items))
-        if self.durability == "normal" and self.next_seq + len(items) > self._reserved:
+        if not items:
+            return []
+        last = given[-1] if given else self.next_seq + len(items) - 1
+        self.floor.cover(last + 1)
+        if self.durability == "normal" and last + 1 > self._reserved:
             self._reserve()
         seqs: list[int] = []
         added = 0
         with self._transaction():
             for topic, make_payload in items:
-                seq = self.next_seq + len(seqs)
+                seq = given[len(seqs)] if given else self.next_seq + len(seqs)
                 payload = make_payload(seq)
                 self.db.execute(
                     "INSERT INTO outbox(seq, topic, payload) VALUES (?, ?, ?)",
@@ -392,7 +424,7 @@ class Outbox:
             )
         self._remember_dropped(gone)
         # Only now that the commit succeeded does the in-memory view move on.
-        self.next_seq += len(seqs)
+        self.next_seq = max(self.next_seq, seqs[-1] + 1)
         self.rows += len(seqs) - dropped
         self.bytes += added - freed
         self.dropped += dropped
@@ -520,6 +552,9 @@ class Outbox:
             count, size = count + c, size + s
         return count, size
 
+    def tick(self) -> None:
+        """Nothing to do on a timer: every commit is on the card already (see StagedOutbox)."""
+
     def stats(self) -> OutboxStats:
         return OutboxStats(self.rows, self.bytes, self.dropped, self.next_seq, self.recovered_from)
 
@@ -528,8 +563,8 @@ class Outbox:
         self.db.execute("PRAGMA synchronous=FULL")
         with self._transaction():
             self._set_meta("seq_next", self.next_seq)
-            if self.durability == "normal":
-                self._set_meta("seq_reserved", self.next_seq)
+            # Nothing is reserved ahead any more (durability "normal", or the RAM stage).
+            self._set_meta("seq_reserved", self.next_seq)
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 

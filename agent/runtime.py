@@ -33,8 +33,9 @@ from agent.devices import DeviceRunner, Sample, link_compensation
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox, OutboxError
+from agent.outbox import OutboxError
 from agent.seq_floor import write_durably
+from agent.staged_outbox import Buffer, open_buffer
 from agent.state_store import StateStore
 from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
@@ -75,7 +76,7 @@ class Agent:
         self._relay_states: dict[str, bytes] = {}
         self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
-        self.outbox: Optional[Outbox] = None
+        self.outbox: Optional[Buffer] = None
         self.link: Optional[MqttLink] = None
         self.forwarder: Optional[Forwarder] = None
         self.runners: list[DeviceRunner] = []
@@ -100,7 +101,13 @@ class Agent:
         b = self.config.buffer
         self.outbox = await self.run_db(
             functools.partial(
-                Outbox, b.path, max_rows=b.max_rows, max_bytes=b.max_bytes, durability=b.durability
+                open_buffer,
+                b.path,
+                max_rows=b.max_rows,
+                max_bytes=b.max_bytes,
+                durability=b.durability,
+                stage_dir=b.stage_dir,
+                sync_interval=b.sync_interval,
             )
         )
         stats = self.outbox.stats()
@@ -116,6 +123,7 @@ class Agent:
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
+        tasks.append(asyncio.ensure_future(self._tick_buffer()))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
@@ -625,6 +633,13 @@ class Agent:
                 self.forwarder.notify()
             was_synced = synced
             await asyncio.sleep(CLOCK_CHECK_SECONDS)
+
+    async def _tick_buffer(self) -> None:
+        """Once a second the buffer moves what is due from its RAM stage to the card."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.outbox is not None:
+                await self.run_db(self.outbox.tick)
 
     async def _health(self) -> None:
         while True:
