@@ -7,8 +7,9 @@ Readings still unacknowledged after ACK_GRACE are moved ("spilled") to the SD ca
 (agent.outbox, fsync'd) in one transaction at most every `sync_interval` seconds: with the
 broker up almost nothing is spilled, with it away one sequential batch per interval. A power
 cut loses the stage: at most the readings accepted in the last sync_interval + ACK_GRACE + one
-tick. Events and energy totals (any message that is not a reading) go to the card at once, with
-everything staged before them, so a room-control event is never in RAM only.
+tick. Room-control events go to the card at once, with everything staged before them, so an
+event is never in RAM only; readings and energy totals (each carries the running total, so a
+lost one is made good by the next) are staged.
 
 Rules that keep the two parts one ordered buffer:
 - every seq on the card is below every seq in the stage (a spill moves the stage's oldest rows,
@@ -32,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from agent.outbox import READING_TOPIC, Outbox, OutboxError, OutboxStats, Row
+from agent.outbox import Outbox, OutboxError, OutboxStats, Row
 
 log = logging.getLogger("roomagent.outbox")
 
@@ -76,8 +77,12 @@ def stage_path(buffer_path: Path, stage_dir: Optional[Path] = None) -> Path:
     return (stage_dir or default_stage_dir()) / f"{Path(buffer_path).name}.{key}.stage"
 
 
-def is_reading(topic: str) -> bool:
-    return fnmatch.fnmatchcase(topic, READING_TOPIC)
+# Messages that go to the card at once: room-control events (docs/mqtt.md: never lost).
+CARD_NOW_TOPIC = "*/events"
+
+
+def goes_to_card_now(topic: str) -> bool:
+    return fnmatch.fnmatchcase(topic, CARD_NOW_TOPIC)
 
 
 class StagedOutbox:
@@ -162,8 +167,8 @@ class StagedOutbox:
             return []
         seqs = list(range(self.next_seq, self.next_seq + len(items)))
         self._reserve(seqs[-1])
-        if not all(is_reading(topic) for topic, _ in items):
-            # An event or energy total: on the card now, behind everything staged before it.
+        if any(goes_to_card_now(topic) for topic, _ in items):
+            # A room-control event: on the card now, behind everything staged before it.
             made = [(topic, make(seq)) for (topic, make), seq in zip(items, seqs)]
             try:
                 self._spill_through(None, made, seqs, unsynced_at)

@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks.harness import REPO, Benchmark, Params, loadavg, machine, render, write_json
 
-NAMES = ("ingest", "drain", "latency", "footprint", "fleet", "decode")
+NAMES = ("ingest", "drain", "latency", "footprint", "fleet", "decode", "writes")
 
 
 def load(name: str) -> Benchmark:
