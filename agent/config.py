@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
 
 from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
+from agent.reporting import AGGREGATES, ReportPolicy
 from drivers import DRIVERS
 
 CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilation", "scenes")
@@ -85,6 +86,8 @@ class DeviceConfig:
     # humidity from the room's climate sensor).
     compensate_from: Optional[str] = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Which samples become stored readings (agent.reporting): every one, by default.
+    report: ReportPolicy = field(default_factory=ReportPolicy)
 
 
 @dataclass(frozen=True)
@@ -498,11 +501,27 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         ),
         compensate_from=t.get("compensate_from", str, None),
         options=MappingProxyType(dict(options_t.data)),
+        report=_parse_report(t, driver),
     )
     if device.compensate_from is not None and not DRIVERS[driver].compensation:
         raise t.error("compensate_from", f"driver {driver!r} takes no compensation")
     t.finish()
     return device
+
+
+def _parse_report(t: _Table, driver: str) -> ReportPolicy:
+    """report_every, report_aggregate and [devices.report_deadband] (docs/config.md)."""
+    every = t.get("report_every", int, 1, check=_between(1, 10000))
+    aggregate = t.get("report_aggregate", str, "last", check=_one_of(*AGGREGATES))
+    band_t = t.table("report_deadband")
+    quantities = DRIVERS[driver].quantities
+    deadband: dict[str, float] = {}
+    for quantity in band_t.data:
+        if quantity not in quantities:
+            raise band_t.error(quantity, f"{driver} has no such quantity; it has "
+                               f"{', '.join(quantities)}")  # fmt: skip
+        deadband[quantity] = band_t.get(quantity, float, check=_at_least(0))
+    return ReportPolicy(every, aggregate, MappingProxyType(deadband))
 
 
 def _timeout(t: _Table, driver: str, options: Mapping[str, Any]) -> float:

@@ -34,6 +34,7 @@ from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
 from agent.outbox import OutboxError
+from agent.reporting_hook import Reports
 from agent.seq_floor import write_durably
 from agent.staged_outbox import Buffer, open_buffer
 from agent.state_store import StateStore
@@ -91,6 +92,7 @@ class Agent:
         self._control_store: Optional[StateStore] = None
         self._spawned: set[asyncio.Future[Any]] = set()
         self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
+        self._reports = Reports()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -428,7 +430,14 @@ class Agent:
 
     async def _on_sample(self, sample: Sample) -> None:
         assert self.outbox is not None and self.forwarder is not None
-        make = functools.partial(_telemetry, sample)
+        report = self._reports.add(sample, self.config.devices)
+        if report is None:  # sampled, not reported: only the retained state moves
+            self._set_state(
+                sample.device, device_state_payload(sample.timestamp, True, sample.values)
+            )
+            return
+        sample, aggregate = report
+        make = functools.partial(_telemetry, sample, aggregate)
         unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
         await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
         self._set_state(sample.device, device_state_payload(sample.timestamp, True, sample.values))
@@ -708,5 +717,5 @@ def _nothing() -> None:
     """A job for the database thread that proves it is free to take jobs."""
 
 
-def _telemetry(sample: Sample, seq: int) -> bytes:
-    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values)
+def _telemetry(sample: Sample, aggregate: Optional[Mapping[str, Any]], seq: int) -> bytes:
+    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values, aggregate)

@@ -228,8 +228,13 @@ def run(params: Params, workdir: Path) -> Result:
         targets.append(target(f"{first}, broker up: <= {TARGET_UP_BYTES} block bytes/reading",
                               (s["bytes_per_reading"] or 0) <= TARGET_UP_BYTES,
                               f"{s['bytes_per_reading']} B"))  # fmt: skip
-        targets.append(target(f"{first}, broker up: <= {TARGET_UP_MB_DAY} MB/day",
-                              s["mb_per_day"] <= TARGET_UP_MB_DAY, f"{s['mb_per_day']} MB/day"))
+        targets.append(
+            target(
+                f"{first}, broker up: <= {TARGET_UP_MB_DAY} MB/day",
+                s["mb_per_day"] <= TARGET_UP_MB_DAY,
+                f"{s['mb_per_day']} MB/day",
+            )
+        )
     if down:
         s = down["staged"]
         targets.append(target(f"{first}, broker down: <= {TARGET_DOWN_BYTES} B/buffered reading",

@@ -155,4 +155,4 @@ def test_power_cuts_lose_at_most_the_window_and_never_reuse_a_seq(
         worst = max(worst, lost_span)
         assert lost_span <= LOSS_WINDOW, f"run {k} (online {online}): lost {lost_span:.1f} s"
     print(f"\n{cuts} power cuts: {len(payloads)} messages delivered, no seq reused, no hole; "
-          f"the most lost at a cut: the last {worst:.1f} s (bound {LOSS_WINDOW:.1f} s)")  # fmt: skip
+          f"the most lost at a cut: the last {worst:.1f} s (bound {LOSS_WINDOW:.1f})")  # fmt: skip
