@@ -23,6 +23,7 @@ Rules that keep the two parts one ordered buffer:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import logging
@@ -107,6 +108,7 @@ class StagedOutbox:
         self.stage_file = stage_path(self.path, stage_dir)
         try:
             self.stage_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock = self._take_lock()
             self.db = self._open_stage()
         except (OSError, sqlite3.Error) as e:
             self.disk.close()
@@ -129,6 +131,16 @@ class StagedOutbox:
         self._reserved = 0  # seqs below this are reserved on the card
         self._last_spill = self._clock()
         self.spilled = 0  # readings moved to the card since the start (for the benchmark)
+
+    def _take_lock(self) -> int:
+        """One agent per buffer: a second one would hand out the same seqs from the stage."""
+        fd = os.open(f"{self.stage_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OSError(f"another agent is using this buffer ({self.path})") from None
+        return fd
 
     def _open_stage(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.stage_file), isolation_level=None, check_same_thread=False)
@@ -291,9 +303,10 @@ class StagedOutbox:
         self.disk.next_seq = self.next_seq
         self.disk.close()
         self.db.close()
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".lock"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(str(self.stage_file) + suffix)
+        os.close(self._lock)
 
     # -- inside ---------------------------------------------------------------------------
 

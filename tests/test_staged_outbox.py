@@ -4,10 +4,14 @@ directory emptied)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from agent.outbox import OutboxError
 from agent.staged_outbox import ACK_GRACE, SEQ_BLOCK, StagedOutbox, open_buffer
 
 READING = "n/telemetry/co2"
@@ -30,6 +34,13 @@ def make(tmp_path: Path, clock: Clock, **kw: object) -> StagedOutbox:
     args: dict = {"max_rows": 10**6, "max_bytes": 10**9, "sync_interval": 10.0}
     args.update(kw)
     return StagedOutbox(tmp_path / "buffer.sqlite", stage_dir=tmp_path / "run", clock=clock, **args)
+
+
+def die(box: StagedOutbox) -> None:
+    """What a kill leaves: files as they are, the process's descriptors (and lock) gone."""
+    box.db.close()
+    box.disk.db.close()
+    os.close(box._lock)
 
 
 def on_card(tmp_path: Path) -> list[int]:
@@ -92,7 +103,7 @@ def test_a_kill_loses_nothing_staged_and_never_reuses_a_seq(tmp_path: Path) -> N
     for _ in range(7):
         box.append(READING, payload)
     box.delete([1, 2])
-    # No close(): the process died; the stage's files stay in RAM.
+    die(box)  # no close(): the stage's files stay in RAM
     again = make(tmp_path, clock)
     assert [r.seq for r in again.fetch(0, 100)] == [3, 4, 5, 6, 7]
     assert again.append(READING, payload) > 7
@@ -107,6 +118,7 @@ def test_a_power_cut_keeps_what_was_spilled_and_never_reuses_a_seq(tmp_path: Pat
     box.tick()  # 1..4 on the card
     for _ in range(3):
         box.append(READING, payload)  # 5..7 in RAM only
+    die(box)
     shutil.rmtree(tmp_path / "run")  # the power cut: RAM is gone
     again = make(tmp_path, clock)
     assert [r.seq for r in again.fetch(0, 100)] == [1, 2, 3, 4]
@@ -136,6 +148,7 @@ def test_rows_both_on_the_card_and_staged_after_a_kill_are_kept_once(tmp_path: P
     box.tick()  # spilled; now the stage as it was had the kill come before its delete
     box.db.executemany("INSERT INTO stage VALUES (?, ?, ?, ?)", staged)
     box.db.commit()
+    die(box)
     again = make(tmp_path, clock)
     assert [r.seq for r in again.fetch(0, 10)] == [1, 2, 3]
     assert again.stats().rows == 3
@@ -157,3 +170,12 @@ def test_durability_full_is_the_card_only_outbox(tmp_path: Path) -> None:
     box = open_buffer(tmp_path / "b.sqlite", max_rows=100, max_bytes=10**6, durability="full")
     assert not isinstance(box, StagedOutbox)
     assert box.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_a_second_agent_on_the_same_buffer_is_refused(tmp_path: Path) -> None:
+    clock = Clock()
+    box = make(tmp_path, clock)
+    with pytest.raises(OutboxError, match="another agent is using this buffer"):
+        make(tmp_path, clock)
+    box.close()
+    make(tmp_path, clock).close()  # free again after a clean stop
