@@ -300,12 +300,15 @@ class Agent:
             ble_quantities=self.ble.quantities if self.ble is not None else None,
         )  # fmt: skip
         last = self.config.node.state_dir / "discovery.last"
+        previous = None
         with contextlib.suppress(OSError):
             previous = last.read_bytes()
             removal = discovery.removal_payload(previous, payload)
             if removal is not None:
                 self.link.publish(topic, removal, qos=1, retain=True)
         self.link.publish(topic, payload, qos=1, retain=True)
+        if previous == payload:
+            return  # unchanged: a reconnect costs the SD card nothing
         try:
             write_durably(last, payload)
         except OSError as e:

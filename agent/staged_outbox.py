@@ -7,9 +7,10 @@ Readings still unacknowledged after ACK_GRACE are moved ("spilled") to the SD ca
 (agent.outbox, fsync'd) in one transaction at most every `sync_interval` seconds: with the
 broker up almost nothing is spilled, with it away one sequential batch per interval. A power
 cut loses the stage: at most the readings accepted in the last sync_interval + ACK_GRACE + one
-tick. Room-control events go to the card at once, with everything staged before them, so an
-event is never in RAM only; readings and energy totals (each carries the running total, so a
-lost one is made good by the next) are staged.
+tick. Events and energy totals are staged like readings: an event written to the card at once
+cost the card ~30 KB and a flush each, and the council chamber's control loop makes several a
+minute; the relay state an event records is itself kept on the card at each switch
+(agent.state_store). When the buffer must drop, readings go first and events last.
 
 Rules that keep the two parts one ordered buffer:
 - every seq on the card is below every seq in the stage (a spill moves the stage's oldest rows,
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import fnmatch
 import hashlib
 import logging
 import os
@@ -57,6 +57,13 @@ ACK_GRACE = 1.0
 DEFAULT_SYNC_INTERVAL = 10.0
 # Seqs reserved on the card ahead of use: one fsync per this many readings.
 SEQ_BLOCK = 10000
+# The card's WAL is written full-length (zeros) once at each start, so spills overwrite blocks
+# already allocated: a commit that grows the file costs ext4 a journal commit (~22 KB and 2
+# flushes at the device), one that overwrites costs the blocks and 1 flush
+# (/work/shared/notes/storage-measurement.md). SQLite reads frames only up to the first whose
+# checksum fails, so a zero tail is an empty WAL to it. Covers SQLite's default autocheckpoint
+# (1000 pages of 1 KiB, each frame with a 24-byte header) and some overshoot.
+WAL_PREALLOCATE = 32 + 1100 * (1024 + 24)
 # RAM the stage may hold if the card refuses spills (full, failing): the oldest readings beyond
 # it are dropped and counted, as at the buffer's own bounds.
 STAGE_MAX_BYTES = 16 * 1024 * 1024
@@ -76,14 +83,6 @@ def stage_path(buffer_path: Path, stage_dir: Optional[Path] = None) -> Path:
     sharing a stage directory never share a stage."""
     key = hashlib.sha256(str(Path(buffer_path).resolve()).encode()).hexdigest()[:16]
     return (stage_dir or default_stage_dir()) / f"{Path(buffer_path).name}.{key}.stage"
-
-
-# Messages that go to the card at once: room-control events (docs/mqtt.md: never lost).
-CARD_NOW_TOPIC = "*/events"
-
-
-def goes_to_card_now(topic: str) -> bool:
-    return fnmatch.fnmatchcase(topic, CARD_NOW_TOPIC)
 
 
 class StagedOutbox:
@@ -117,6 +116,7 @@ class StagedOutbox:
                 f"{self.stage_file.parent} is writable, or set buffer.stage_dir "
                 '(or buffer.durability = "full")'
             ) from e
+        _preallocate(Path(f"{self.path}-wal"))
         # Rows a kill caught between a spill's commit and the stage's delete are on the card.
         on_disk = self.disk.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
         with self.db:
@@ -179,17 +179,6 @@ class StagedOutbox:
             return []
         seqs = list(range(self.next_seq, self.next_seq + len(items)))
         self._reserve(seqs[-1])
-        if any(goes_to_card_now(topic) for topic, _ in items):
-            # A room-control event: on the card now, behind everything staged before it.
-            made = [(topic, make(seq)) for (topic, make), seq in zip(items, seqs)]
-            try:
-                self._spill_through(None, made, seqs, unsynced_at)
-            except (OutboxError, sqlite3.OperationalError) as e:
-                log.error("cannot write to the card (%s): the message waits in the RAM stage", e)
-                items = [(topic, _made(payload)) for topic, payload in made]
-            else:
-                self.next_seq = seqs[-1] + 1
-                return seqs
         now = self._clock()
         added = 0
         with self.db:
@@ -319,15 +308,9 @@ class StagedOutbox:
         first: Optional[int] = self.db.execute("SELECT min(seq) FROM stage").fetchone()[0]
         return first
 
-    def _spill_through(
-        self,
-        accepted_before: Optional[float],
-        extra: Optional[list[tuple[str, bytes]]] = None,
-        extra_seqs: Optional[list[int]] = None,
-        extra_unsynced: Optional[tuple[str, float]] = None,
-    ) -> None:
-        """Moves staged rows accepted before that moment (None: all), then `extra` (new
-        messages that must be on the card now), to the card in one fsync'd transaction."""
+    def _spill_through(self, accepted_before: Optional[float]) -> None:
+        """Moves staged rows accepted before that moment (None: all) to the card in one
+        fsync'd transaction."""
         where, args = ("", ()) if accepted_before is None else ("WHERE at <= ?", (accepted_before,))
         staged = self.db.execute(
             f"SELECT seq, topic, payload FROM stage {where} ORDER BY seq", args
@@ -338,9 +321,6 @@ class StagedOutbox:
             args,
         ).fetchall()
         rows = [(seq, topic, bytes(payload)) for seq, topic, payload in staged]
-        rows += [(seq, topic, data) for seq, (topic, data) in zip(extra_seqs or [], extra or [])]
-        if extra_unsynced is not None and extra_seqs:
-            marks += [(seq, *extra_unsynced) for seq in extra_seqs]
         self._last_spill = self._clock()
         if not rows:
             return
@@ -354,14 +334,13 @@ class StagedOutbox:
             self.disk.dropped -= len(rows)
             raise
         self.disk.mark_unsynced(marks)
-        if staged:
-            last = staged[-1][0]
-            with self.db:
-                self.db.execute("DELETE FROM stage WHERE seq <= ?", (last,))
-                self.db.execute("DELETE FROM unsynced WHERE seq <= ?", (last,))
-            self.rows -= len(staged)
-            self.bytes -= sum(len(t.encode()) + len(p) for _, t, p in rows[: len(staged)])
-            self.spilled += len(staged)
+        last = staged[-1][0]
+        with self.db:
+            self.db.execute("DELETE FROM stage WHERE seq <= ?", (last,))
+            self.db.execute("DELETE FROM unsynced WHERE seq <= ?", (last,))
+        self.rows -= len(staged)
+        self.bytes -= sum(len(t.encode()) + len(p) for _, t, p in rows)
+        self.spilled += len(staged)
 
     def _drop_staged(self) -> None:
         """The card has refused spills and the stage is at its RAM bound: the oldest staged
@@ -384,6 +363,19 @@ class StagedOutbox:
         self.bytes -= freed
         self.disk.dropped += gone
         log.error("the card takes no spills: dropped the %d oldest staged readings", gone)
+
+
+def _preallocate(wal: Path) -> None:
+    try:
+        size = wal.stat().st_size
+        if size >= WAL_PREALLOCATE:
+            return
+        with open(wal, "r+b") as f:
+            f.seek(size)
+            f.write(bytes(WAL_PREALLOCATE - size))
+            os.fsync(f.fileno())
+    except OSError as e:  # no room, or no WAL yet: spills grow it as they go
+        log.debug("WAL not preallocated: %s", e)
 
 
 def _made(payload: bytes) -> Callable[[int], bytes]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.outbox import OutboxError
-from agent.staged_outbox import ACK_GRACE, SEQ_BLOCK, StagedOutbox, open_buffer
+from agent.staged_outbox import ACK_GRACE, SEQ_BLOCK, WAL_PREALLOCATE, StagedOutbox, open_buffer
 
 READING = "n/telemetry/co2"
 EVENT = "n/events"
@@ -84,17 +84,23 @@ def test_unacknowledged_readings_are_spilled_in_one_batch_per_interval(tmp_path:
     assert box.stats().rows == 4
 
 
-def test_an_event_goes_to_the_card_at_once_behind_everything_staged(tmp_path: Path) -> None:
+def test_events_are_staged_spilled_in_order_and_dropped_last(tmp_path: Path) -> None:
     clock = Clock()
-    box = make(tmp_path, clock)
+    box = make(tmp_path, clock, max_rows=100)
     box.append(READING, payload)
+    assert box.append(EVENT, payload) == 2
+    assert on_card(tmp_path) == []  # in RAM, like a reading
     box.append(READING, payload)
-    assert box.append(EVENT, payload) == 3
+    clock.now += 11
+    box.tick()
     assert on_card(tmp_path) == [1, 2, 3]
-    box.append(READING, payload)
-    assert [(r.seq, r.topic) for r in box.fetch(0, 10)] == [
-        (1, READING), (2, READING), (3, EVENT), (4, READING)
-    ]  # fmt: skip
+    for _ in range(150):  # past max_rows on the card: readings go, the event stays
+        box.append(READING, payload)
+        clock.now += 11
+        box.tick()
+    kept = [(r.seq, r.topic) for r in box.fetch(0, 1000)]
+    assert (2, EVENT) in kept and (1, READING) not in kept
+    assert box.stats().dropped == len([s for s in range(1, 154)]) - len(kept)
 
 
 def test_a_kill_loses_nothing_staged_and_never_reuses_a_seq(tmp_path: Path) -> None:
@@ -179,3 +185,22 @@ def test_a_second_agent_on_the_same_buffer_is_refused(tmp_path: Path) -> None:
         make(tmp_path, clock)
     box.close()
     make(tmp_path, clock).close()  # free again after a clean stop
+
+
+def test_the_cards_wal_is_written_full_length_once_so_spills_overwrite_in_place(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    box = make(tmp_path, clock)
+    wal = Path(f"{tmp_path / 'buffer.sqlite'}-wal")
+    size = wal.stat().st_size
+    assert size == WAL_PREALLOCATE
+    for _ in range(30):
+        box.append(READING, payload)
+        clock.now += 11
+        box.tick()
+    assert wal.stat().st_size == size  # 30 spills, not a byte of growth
+    die(box)  # and SQLite reads the zero tail as the end of the log after a kill
+    again = make(tmp_path, clock)
+    assert [r.seq for r in again.fetch(0, 100)] == list(range(1, 31))
+    assert again.disk.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
