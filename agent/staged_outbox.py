@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from agent.outbox import Outbox, OutboxError, OutboxStats, Row
+from agent.outbox import MIN_FREE_BYTES, Outbox, OutboxError, OutboxStats, Row
 
 log = logging.getLogger("roomagent.outbox")
 
@@ -366,9 +366,11 @@ class StagedOutbox:
 
 
 def _preallocate(wal: Path) -> None:
+    """Not on a nearly full card: there the space is worth more than the journal commits."""
     try:
         size = wal.stat().st_size
-        if size >= WAL_PREALLOCATE:
+        st = os.statvfs(wal.parent)
+        if size >= WAL_PREALLOCATE or st.f_bavail * st.f_frsize < MIN_FREE_BYTES + WAL_PREALLOCATE:
             return
         with open(wal, "r+b") as f:
             f.seek(size)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent.outbox import MIN_FREE_BYTES, Outbox
+from agent.staged_outbox import StagedOutbox
 
 READING = "node/telemetry/co2"
 EVENT = "node/events"
@@ -117,3 +118,31 @@ def test_the_row_bound_drops_readings_before_events(tmp_path: Path) -> None:
     seqs = [(r.seq, r.topic) for r in box.fetch(0, 100)]
     assert seqs[0] == (1, EVENT) and [s for s, _ in seqs[1:]] == list(range(8, 17))
     assert box.stats().dropped == 6
+
+
+def test_the_staged_buffer_with_2_7_mib_free_keeps_events_and_counts_drops_exactly(
+    tmp_path: Path,
+) -> None:
+    """The same outage through the default buffer: staged in RAM, spilled to the nearly full
+    card every interval, where the cap drops the oldest readings."""
+    now = [0.0]
+    with disk_with_free(tmp_path, 2765) as disk:
+        box = StagedOutbox(disk / "buffer.sqlite", max_rows=10**6, max_bytes=256 * 1024 * 1024,
+                           stage_dir=tmp_path / "run", clock=lambda: now[0])  # fmt: skip
+        events = []
+        for i in range(6000):
+            topic = EVENT if i % 50 == 0 else READING
+            seq = box.append(topic, payload)
+            if topic == EVENT:
+                events.append(seq)
+            now[0] += 0.1
+            box.tick()
+        box.close()
+        box = StagedOutbox(disk / "buffer.sqlite", max_rows=10**6, max_bytes=256 * 1024 * 1024,
+                           stage_dir=tmp_path / "run")  # fmt: skip
+        kept = box.fetch(0, 10**6)
+        stats = box.stats()
+        assert stats.dropped > 0
+        assert [r.seq for r in kept if r.topic == EVENT] == events
+        assert stats.rows == len(kept) and stats.rows + stats.dropped == 6000
+        box.close()
