@@ -62,12 +62,30 @@ SENSOR_CLASSES: dict[str, tuple[Optional[str], str]] = {
     "illuminance": ("illuminance", "illuminance"),
     # HA's VOC classes are concentrations (µg/m³, ppb); Sensirion's index is neither.
     "voc_index": (None, "VOC index"),
+    "nox_index": (None, "NOx index"),  # HA's nitrogen classes are concentrations too
     "pm1_0": ("pm1", "PM1"),
     "pm2_5": ("pm25", "PM2.5"),
+    "pm4_0": (None, "PM4"),  # no PM4 device class in the HA releases we support (2025.4)
     "pm10": ("pm10", "PM10"),
     "voltage": ("voltage", "voltage"),
     "current": ("current", "current"),
     "power": ("power", "power"),
+    # Energy meters (Modbus): the Energy dashboard takes energy sensors, total_increasing, kWh.
+    "power_factor": ("power_factor", "power factor"),
+    "frequency": ("frequency", "frequency"),
+    "energy_import": ("energy", "energy imported"),
+    "energy_export": ("energy", "energy exported"),
+    "co2e": (None, "CO2e"),
+    **{
+        f"{q}_l{n}": (cls, f"{label} L{n}")
+        for q, cls, label in (
+            ("voltage", "voltage", "voltage"),
+            ("current", "current", "current"),
+            ("power", "power", "power"),
+            ("power_factor", "power_factor", "power factor"),
+        )
+        for n in (1, 2, 3)
+    },
 }
 
 # input kind -> (HA binary_sensor device class or None, the input state HA shows as "on").
@@ -147,14 +165,16 @@ def discovery_payload(
         state = topics.state(device.name)
         # The node's status and the device's own: a live agent with a dead sensor is unavailable.
         availability = [{"t": topics.status}, {"t": state, "val_tpl": AVAILABLE_TEMPLATE}]
-        for quantity in DRIVERS[device.driver].quantities:
+        for quantity in DRIVERS[device.driver].measured(device.options):
             device_class, label = SENSOR_CLASSES[quantity]
             sensor: dict[str, Any] = {
                 "p": "sensor",
                 "name": f"{device.name} {label}",
                 "stat_t": state,
                 "val_tpl": _value_template("values", quantity),
-                "stat_cla": "measurement",
+                "stat_cla": "total_increasing"
+                if QUANTITIES[quantity].total_increasing
+                else "measurement",
                 "sug_dsp_prc": QUANTITIES[quantity].decimals,
                 "avty": availability,
                 "avty_mode": "all",
