@@ -6,12 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from agent import __version__, discovery
+from agent import __version__, central_state, discovery
 from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
 from agent.commands import CommandProcessor
@@ -78,6 +79,7 @@ class Agent:
         self._states: dict[str, bytes] = {}
         self._relay_states: dict[str, bytes] = {}
         self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
+        self._state_bodies: dict[str, dict[str, Any]] = {}  # the same, without their "ts"
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
         self.outbox: Optional[Buffer] = None
         self.link: Optional[MqttLink] = None
@@ -125,6 +127,7 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
+            self._publish_control_states()  # retained from the first second, not the first change
         if self.config.room is not None:
             from agent.room_service import RoomService
 
@@ -143,6 +146,10 @@ class Agent:
         self.config_manager = ConfigManager(self, self.origin, self.prepare)
         self.config_manager.start()
         await self._first_round(stop)
+        for runner in self.runners:  # answering, no value yet (a warm-up): available, not unknown
+            if runner.available and runner.config.name not in self._states:
+                empty = device_state_payload(self.clock.time(), True, {})
+                self._set_state(runner.config.name, empty)
         self.notifier.notify(READY="1", STATUS=self.status_line())
         tasks.append(asyncio.ensure_future(self._supervise()))
         log.info(
@@ -299,7 +306,7 @@ class Agent:
                 events = self.room.tick()
                 for event in events:
                     self.emit(event)
-                self._publish_control_states(events)
+                self._publish_control_states()
                 beats += 1
                 if beats % max(1, int(self.config.node.health_interval)) == 0:
                     self._publish_energy()
@@ -349,28 +356,46 @@ class Agent:
         if self.config.node.discovery and self.link is not None and self.link.connected:
             self._publish_discovery()
 
-    def _publish_control_states(self, events: list[Event]) -> None:
-        """Retained states of inputs and zones, for dashboards and Home Assistant."""
-        assert self.room is not None
+    def _publish_control_states(self, force: Optional[str] = None) -> None:
+        """Retained state of every relay, input, zone, light group, ventilation unit and the
+        energy counters (agent.central_state): each one from the first second, then whenever
+        it changes; `force` publishes that topic even unchanged (a command's answer)."""
+        if self.room is None:
+            return
         now = iso_utc(self.clock.time())
-        for event in events:
-            if event.kind == "input":
-                topic = discovery.input_topic(self.topics.base, event.subject)
-                self._retain(topic, json_payload({"ts": now, "state": event.state}))
-        for name, zone in self.room.zones.items():
-            state = {
-                "mode": zone.current_mode(),
-                "setpoint": zone.effective_setpoint(),
-                "action": self.room.zone_action(name),
-                "temperature": self.room.zone_temperature(name),
-            }
-            topic = discovery.zone_topic(self.topics.base, name)
-            payload = json_payload(state)
-            if self._control_states.get(topic) != payload:
-                self._retain(topic, payload)
+        for relay, on in self.room.relays.states().items():
+            cached = self._relay_states.get(relay)
+            if cached is None or json.loads(cached).get("on") is not on:
+                body = central_state.relay_body(on, "current state")
+                self._relay_states[relay] = json_payload({"ts": now, **body})
+                self._publish_retained(self.topics.relay(relay), self._relay_states[relay])
+            elif force == self.topics.relay(relay):
+                self._publish_retained(force, cached)
+        states = central_state.room_states(
+            self.room, self.topics, self.config.control.grid_emission_factor
+        )
+        for topic, body in states.items():
+            if self._state_bodies.get(topic) != body or topic == force:
+                self._state_bodies[topic] = body
+                self._retain(topic, json_payload({"ts": now, **body}))
+
+    def refresh_state(self, topic: str) -> None:
+        """Publishes one entity's retained state again, changed or not (after a command)."""
+        self._publish_control_states(force=topic)
+
+    def retained_state(self, topic: str) -> Optional[bytes]:
+        """The latest retained state published on `topic`, if this node has one."""
+        if topic.startswith(self.topics.relay("")):
+            return self._relay_states.get(topic[len(self.topics.relay("")) :])
+        if topic.startswith(self.topics.state("")):
+            return self._states.get(topic[len(self.topics.state("")) :])
+        return self._control_states.get(topic)
 
     def _retain(self, topic: str, payload: bytes) -> None:
         self._control_states[topic] = payload
+        self._publish_retained(topic, payload)
+
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
         if self.link is not None and self.link.connected:
             self.link.publish(topic, payload, qos=1, retain=True)
 
@@ -592,6 +617,7 @@ class Agent:
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         if self.config.node.discovery:
             self._publish_discovery()
+        self._publish_control_states()
         for topic, payload in self._control_states.items():
             self.link.publish(topic, payload, qos=1, retain=True)
         for entity, payload in self._states.items():
