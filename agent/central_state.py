@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from agent.contract import Topics
 from agent.discovery import input_topic, lights_topic, ventilation_topic, zone_topic
+from drivers.quantities import QUANTITIES
 
 if TYPE_CHECKING:
     from agent.control.room import RoomController
@@ -54,8 +55,14 @@ def zone_body(room: RoomController, name: str) -> dict[str, Any]:
         "hvac": "off" if mode == "off" else zone.hvac,
         "setpoint": zone.effective_setpoint(),
         "action": room.zone_action(name),
-        "temperature": room.zone_temperature(name),
+        # At the sensor's published precision: the raw compensated float changes every reading,
+        # and each change is a retained publish.
+        "temperature": _rounded(room.zone_temperature(name), QUANTITIES["temperature"].decimals),
     }
+
+
+def _rounded(value: Optional[float], decimals: int) -> Optional[float]:
+    return None if value is None else round(value, decimals)
 
 
 def lights_body(room: RoomController, name: str) -> dict[str, Any]:

@@ -85,11 +85,16 @@ def dumps(obj: Any) -> bytes:
 
 
 def telemetry_payload(
-    timestamp: float, seq: int, clock_synced: bool, values: Mapping[str, float]
+    timestamp: float,
+    seq: int,
+    clock_synced: bool,
+    values: Mapping[str, float],
+    aggregate: Optional[Mapping[str, Any]] = None,
 ) -> bytes:
-    return _dumps(
-        {"ts": iso_utc(timestamp), "seq": seq, "clock_synced": clock_synced, "values": values}
-    )
+    body = {"ts": iso_utc(timestamp), "seq": seq, "clock_synced": clock_synced, "values": values}
+    if aggregate is not None:  # values summarise several samples (agent.reporting)
+        body["aggregate"] = aggregate
+    return _dumps(body)
 
 
 def corrected_telemetry(payload: bytes, timestamp: float) -> bytes:

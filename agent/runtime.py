@@ -33,10 +33,12 @@ from agent.devices import DeviceRunner, Sample, link_compensation, slow_devices
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox, OutboxError
+from agent.outbox import OutboxError
+from agent.reporting_hook import Reports
 from agent.sensing.buses import Buses
 from agent.sensing.operation import bus_sleep
 from agent.seq_floor import write_durably
+from agent.staged_outbox import Buffer, open_buffer
 from agent.state_store import StateStore
 from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
@@ -79,7 +81,7 @@ class Agent:
         self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
         self._state_bodies: dict[str, dict[str, Any]] = {}  # the same, without their "ts"
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
-        self.outbox: Optional[Outbox] = None
+        self.outbox: Optional[Buffer] = None
         self.link: Optional[MqttLink] = None
         self.forwarder: Optional[Forwarder] = None
         self.runners: list[DeviceRunner] = []
@@ -96,6 +98,7 @@ class Agent:
         self._control_store: Optional[StateStore] = None
         self._spawned: set[asyncio.Future[Any]] = set()
         self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
+        self._reports = Reports()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -106,7 +109,13 @@ class Agent:
         b = self.config.buffer
         self.outbox = await self.run_db(
             functools.partial(
-                Outbox, b.path, max_rows=b.max_rows, max_bytes=b.max_bytes, durability=b.durability
+                open_buffer,
+                b.path,
+                max_rows=b.max_rows,
+                max_bytes=b.max_bytes,
+                durability=b.durability,
+                stage_dir=b.stage_dir,
+                sync_interval=b.sync_interval,
             )
         )
         stats = self.outbox.stats()
@@ -127,6 +136,7 @@ class Agent:
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
+        tasks.append(asyncio.ensure_future(self._tick_buffer()))
         if self.room_service is not None:
             tasks.append(asyncio.ensure_future(self.room_service.run()))
         from agent.analytics import service as analytics
@@ -332,12 +342,15 @@ class Agent:
             ble_quantities=self.ble.quantities if self.ble is not None else None,
         )  # fmt: skip
         last = self.config.node.state_dir / "discovery.last"
+        previous = None
         with contextlib.suppress(OSError):
             previous = last.read_bytes()
             removal = discovery.removal_payload(previous, payload)
             if removal is not None:
                 self.link.publish(topic, removal, qos=1, retain=True)
         self.link.publish(topic, payload, qos=1, retain=True)
+        if previous == payload:
+            return  # unchanged: a reconnect costs the SD card nothing
         try:
             write_durably(last, payload)
         except OSError as e:
@@ -486,9 +499,12 @@ class Agent:
 
     async def _on_sample(self, sample: Sample) -> None:
         assert self.outbox is not None and self.forwarder is not None
-        make = functools.partial(_telemetry, sample)
-        unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
-        await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
+        report = self._reports.add(sample, self.config.devices)
+        if report is not None:  # None: sampled, not reported (agent.reporting)
+            reported, aggregate = report
+            make = functools.partial(_telemetry, reported, aggregate)
+            unsynced_at = None if reported.clock_synced else (self.boot, reported.monotonic)
+            await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
         self._set_state(sample.device, device_state_payload(
             sample.timestamp, True, sample.values,
             sample_interval=sample.sample_interval, cadence=sample.cadence,
@@ -696,6 +712,13 @@ class Agent:
             was_synced = synced
             await asyncio.sleep(CLOCK_CHECK_SECONDS)
 
+    async def _tick_buffer(self) -> None:
+        """Once a second the buffer moves what is due from its RAM stage to the card."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.outbox is not None:
+                await self.run_db(self.outbox.tick)
+
     async def _health(self) -> None:
         while True:
             await asyncio.sleep(self.config.node.health_interval)
@@ -770,5 +793,5 @@ def _nothing() -> None:
     """A job for the database thread that proves it is free to take jobs."""
 
 
-def _telemetry(sample: Sample, seq: int) -> bytes:
-    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values)
+def _telemetry(sample: Sample, aggregate: Optional[Mapping[str, Any]], seq: int) -> bytes:
+    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values, aggregate)
