@@ -16,6 +16,7 @@ from agent import config
 from agent.analytics.optimum_start import OptimumStartConfig
 from agent.analytics.service import STATE_FILE, Analytics
 from agent.config import ConfigError, ConfigErrors
+from agent.state_store import StateStore
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 
@@ -157,10 +158,11 @@ def test_a_corrupt_learned_state_is_discarded_with_a_log_line_and_the_fixed_lead
     first = analytics(tmp_path)
     warm_ups(first, 4)
     first.close()
-    path = tmp_path / STATE_FILE
-    data = json.loads(path.read_text())
-    data["optimum_start.room.heat"]["episodes"][0]["rate"] = 99.0  # the checksum no longer fits
-    path.write_text(json.dumps(data))
+    store = StateStore(tmp_path / STATE_FILE)  # as the agent keeps it
+    state = json.loads(json.dumps(store.get("optimum_start.room.heat")))  # a copy: set() compares
+    state["episodes"][0]["rate"] = 99.0  # the learned state's own checksum no longer fits
+    store.set("optimum_start.room.heat", state)
+    assert store.flush()
     with caplog.at_level(logging.WARNING, logger="roomagent.optimum_start"):
         again = analytics(tmp_path)
     assert any("discarded" in r.getMessage() and "checksum" in r.getMessage()

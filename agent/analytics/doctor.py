@@ -5,7 +5,8 @@ without asking the agent)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 from agent.doctor_checks import Result, failed, info, passed
 
@@ -18,13 +19,13 @@ def check_analytics(cfg: Any) -> list[Result]:
     if cfg.faults is None and learning is None:
         return []
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
+        data = _read(path)
+    except (OSError, ValueError) as e:
+        return [info("faults", f"cannot read {path}: {e} (the agent starts it afresh)")]
+    if data is None:
         if learning is None:
             return []  # the agent has not run with fault detection yet: nothing to tell
         data = {}
-    except (OSError, ValueError) as e:
-        return [info("faults", f"cannot read {path}: {e} (the agent starts it afresh)")]
     results = []
     if cfg.faults is not None:
         active = (data.get("faults") or {}).get("active", [])
@@ -48,3 +49,20 @@ def check_analytics(cfg: Any) -> list[Result]:
             nxt = s.get("next_decision") or "no session within the longest lead"
             results.append(info(f"optimum start {zone}", f"{learned}; next: {nxt}; last: {last}"))
     return results
+
+
+def _read(path: Path) -> Optional[dict[str, Any]]:
+    """The agent's state file, read without touching it (agent.state_store's format: a slot
+    file, or the plain JSON of earlier versions); None when there is none yet."""
+    from agent.slot_file import SlotFile, SlotFileError
+
+    try:
+        raw = SlotFile(path).read()
+    except SlotFileError:
+        raw = path.read_bytes()
+    if raw is None:
+        return None
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
