@@ -181,6 +181,9 @@ class Agent:
         def presence() -> Mapping[str, Optional[bool]]:  # the BLE service of the moment
             return self.ble.occupied() if self.ble is not None else {}
 
+        if config.control.relays or config.control.inputs:
+            choice = self.hardware.pin_choice()
+            (log.warning if choice.error else log.info)("GPIO pins: %s", choice.describe())
         room = RoomController(
             config.control,
             self.hardware.pin_factory(),
