@@ -16,10 +16,13 @@ class NoBusError(Exception):
 
 
 class Hardware:
-    def __init__(self, devices: Sequence[DeviceConfig], simulate: bool) -> None:
+    def __init__(
+        self, devices: Sequence[DeviceConfig], simulate: bool, pin_factory: Any = None
+    ) -> None:
+        """`pin_factory`: gpiozero's pins to use instead of the one agent.pins chooses."""
         self.devices, self.simulate = tuple(devices), simulate
         self._buses: dict[int, Any] = {}
-        self._pin_factory: Any = None
+        self._pin_factory: Any = pin_factory
         self._pin_choice: Optional[PinChoice] = None
         self.room: Any = None  # the simulated room (drivers.sim.room.RoomModel) when simulating
         if simulate:
@@ -71,7 +74,10 @@ class Hardware:
         """The pin factory, chosen once (agent.pins.choose): mock pins when simulating, else
         lgpio or what GPIOZERO_PIN_FACTORY names; with the reason either way."""
         if self._pin_choice is None:
-            self._pin_choice = choose(self.simulate)
+            if self._pin_factory is not None:
+                self._pin_choice = PinChoice("given", "passed in", self._pin_factory)
+            else:
+                self._pin_choice = choose(self.simulate)
         return self._pin_choice
 
     def pin_factory(self) -> Any:
@@ -84,8 +90,12 @@ class Hardware:
 
     def simulate_inputs(self, inputs: Any) -> None:
         """Moves the simulated room's motion sensors with its meetings."""
-        if self.room is None or not self.simulate or self._pin_factory is None:
+        if self.room is None or not self.simulate:
             return
+        from gpiozero.pins.mock import MockFactory
+
+        if not isinstance(self._pin_factory, MockFactory):
+            return  # no pins yet, or none that can be driven by hand
         for config in inputs:
             if config.kind == "motion":
                 pin = self._pin_factory.pin(config.pin)
