@@ -17,6 +17,7 @@ installer can still pick another library; an unknown name is an error that says 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import struct
@@ -64,7 +65,14 @@ def _lgpio_factory(device_tree: Path) -> Any:
             try:
                 return revision(device_tree)
             except FileNotFoundError:
+                pass
+            try:
                 return int(super()._get_revision())  # /proc, for a caller outside the unit
+            except OSError:
+                raise OSError(
+                    errno.ENOENT, "no Raspberry Pi revision code (not a Raspberry Pi?)",
+                    str(device_tree / "system" / "linux,revision"),
+                ) from None  # fmt: skip
 
     return SandboxedLGPIOFactory()
 
