@@ -13,13 +13,11 @@ from typing import Optional
 
 from agent import __version__
 from agent import config as config_mod
-from agent.config import Config, ConfigError
+from agent.config import DEFAULT_CONFIG, Config, ConfigError
 
 EXIT_CONFIG = 2
 EXIT_HARDWARE = 1
 EXIT_BUFFER = 3  # the buffer cannot be opened: state directory missing or unwritable
-# Where the installer puts the node's config; scan-i2c and read use it when --config is omitted.
-DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
 
 
 def _load(path: str) -> Config:

@@ -3,7 +3,6 @@ agent. Every handler validates everything before it changes anything."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -97,24 +96,17 @@ class Handlers:
                 "unknown_command", f"relay takes ON, OFF, TOGGLE, set, pulse; not {verb!r}"
             )
         reason = self._reason(body) + (f": pulse {pulse:g} s" if pulse else "")
-        events = room.relays.request(name, on, reason)
+        events = room.relays.request(name, on, reason, pulse)
         self._emit(events)
         mine = [e for e in events if e.subject == name]
         refused = [e for e in mine if e.state == "refused"]
         if refused:
             raise CommandError("refused", refused[0].reason)
         deferred = [e for e in mine if e.state == "deferred"]
-        if pulse is not None:
-            loop = asyncio.get_running_loop()
-            loop.call_later(pulse, self._end_pulse, name, reason)
         result: dict[str, Any] = {"relay": name, "on": room.relays.state(name)}
         if deferred:
             result.update(state="deferred", reason=deferred[0].reason)
         return result
-
-    def _end_pulse(self, name: str, reason: str) -> None:
-        if self.agent.room is not None:
-            self._emit(self.agent.room.relays.request(name, False, f"{reason} ended"))
 
     def zone(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         room = self._room()

@@ -29,6 +29,8 @@ CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilati
 
 RESERVED_DEVICE_NAMES = frozenset({"agent"})
 DEFAULT_STATE_DIR = Path("/var/lib/roomagent")
+# Where the installer puts the node's config; the installers' commands use it without --config.
+DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
 
 
 class ConfigError(Exception):

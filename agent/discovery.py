@@ -62,8 +62,10 @@ SENSOR_CLASSES: dict[str, tuple[Optional[str], str]] = {
     "illuminance": ("illuminance", "illuminance"),
     # HA's VOC classes are concentrations (µg/m³, ppb); Sensirion's index is neither.
     "voc_index": (None, "VOC index"),
+    "nox_index": (None, "NOx index"),  # HA's nitrogen classes are concentrations too
     "pm1_0": ("pm1", "PM1"),
     "pm2_5": ("pm25", "PM2.5"),
+    "pm4_0": (None, "PM4"),  # no PM4 device class in the HA releases we support (2025.4)
     "pm10": ("pm10", "PM10"),
     "voltage": ("voltage", "voltage"),
     "current": ("current", "current"),

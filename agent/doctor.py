@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from agent import __version__
 from agent.bootconfig import read_boot_config
-from agent.config import Config, ConfigError
+from agent.config import DEFAULT_CONFIG, Config, ConfigError
 from agent.doctor_broker import check_broker
 from agent.doctor_checks import (
     Host,
@@ -53,8 +53,6 @@ def check_config(path: Path) -> tuple[Result, Optional[Config]]:
         cfg = config_mod.load(path)
     except ConfigError as e:
         if e.message == "no such file":
-            from agent.cli import DEFAULT_CONFIG
-
             fix = f"give the node's config with --config (installed: {DEFAULT_CONFIG})"
         elif e.message.startswith("cannot read"):
             fix = "run the doctor as root (sudo): the config belongs to the service"

@@ -3,7 +3,8 @@
 Control rules say what they want; this module decides whether and when a relay may follow:
 interlocked relays (heat and cool on one unit) are never on together and wait a dead time
 between them, compressors keep their minimum on and off times (across restarts too), a relay
-that chatters is refused with an alarm, and a pulse relay goes off by itself. Every switch,
+that chatters is refused with an alarm, and a pulse (the relay's configured one, or one a command
+asked for) ends by itself, even across a restart: its end is persisted. Every switch,
 deferral and refusal comes back as an Event with the rule that decided it.
 
 Pure logic over an injected Clock; the runtime calls tick() about once a second.
@@ -107,6 +108,7 @@ class _Pending:
     on: bool
     reason: str
     forced: bool = False  # the safe state: past min_on, min_off and the chatter guard
+    pulse: Optional[float] = None  # seconds: on for this long once it comes on (a command's)
 
 
 class _Relay:
@@ -120,7 +122,9 @@ class _Relay:
         self.last_off_wall: Optional[float] = None
         self.pending: Optional[_Pending] = None
         self.unavailable: Optional[str] = None  # why its pin could not be opened at start
-        self.pulse_end: Optional[float] = None
+        self.pulse_end: Optional[float] = None  # monotonic; persisted as wall time in _save
+        self.pulse_s: Optional[float] = None  # the pulse in force: the config's or a command's
+        self.commanded = False  # pulse_s came from a command, not from the config
         self.switches: collections.deque[float] = collections.deque()
         self.energy_wh = 0.0  # up to energy_since
         self.energy_since = now
@@ -189,9 +193,11 @@ class RelayBank:
         ]
         for c in configs:
             r = self._relays[c.name]
-            if r.on and r.cfg.pulse != c.pulse and r.last_on is not None:
-                # A pulse relay that is on ends by the new config's pulse, counted from its on.
+            if r.on and r.cfg.pulse != c.pulse and r.last_on is not None and not r.commanded:
+                # A pulse relay that is on ends by the new config's pulse, counted from its on;
+                # a pulse a command asked for is the operator's and runs its course.
                 r.pulse_end = r.last_on + c.pulse if c.pulse is not None else None
+                r.pulse_s = c.pulse
             r.cfg = c
         self.startup_events += self._settle_interlocks(now)
         for r in self._relays.values():
@@ -224,7 +230,8 @@ class RelayBank:
                     raise
                 # Not driven by us, so not on as far as any rule is concerned (an interlock
                 # partner may run); its saved state stays as it was for the next start.
-                r.device, r.on, r.pending, r.pulse_end = None, False, None, None
+                r.device, r.on, r.pending = None, False, None
+                r.pulse_end, r.pulse_s, r.commanded = None, None, False
                 r.unavailable = f"relay {r.cfg.name!r}: cannot drive GPIO {r.cfg.pin}: {e}"
 
     def _retry(self, now: float) -> list[Event]:
@@ -304,6 +311,7 @@ class RelayBank:
         """`holder`: interlock group -> its member already on (kept from a previous bank)."""
         events: list[Event] = []
         was: dict[str, bool] = {}
+        ends: dict[str, Optional[tuple[float, float, bool]]] = {}
         for r in fresh:  # all of it first: dead times depend on the others
             saved = self._store.get(_key(r.cfg.name))
             record: dict[str, Any] = saved if isinstance(saved, dict) else {}
@@ -314,11 +322,19 @@ class RelayBank:
                 # A wall clock that went backwards proves nothing: wait the whole min_off.
                 r.last_off = now - max(0.0, wall - r.last_off_wall)
             was[r.cfg.name] = record.get("on") is True
+            ends[r.cfg.name] = _saved_pulse(record, wall)
         for r in fresh:
             was_on, mode = was[r.cfg.name], r.cfg.power_on
             on = mode == "on" or (mode == "restore" and was_on)
             group = r.cfg.interlock
-            if on and group is not None and group in holder:
+            pulse = ends[r.cfg.name]
+            restored = on and mode == "restore" and was_on
+            if restored and pulse is not None and pulse[0] <= 0:
+                # Its pulse ended while the agent was down: it comes back as the pulse left it.
+                on = False
+                why = f"power-on {mode}: pulse of {pulse[1]:g} s ended while the agent was down"
+                events.append(self._event(r, "off", why, wall))
+            elif on and group is not None and group in holder:
                 on = False
                 why = f"power-on {mode}: interlock {group}: {holder[group]} is already on"
                 events.append(self._event(r, "off" if was_on else "refused", why, wall))
@@ -331,7 +347,10 @@ class RelayBank:
             if on:
                 # Re-energised now, whatever it was before the restart: min_on counts from here.
                 r.on, r.last_on, r.last_on_wall = True, now, wall
-                r.pulse_end = now + r.cfg.pulse if r.cfg.pulse is not None else None
+                if restored and pulse is not None:  # the rest of the pulse it was in
+                    r.pulse_end, r.pulse_s, r.commanded = now + pulse[0], pulse[1], pulse[2]
+                else:
+                    self._begin_pulse(r, None, now)
                 events.append(self._event(r, "on", f"power-on: {mode}", wall))
                 if group is not None:
                     holder[group] = r.cfg.name
@@ -340,8 +359,12 @@ class RelayBank:
                 r.last_off, r.last_off_wall = now, wall
         return events
 
-    def request(self, name: str, on: bool, reason: str) -> list[Event]:
-        """Asks for a relay on or off; replaces any request of it still waiting."""
+    def request(
+        self, name: str, on: bool, reason: str, pulse: Optional[float] = None
+    ) -> list[Event]:
+        """Asks for a relay on or off; replaces any request of it still waiting, and any pulse
+        in force. `pulse`: on for that many seconds (from when it comes on, or from now if it is
+        on already), then off by itself; a later request cancels it."""
         r = self._get(name)
         if r.unavailable is not None:
             return [self._event(r, "refused", f"{r.unavailable}; {reason}", kind="alarm")]
@@ -358,8 +381,12 @@ class RelayBank:
                     why = f"interlock {r.cfg.interlock}: {name} requested on ({reason})"
                     events.append(self._event(other, "cancelled", why))
         if r.on == on:
+            if on and (pulse is not None or r.commanded):
+                self._begin_pulse(r, pulse, now)  # a new pulse, or a plain on ending one
+                self._save(r)
+                self._flush(now)
             return events
-        return events + self._start(r, _Pending(on, reason), now)
+        return events + self._start(r, _Pending(on, reason, pulse=pulse if on else None), now)
 
     def tick(self) -> list[Event]:
         """Applies what time has allowed: pulse ends, dead times, deferred requests."""
@@ -369,7 +396,7 @@ class RelayBank:
         events += self._retry(now)
         for r in self._relays.values():
             if r.pulse_end is not None and r.on and now >= r.pulse_end:
-                events.append(self._switch(r, False, f"pulse: {r.cfg.pulse:g} s elapsed", now))
+                events.append(self._switch(r, False, f"pulse: {r.pulse_s:g} s elapsed", now))
         for r in self._relays.values():
             p = r.pending
             if p is None or p.on == r.on:
@@ -477,7 +504,7 @@ class RelayBank:
             events.append(self._switch(other, False, why, now))
         blocker = blocker or self._wait_reason(r, now, p.forced)
         if blocker is None:
-            events.append(self._switch(r, True, p.reason, now))
+            events.append(self._switch(r, True, p.reason, now, p.pulse))
         return events, blocker
 
     def _wait_reason(self, r: _Relay, now: float, forced: bool) -> Optional[str]:
@@ -507,7 +534,9 @@ class RelayBank:
 
     # Pins, bookkeeping and the store.
 
-    def _switch(self, r: _Relay, on: bool, reason: str, now: float) -> Event:
+    def _switch(
+        self, r: _Relay, on: bool, reason: str, now: float, pulse: Optional[float] = None
+    ) -> Event:
         if on:
             r.device.on()
         else:
@@ -517,14 +546,22 @@ class RelayBank:
         r.on, r.pending = on, None
         if on:
             r.last_on, r.last_on_wall = now, wall
-            r.pulse_end = now + r.cfg.pulse if r.cfg.pulse is not None else None
+            self._begin_pulse(r, pulse, now)
         else:
-            r.last_off, r.last_off_wall, r.pulse_end = now, wall, None
+            r.last_off, r.last_off_wall = now, wall
+            r.pulse_end, r.pulse_s, r.commanded = None, None, False
         r.switches.append(now)
         # Rare, and it must survive a power cut: min_off and restore depend on it.
         self._save(r)
         self._flush(now)
         return self._event(r, "on" if on else "off", reason, wall)
+
+    @staticmethod
+    def _begin_pulse(r: _Relay, pulse: Optional[float], now: float) -> None:
+        """The pulse in force from now: a command's, else the config's, else none."""
+        r.commanded = pulse is not None
+        r.pulse_s = pulse if pulse is not None else r.cfg.pulse
+        r.pulse_end = now + r.pulse_s if r.pulse_s is not None else None
 
     def _running_wh(self, r: _Relay, now: float) -> float:
         return (now - r.energy_since) * r.cfg.rated_power_w / HOUR if r.on else 0.0
@@ -537,10 +574,15 @@ class RelayBank:
         if r.unavailable is not None:
             return  # not known: the record of the last time it could be driven stands
         self._fold_energy(r, self._clock.monotonic())
-        record = {"on": r.on, "energy_wh": r.energy_wh}
-        self._store.set(
-            _key(r.cfg.name), {**record, "last_on": r.last_on_wall, "last_off": r.last_off_wall}
-        )
+        record: dict[str, Any] = {"on": r.on, "energy_wh": r.energy_wh}
+        record.update(last_on=r.last_on_wall, last_off=r.last_off_wall)
+        if r.on and r.pulse_end is not None and r.pulse_s is not None:
+            # Wall time: the monotonic clock restarts with the machine.
+            left = r.pulse_end - self._clock.monotonic()
+            record["pulse"] = {
+                "end": self._clock.time() + left, "seconds": r.pulse_s, "command": r.commanded,
+            }  # fmt: skip
+        self._store.set(_key(r.cfg.name), record)
 
     def _flush(self, now: float) -> None:
         self._store.flush()  # a failure is logged there; the relays carry on regardless
@@ -571,6 +613,18 @@ class RelayBank:
 
 def _key(name: str) -> str:
     return f"relay.{name}"
+
+
+def _saved_pulse(record: dict[str, Any], wall: float) -> Optional[tuple[float, float, bool]]:
+    """(seconds left, pulse length, from a command) of the pulse a saved relay was in, or None.
+    Never more left than the pulse's length: a wall clock that went backwards proves nothing."""
+    saved = record.get("pulse")
+    if not isinstance(saved, dict):
+        return None
+    end, length = _number(saved.get("end")), _number(saved.get("seconds"))
+    if end is None or length is None or length <= 0:
+        return None
+    return min(end - wall, length), length, saved.get("command") is True
 
 
 def _number(value: object) -> Optional[float]:

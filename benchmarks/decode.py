@@ -89,8 +89,12 @@ def ble(number: int, repeat: int) -> dict[str, Any]:
         from drivers.ble.timing import measure
     except ImportError as e:
         return {"available": False, "reason": f"BLE decoders not in this checkout ({e})"}
-    return {"available": True, "us_per_advertisement": {
-        name: round(us, 2) for name, us in measure(number=number, repeat=repeat)}}  # fmt: skip
+    timed = measure(number=number, repeat=repeat)
+    # The baseline of the same run: the first case, a plain BTHome temperature and humidity.
+    baseline = timed[0][1]
+    return {"available": True, "baseline": timed[0][0],
+            "us_per_advertisement": {name: round(us, 2) for name, us in timed},
+            "ratio_to_baseline": {name: round(us / baseline, 2) for name, us in timed}}  # fmt: skip
 
 
 def run(params: Params, workdir: Path) -> Result:
@@ -110,8 +114,10 @@ def run(params: Params, workdir: Path) -> Result:
     figures.append(figure(f"I2C: every device of {profile.name} once", f"{total:.1f} µs"))
     out["ble"] = ble(params["ble_number"], params["ble_repeat"])
     if out["ble"]["available"]:
+        ratios = out["ble"]["ratio_to_baseline"]
         for name, us in out["ble"]["us_per_advertisement"].items():
-            figures.append(figure(f"BLE advertisement: {name}", f"{us:.1f} µs"))
+            figures.append(figure(f"BLE advertisement: {name}", f"{us:.1f} µs",
+                                  f"{ratios[name]:.2f} × {out['ble']['baseline']}"))  # fmt: skip
     else:
         figures.append(figure("BLE advertisement", "not available", out["ble"]["reason"]))
     out["figures"], out["targets"] = figures, []

@@ -43,8 +43,11 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("co2", Unit.PPM, 0.0, 40000.0, 0),
         Quantity("illuminance", Unit.LUX, 0.0, 200000.0, 1),
         Quantity("voc_index", Unit.NONE, 0.0, 500.0, 0),
+        # Sensirion's NOx index: 1..500, 1 = typical; Ruuvi Air sends 0..500.
+        Quantity("nox_index", Unit.NONE, 0.0, 500.0, 0),
         Quantity("pm1_0", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
         Quantity("pm2_5", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
+        Quantity("pm4_0", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
         Quantity("pm10", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
         # A metered circuit: INA219 buses go to 26 V, INA226 to 36 V; current may flow either way.
         Quantity("voltage", Unit.VOLT, 0.0, 40.0, 3),

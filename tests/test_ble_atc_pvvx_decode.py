@@ -43,17 +43,11 @@ def test_pvvx_custom_sample():
     }
 
 
-def test_pvvx_custom_without_flags_and_below_zero():
-    # Firmware without triggers sends 14 bytes (size 17). 2efb = -1234 -> -12.34 °C;
-    # 8813 = 5000 -> 50.00 %; b80b = 3000 mV; 0x64 = 100 %; counter 0xff = 255.
-    frame = env("ccbbaa38c1a42efb8813b80b64ff")
-    assert frame.packet_id == 255
-    assert dict(frame.values) == {
-        "temperature": -12.34,
-        "humidity": 50.0,
-        "voltage": 3.0,
-        "battery": 100.0,
-    }
+def test_fourteen_bytes_match_no_layout_and_are_refused():
+    # Issue 24: 14 bytes are neither atc1441's 13 nor pvvx's 15; the pvvx README documents no
+    # 14-byte layout, so these bytes (a pvvx frame with its flags byte cut off) give nothing.
+    assert env("ccbbaa38c1a42efb8813b80b64ff") is None
+    assert env("ccbbaa38c1a46c07fa13d60a52090f"[:-2]) is None
 
 
 def test_atc1441_sample():
@@ -159,7 +153,7 @@ def test_altered_counter_fails():
         env("be" + PVVX_ENCRYPTED[2:], KEY)
 
 
-@pytest.mark.parametrize("length", [0, 1, 7, 9, 10, 12, 16, 19, 20])
+@pytest.mark.parametrize("length", [0, 1, 7, 9, 10, 12, 14, 16, 19, 20])
 def test_other_lengths_are_not_these_formats(length):
     # The firmware authors tell formats apart by length; 0x181A is also the SIG's
     # Environmental Sensing service, so other lengths are someone else's data.

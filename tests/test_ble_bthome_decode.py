@@ -7,6 +7,8 @@ MAC, counter, service data) is the encrypted case. Objects added to the spec aft
 stored page (0x60-0x64, bthome.io PRs #55, #62, #68, #71) are built by hand from their
 documented type and factor; the arithmetic is in the comments. Names and units are ours
 (docs/ble.md): where BTHome sends lb, mm or mL, the expected value is converted by hand.
+The cases at the end follow the page at 0cf388b (2026-04-30): 0x65 settings revision and the
+0x3B command event, with the page's own examples, and Shelly's documented 0xFE hold.
 """
 
 from __future__ import annotations
@@ -341,3 +343,49 @@ def test_mac_included_in_the_payload():
     assert values("42A5808FE6485402CA09") == {"temperature": 25.06}
     with pytest.raises(BLEDecodeError, match="MAC"):
         bthome("42A5808FE648")
+
+
+# bthome.io src/format.html at 0cf388b (2026-04-30): 0x65 settings revision (PR #73),
+# example 6503 -> 3; 0x3B command (PR #74/#75): argument length (low 5 bits), opcode,
+# arguments; examples 3B0000 off, 3B0001 on, 3B0002 toggle, 3B010305 step up 5 steps,
+# 3B010405 step down 5 steps.
+def test_settings_revision_does_not_stop_decoding():
+    assert values("40650303BF13") == {"settings_revision": 3, "humidity": 50.55}
+
+
+@pytest.mark.parametrize(
+    ("objects", "expected"),
+    [
+        ("3B0000", {"command": "off"}),
+        ("3B0001", {"command": "on"}),
+        ("3B0002", {"command": "toggle"}),
+        ("3B010305", {"command": "step_up", "command_steps": 5}),
+        ("3B010405", {"command": "step_down", "command_steps": 5}),
+    ],
+)
+def test_command_examples(objects, expected):
+    frame = bthome("40" + objects)
+    assert dict(frame.values) == expected
+    assert frame.events == set(expected)
+
+
+def test_a_command_does_not_stop_decoding_and_an_unknown_opcode_is_skipped():
+    # Opcode 0x7F with 2 argument bytes (vendor-specific): skipped by its length byte; the
+    # command after it and the humidity still read.
+    assert values("403B027F01023B000103BF13") == {"command_2": "on", "humidity": 50.55}
+
+
+def test_a_command_cut_short_is_malformed():
+    with pytest.raises(BLEDecodeError, match="bthome"):
+        bthome("403B0203")
+    with pytest.raises(BLEDecodeError, match="bthome"):
+        bthome("403B")
+
+
+def test_shelly_hold_0xfe_is_a_hold_event():
+    # Shelly BLU Button docs (shelly-api-docs.shelly.cloud docs-ble, "Button press events"):
+    # 0xFE "button hold", example 0x3AFE; reported as the spec's hold_press (0x80).
+    frame = bthome("40000101643AFE")
+    assert dict(frame.values) == {"battery": 100.0, "button": "hold_press"}
+    assert frame.events == {"button"}
+    assert dict(bthome("403A80").values) == {"button": "hold_press"}

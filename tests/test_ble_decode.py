@@ -19,16 +19,29 @@ from drivers.quantities import QUANTITIES
 from tests.ble_adv import make_adv
 
 MAC = "A4:C1:38:AA:BB:CC"
-SERVICES = (0xFCD2, 0x181A, 0xFEAA)
+SERVICES = (0xFCD2, 0x181C, 0x181E, 0x181A, 0xFE95, 0xFEAA)
 MANUFACTURERS = (0x0499, 0x004C)
 
 # Random bytes, and random bytes behind each format's own header, so the fuzzing reaches
 # past the first check of every decoder.
 PREFIXES = {
     0xFCD2: [b"", b"\x40", b"\x41", b"\x42", b"\x43", b"\x44", b"\x45"],
+    0x181C: [b"", b"\x02", b"\x23\x02", b"\x02\x3a", b"\x03\x3c"],
+    0x181E: [b""],
     0x181A: [b""],
+    # MiBeacon frame controls: plain v2/v3 with MAC and objects, v5 encrypted, v3 legacy
+    # encrypted, capability included
+    0xFE95: [
+        b"",
+        b"\x50\x20",
+        b"\x50\x30",
+        b"\x58\x58",
+        b"\x58\x30",
+        b"\x70\x30",
+        b"\x48\x59",
+    ],
     0xFEAA: [b"", b"\x00", b"\x10", b"\x10\x00", b"\x20", b"\x20\x00", b"\x20\x01"],
-    0x0499: [b"", b"\x05"],
+    0x0499: [b"", b"\x05", b"\x06", b"\xe1"],
     0x004C: [b"", b"\x02\x15"],
 }
 
@@ -115,7 +128,7 @@ def test_frame_values_are_read_only():
 def test_service_data_is_tried_before_manufacturer_data():
     # A pvvx thermometer that also sends an iBeacon: the measurement wins.
     adv = make_adv(
-        service_data={0x181A: bytes.fromhex("ccbbaa38c1a46c07fa13d60a5209")},
+        service_data={0x181A: bytes.fromhex("ccbbaa38c1a46c07fa13d60a52090f")},
         manufacturer_data={0x004C: bytes.fromhex("0215" + "00" * 16 + "00010002c5")},
     )
     assert decode_frame(MAC, adv).format == "pvvx"
@@ -123,7 +136,9 @@ def test_service_data_is_tried_before_manufacturer_data():
 
 
 def test_formats_restrict_the_decoders():
-    assert FORMATS == ("bthome", "atc_pvvx", "eddystone", "ruuvi", "ibeacon")
+    assert FORMATS == (
+        "bthome", "bthome_v1", "atc_pvvx", "xiaomi", "eddystone", "ruuvi", "ibeacon"
+    )  # fmt: skip
     adv = make_adv(service_data={0xFCD2: bytes.fromhex("4002CA09")})
     assert decode_frame(MAC, adv, formats={"ruuvi"}) is None
     assert decode_frame(MAC, adv, formats={"bthome"}).values == {"temperature": 25.06}
@@ -132,7 +147,7 @@ def test_formats_restrict_the_decoders():
 def test_unknown_service_and_company_are_ignored():
     adv = make_adv(
         service_data={
-            0xFE95: bytes.fromhex("5020aa01"),
+            0xFE2C: bytes.fromhex("5020aa01"),  # Google Fast Pair
             "0000abcd-1111-2222-3333-444455556666": b"x",
         },
         manufacturer_data={0x0006: b"\x01\x09\x20\x02", 0xFFFF: b""},

@@ -360,9 +360,9 @@ def test_scan_ble_lists_what_is_heard_strongest_first_decoded(
     out = capsys.readouterr().out.splitlines()
     assert status == 0, out
     rows = [line.split() for line in out[2:]]
-    # The sensor, a Ruuvi tag, a TV, a far beacon, and the demo's three badges during its
-    # meetings (one more each minute): 4 to 7.
-    assert out[0].startswith(f"{len(rows)} BLE devices heard in 1.5 s") and 4 <= len(rows) <= 7
+    # The sensor, a Ruuvi tag, a Ruuvi Air, a TV, a far beacon, and the demo's three badges
+    # during its meetings (one more each minute): 5 to 8.
+    assert out[0].startswith(f"{len(rows)} BLE devices heard in 1.5 s") and 5 <= len(rows) <= 8
     rssi = [int(r[1]) for r in rows]
     assert rssi == sorted(rssi, reverse=True)
     window = next(line for line in out if line.lstrip().startswith("A4:C1:38:5E:12:01"))
@@ -370,6 +370,8 @@ def test_scan_ble_lists_what_is_heard_strongest_first_decoded(
     assert "bthome" in window and "[window]" in window and "temperature=" in window
     ruuvi = next(line for line in out if "Ruuvi 2B1A" in line)
     assert "ruuvi_v5" in ruuvi and "pressure=" in ruuvi and "hPa" in ruuvi
+    air = next(line for line in out if "Ruuvi Air 884F" in line)
+    assert "ruuvi_e1" in air and "co2=" in air and "ppm" in air and "nox_index=" in air
     assert any("[TV] Samsung" in line and " - " in line for line in out)  # heard, not decoded
 
 

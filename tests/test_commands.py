@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker
+from tests.waiting import wait_until
 
 BASE = "roomagent/test-node"
 SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))  # .ci/run shortens the fuzz on two legs
@@ -140,11 +141,10 @@ def test_relay_on_off_toggle_and_the_interlock(central: Central) -> None:
     assert central.state("up") is True
     reply = central.send("relay/down", '{"command": "set", "on": true, "id": "d1"}')
     assert reply is not None and reply["ok"]
-    time.sleep(0.3)
-    assert central.state("up") is False and central.state("down") is True  # never both
+    assert wait_until(lambda: central.state("down") is True)
+    assert central.state("up") is False  # never both: the interlock switched it off first
     assert central.send("relay/down", "TOGGLE")["ok"]  # type: ignore[index]
-    time.sleep(0.3)
-    assert central.state("down") is False
+    assert wait_until(lambda: central.state("down") is False)
 
 
 def test_a_duplicate_id_is_not_executed_twice(central: Central) -> None:
@@ -152,7 +152,8 @@ def test_a_duplicate_id_is_not_executed_twice(central: Central) -> None:
     second = central.send("relay/up", '{"command": "toggle", "id": "same"}')
     assert first is not None and second is not None and first["ok"]
     assert {**first, "ts": None} == {**second, "ts": None}  # the same answer, sent again
-    time.sleep(0.3)
+    assert wait_until(lambda: central.state("up") is True)
+    central.send("ping", "{}")  # a later command's answer: anything the toggle did is in by now
     assert central.state("up") is True  # toggled once, not back off
 
 

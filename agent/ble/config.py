@@ -19,11 +19,30 @@ MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ADAPTER_RE = re.compile(r"^hci[0-9]{1,3}$")
 SCANNING_MODES = ("auto", "passive", "active")
-# The decoder families of drivers.ble (its FORMATS), and "auto" for all of them. Kept here so a
-# config can be checked without importing the decoders; a test keeps the two lists equal.
-FORMATS = ("auto", "bthome", "atc_pvvx", "eddystone", "ruuvi", "ibeacon")
-# Formats that can be encrypted with a per-device key.
-KEYED_FORMATS = ("auto", "bthome", "atc_pvvx")
+
+
+def formats() -> tuple[str, ...]:
+    """The decoder families of drivers.ble, as their format modules declare them, and "auto"
+    for all of them. Imported here, not at the top, so a node without BLE loads no decoder."""
+    from drivers.ble import FORMATS
+
+    return ("auto", *FORMATS)
+
+
+def keyed_formats() -> tuple[str, ...]:
+    """The formats that can be encrypted with a per-device key, and "auto"."""
+    from drivers.ble import KEYED_FORMATS
+
+    return ("auto", *KEYED_FORMATS)
+
+
+def __getattr__(name: str) -> Any:
+    # FORMATS and KEYED_FORMATS read as constants, computed on first use (PEP 562).
+    if name == "FORMATS":
+        return formats()
+    if name == "KEYED_FORMATS":
+        return keyed_formats()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def normal_mac(value: str) -> str:
@@ -64,12 +83,12 @@ class BleDeviceConfig:
             raise ValueError(f"address: {e}") from None
         if not 1 <= self.interval <= 86400:
             raise ValueError(f"interval: must be 1..86400 s, got {self.interval:g}")
-        if self.format not in FORMATS:
-            raise ValueError(f"format: must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.format not in formats():
+            raise ValueError(f"format: must be one of {', '.join(formats())}, got {self.format!r}")
         if self.key is not None:
             if not isinstance(self.key, str):
                 raise ValueError(f"key: must be a string of 32 hex digits, got {self.key!r}")
-            if self.format not in KEYED_FORMATS:
+            if self.format not in keyed_formats():
                 raise ValueError(f"key: format {self.format!r} is never encrypted")
             if not re.fullmatch(r"[0-9A-Fa-f]{32}", self.key):
                 raise ValueError(

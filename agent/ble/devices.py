@@ -16,6 +16,11 @@ latest value winning over everything heard since) and refuses what it must:
 Frames carrying events (a button press) are passed on at once, whatever the interval: an
 event must never be coalesced away. So a device that is not due is still looked at, at most
 every PEEK seconds, for events; two presses within that time are one reading (the later).
+What such a look finds in an authentic frame (encrypted when a key is configured, its counter
+not older than the last reading's) is kept and merged under the next reading's newer values:
+Xiaomi's stock firmware sends temperature, humidity and battery in separate advertisements,
+and a reading made of the newest advertisement alone would carry one of them, perhaps the
+same one every time when the device's cycle and the interval line up.
 A device that sends nothing decodable for `unavailable_after` seconds is reported
 unavailable, unless it advertises only on events (BTHome's trigger-based flag), for which
 silence is normal.
@@ -93,6 +98,7 @@ class _Device:
         self.peeked = float("-inf")  # heard-time of the last advertisement peeked at
         self.next_peek = float("-inf")
         self.problem: Optional[str] = None  # the last reason a frame was refused
+        self.carry: dict[str, Any] = {}  # values of authentic frames looked at since a reading
         self.counts: Counter[str] = Counter()
 
 
@@ -131,7 +137,7 @@ class DeviceLayer:
                 elif heard > device.peeked and now >= device.next_peek:
                     # Not due, but it may carry an event, which cannot wait for the interval.
                     device.peeked, device.next_peek = heard, now + PEEK
-                    if self._has_event(device, adv):
+                    if self._peek(device, adv):
                         device.taken = heard
                         reading = self._take(device, adv, heard, now)
             if reading is not None:
@@ -178,22 +184,33 @@ class DeviceLayer:
             device.counts["duplicates"] += 1
             return None
         device.packet_id = frame.packet_id
-        values = self._clean(device, frame.values)
+        values = self._clean(device, {**device.carry, **frame.values})
         if not values:
             return None
+        device.carry = {}
         device.next_due = now + device.config.interval
         device.last_values = values
         device.counts["readings"] += 1
         return BleReading(name, values, heard, getattr(adv, "rssi", None), frame.format)
 
-    def _has_event(self, device: _Device, adv: Any) -> bool:
-        """A quick look before the device is due: whether this advertisement carries an event
-        (anything wrong with it is left for when the device is due, and counted then)."""
+    def _peek(self, device: _Device, adv: Any) -> bool:
+        """A quick look before the device is due: whether this advertisement carries an event.
+        The values of an authentic frame without events are kept for the next reading (module
+        docstring). Anything wrong with it is left for when the device is due, and counted
+        then; the counter is not advanced here, so the due frame is no duplicate of itself."""
         try:
             frame = self.decoder(device.config.address, adv, device.key, formats=device.formats)
         except Exception:
             return False
-        return frame is not None and bool(frame.events)
+        if frame is None or (device.key is not None and not frame.encrypted):
+            return False
+        if (frame.counter is not None and device.counter is not None
+                and not is_newer(frame.counter, device.counter, frame.counter_bits)):  # fmt: skip
+            return False
+        if frame.events:
+            return True
+        device.carry.update(frame.values)
+        return False
 
     def _alive(self, device: _Device, heard: float, frame: DecodedFrame) -> None:
         device.last_good = max(device.last_good, heard)

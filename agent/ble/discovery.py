@@ -44,7 +44,7 @@ SENSOR_CLASSES: dict[str, tuple[Optional[str], str, str]] = {
 NOT_ENTITIES = frozenset({
     "tx_power", "movement_counter", "adv_count", "device_type_id", "firmware_version",
     "timestamp", "uptime", "channel", "count", "uuid", "major", "minor", "namespace",
-    "instance", "url", "text", "raw",
+    "instance", "url", "text", "raw", "settings_revision", "command_steps",
 })  # fmt: skip
 # BTHome binary names -> HA binary sensor device class (their meaning of "on" agrees).
 BINARY_CLASSES: dict[str, Optional[str]] = {
@@ -56,7 +56,7 @@ BINARY_CLASSES: dict[str, Optional[str]] = {
     "power_on": "power", "presence": "presence", "problem": "problem", "running": "running",
     "safety": "safety", "smoke": "smoke", "sound": "sound", "tamper": "tamper",
     "vibration": "vibration", "window": "window", "generic_boolean": None,
-    "reed_switch": "opening", "trigger_output": None,
+    "reed_switch": "opening", "trigger_output": None, "calibrating": None,
 }  # fmt: skip
 AVAILABLE_TEMPLATE = "{{ 'online' if value_json['available'] else 'offline' }}"
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from agent.ble.ratelog import RateLimitedLog
+from drivers.ble import PATTERNS as DECODER_PATTERNS
 
 if TYPE_CHECKING:
     from bleak.backends.device import BLEDevice
@@ -39,19 +40,10 @@ log = logging.getLogger("roomagent.ble")
 Sink = Callable[[str, "AdvertisementData", float], None]
 ResetAdapter = Callable[[Optional[str]], Awaitable[None]]
 
-# AD types (Bluetooth Assigned Numbers, "Common Data Types")
-SERVICE_DATA_16 = 0x16
-MANUFACTURER_DATA = 0xFF
 # What passive scanning lets through, per format: BlueZ advertisement-monitor or-patterns,
-# (start position in the AD structure's data, AD type, bytes). UUIDs and company ids are
-# little-endian on the air.
-PATTERNS: dict[str, tuple[tuple[int, int, bytes], ...]] = {
-    "bthome": ((0, SERVICE_DATA_16, b"\xd2\xfc"),),  # service data 0xFCD2
-    "ruuvi": ((0, MANUFACTURER_DATA, b"\x99\x04"),),  # company 0x0499
-    "atc_pvvx": ((0, SERVICE_DATA_16, b"\x1a\x18"),),  # service data 0x181A
-    "ibeacon": ((0, MANUFACTURER_DATA, b"\x4c\x00\x02\x15"),),  # Apple 0x004C, type 2, 21 bytes
-    "eddystone": ((0, SERVICE_DATA_16, b"\xaa\xfe"),),  # service data 0xFEAA
-}
+# (start position in the AD structure's data, AD type, bytes), as each format module declares
+# its sources (drivers.ble.PATTERNS).
+PATTERNS = DECODER_PATTERNS
 # D-Bus errors that mean "this BlueZ cannot scan passively", not "try again".
 PASSIVE_UNSUPPORTED = (
     "org.bluez.Error.NotSupported",

@@ -18,14 +18,18 @@ those live in the per-device layer above, so both functions stay pure.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
-from drivers.ble import atc_pvvx, bthome, eddystone, ibeacon, ruuvi
+from drivers.ble import atc_pvvx, bthome, bthome_v1, eddystone, ibeacon, ruuvi, xiaomi
 from drivers.ble.frame import (
     KEY_LENGTH,
+    MANUFACTURER_DATA,
+    SERVICE_DATA_16,
     BLEDecodeError,
     BLEKeyError,
     DecodedFrame,
+    Decoder,
+    Family,
     uuid16,
 )
 
@@ -40,27 +44,40 @@ class Advertisement(Protocol):
     def service_data(self) -> Mapping[str, bytes]: ...
 
 
-# A decoder takes (address, payload, key) and returns a frame, None (not its format) or raises.
-_Decoder = Callable[[str, bytes, Optional[bytes]], Optional[DecodedFrame]]
-
-# Tried in this order; the first that recognises its data wins. Service data first: a
-# firmware that sends a service data format may also send manufacturer data we do not decode.
-_SERVICE_DECODERS: tuple[tuple[str, str, _Decoder], ...] = (
-    ("bthome", uuid16(bthome.UUID16), bthome.decode),
-    ("atc_pvvx", uuid16(atc_pvvx.UUID16), atc_pvvx.decode),
-    ("eddystone", uuid16(eddystone.UUID16), lambda _a, data, _k: eddystone.decode(data)),
+# Every decoder family, each declared by its own module (its sources, hence its scan patterns,
+# and whether it may be encrypted). Within service data and within manufacturer data they are
+# tried in this order; the first that recognises its data wins. Service data first: a firmware
+# that sends a service data format may also send manufacturer data we do not decode.
+FAMILIES: tuple[Family, ...] = (
+    bthome.FAMILY,
+    bthome_v1.FAMILY,
+    atc_pvvx.FAMILY,
+    xiaomi.FAMILY,
+    eddystone.FAMILY,
+    ruuvi.FAMILY,
+    ibeacon.FAMILY,
 )
-_MANUFACTURER_DECODERS: tuple[tuple[str, int, _Decoder], ...] = (
-    ("ruuvi", ruuvi.RUUVI, lambda _a, data, _k: ruuvi.decode(data)),
-    ("ibeacon", ibeacon.APPLE, lambda _a, data, _k: ibeacon.decode(data)),
+
+_SERVICE_DECODERS: tuple[tuple[str, str, Decoder], ...] = tuple(
+    (f.name, uuid16(s.id), s.decode)
+    for f in FAMILIES
+    for s in f.sources
+    if s.ad_type == SERVICE_DATA_16
+)
+_MANUFACTURER_DECODERS: tuple[tuple[str, int, Decoder], ...] = tuple(
+    (f.name, s.id, s.decode) for f in FAMILIES for s in f.sources if s.ad_type == MANUFACTURER_DATA
 )
 
 # Decoder families accepted by `formats=` (the config's `format` key offers the same). A
 # family may return several frame formats: "eddystone" gives "eddystone_uid", "_url", "_tlm";
-# "atc_pvvx" gives "atc1441" or "pvvx".
-FORMATS: tuple[str, ...] = tuple(name for name, _, _ in _SERVICE_DECODERS) + tuple(
-    name for name, _, _ in _MANUFACTURER_DECODERS
-)
+# "atc_pvvx" gives "atc1441" or "pvvx"; "ruuvi" gives "ruuvi_v5", "ruuvi_df6", "ruuvi_e1".
+FORMATS: tuple[str, ...] = tuple(f.name for f in FAMILIES)
+# Families whose advertisements may be encrypted with a per-device key.
+KEYED_FORMATS: tuple[str, ...] = tuple(f.name for f in FAMILIES if f.keyed)
+# BlueZ advertisement-monitor or-patterns per family, for passive scanning.
+PATTERNS: dict[str, tuple[tuple[int, int, bytes], ...]] = {
+    f.name: tuple(s.pattern for s in f.sources) for f in FAMILIES
+}
 
 
 def decode_frame(
@@ -106,6 +123,6 @@ def decode(
 
 
 __all__ = [
-    "FORMATS", "KEY_LENGTH", "Advertisement", "BLEDecodeError", "BLEKeyError", "DecodedFrame",
-    "decode", "decode_frame", "uuid16",
+    "FAMILIES", "FORMATS", "KEYED_FORMATS", "KEY_LENGTH", "PATTERNS", "Advertisement",
+    "BLEDecodeError", "BLEKeyError", "DecodedFrame", "decode", "decode_frame", "uuid16",
 ]  # fmt: skip

@@ -12,7 +12,6 @@ UUID; bleak strips the AD length, type and UUID):
     15 bytes  pvvx custom    MAC (LSB first), temperature int16 LE 0.01 °C, humidity
                              uint16 LE 0.01 %, battery uint16 LE mV, battery uint8 %,
                              counter uint8, flags uint8
-    14 bytes  pvvx custom    the same without flags (firmware built without triggers)
     11 bytes  pvvx encrypted counter uint8, AES-CCM of (temperature int16 LE 0.01 °C,
                              humidity uint16 LE 0.01 %, battery uint8 %, flags uint8), MIC 4
      8 bytes  atc1441 enc.   counter uint8, AES-CCM of (temperature uint8 in 0.5 °C above
@@ -22,7 +21,8 @@ UUID; bleak strips the AD length, type and UUID):
 Encrypted: nonce = the device MAC least significant byte first, then the 5 bytes of the AD
 header as sent (length, 0x16, UUID 1A 18, counter); additional data one byte 0x11. Any other
 length is not one of these formats: None (UUID 0x181A is the SIG's Environmental Sensing
-service, which other devices may use).
+service, which other devices may use). That includes 14 bytes: neither atc1441's 13 nor pvvx's
+15, and the pvvx README documents no such layout, so its bytes cannot be read with confidence.
 
 Flags (pvvx README): bit 0 reed switch input, bit 1 trigger output (GPIO_TRG pin); bits 2-4
 (trigger configuration and trigger events) are not reported.
@@ -34,14 +34,14 @@ import struct
 from typing import Any, Optional
 
 from drivers.ble import ccm
-from drivers.ble.frame import DecodedFrame, mac_bytes
+from drivers.ble.frame import SERVICE_DATA_16, DecodedFrame, Family, Source, mac_bytes
 
 UUID16 = 0x181A
 ATC1441 = "atc1441"
 PVVX = "pvvx"
 
 _ATC1441 = struct.Struct(">6shBBHB")
-_PVVX = struct.Struct("<6shHHBB")  # + optional flags byte
+_PVVX = struct.Struct("<6shHHBB")  # + flags byte
 _PVVX_SECRET = struct.Struct("<hHBB")
 _AD_SERVICE_DATA = 0x16
 _AAD = b"\x11"
@@ -58,7 +58,7 @@ def decode(address: str, data: bytes, key: Optional[bytes]) -> Optional[DecodedF
             "voltage": battery_mv / 1000,
         }
         return DecodedFrame(ATC1441, values, packet_id=counter)
-    if length in (14, 15):
+    if length == 15:
         _mac, temp, humidity, battery_mv, battery, counter = _PVVX.unpack_from(data)
         values = {
             "temperature": temp / 100,
@@ -66,8 +66,7 @@ def decode(address: str, data: bytes, key: Optional[bytes]) -> Optional[DecodedF
             "battery": float(battery),
             "voltage": battery_mv / 1000,
         }
-        if length == 15:
-            values.update(_flags(data[14]))
+        values.update(_flags(data[14]))
         return DecodedFrame(PVVX, values, packet_id=counter)
     if length == 11:
         plain, counter = _decrypt(PVVX, address, data, key)
@@ -103,3 +102,6 @@ def _encrypted(format: str, values: dict[str, Any], counter: int) -> DecodedFram
     return DecodedFrame(
         format, values, packet_id=counter, counter=counter, encrypted=True, counter_bits=8
     )
+
+
+FAMILY = Family("atc_pvvx", (Source(SERVICE_DATA_16, UUID16, decode),), keyed=True)

@@ -17,7 +17,8 @@ Choices the spec leaves to the receiver, made here and documented in docs/ble.md
 - object ids out of numerical order are accepted (the spec asks senders for order, so that
   old receivers stop late rather than early; it does not change how an object reads);
 - a known event object with an event id we do not know is skipped (its length is known),
-  so a new event type in a later spec revision does not lose the measurements;
+  so a new event type in a later spec revision does not lose the measurements; the same
+  for a command (0x3B) with an opcode we do not know (its length byte says how long it is);
 - repeated objects of one name are numbered in order, "temperature", "temperature_2", ...,
   as bthome.io says; objects with different ids but the same name (0x02 and 0x45 are both
   temperature) share the numbering.
@@ -28,8 +29,23 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from drivers.ble import ccm
-from drivers.ble.bthome_objects import BUTTON_EVENTS, DIMMER_EVENTS, OBJECTS, Kind
-from drivers.ble.frame import BLEDecodeError, DecodedFrame, mac_bytes
+from drivers.ble.bthome_objects import (
+    BUTTON_EVENTS,
+    COMMAND_LENGTH_MASK,
+    COMMAND_OPCODES,
+    DIMMER_EVENTS,
+    OBJECTS,
+    STEPPED_COMMANDS,
+    Kind,
+)
+from drivers.ble.frame import (
+    SERVICE_DATA_16,
+    BLEDecodeError,
+    DecodedFrame,
+    Family,
+    Source,
+    mac_bytes,
+)
 
 FORMAT = "bthome"
 UUID16 = 0xFCD2
@@ -106,6 +122,11 @@ def _objects(payload: bytes) -> tuple[dict[str, Any], list[str], Optional[int]]:
                 raise BLEDecodeError(FORMAT, f"object 0x{object_id:02x} has no length byte")
             size = payload[pos]
             pos += 1
+        elif spec.kind is Kind.COMMAND:
+            if pos >= end:
+                raise BLEDecodeError(FORMAT, f"object 0x{object_id:02x} has no length byte")
+            size = 1 + (payload[pos] & COMMAND_LENGTH_MASK)  # the opcode, then arguments
+            pos += 1
         if pos + size > end:
             raise BLEDecodeError(
                 FORMAT,
@@ -139,6 +160,14 @@ def _objects(payload: bytes) -> tuple[dict[str, Any], list[str], Optional[int]]:
                 values[name] = event
                 values[f"{name}_steps"] = raw[1]
                 events.extend((name, f"{name}_steps"))
+        elif kind is Kind.COMMAND:
+            command = COMMAND_OPCODES.get(raw[0])
+            if command is not None:
+                values[name] = command
+                events.append(name)
+                if raw[0] in STEPPED_COMMANDS and len(raw) == 2:
+                    values[f"{name}_steps"] = raw[1]
+                    events.append(f"{name}_steps")
         elif kind is Kind.FIRMWARE:
             # Sent least significant part first: F1 00 01 02 04 is version 4.2.1.0.
             values[name] = ".".join(str(b) for b in reversed(raw))
@@ -150,3 +179,6 @@ def _objects(payload: bytes) -> tuple[dict[str, Any], list[str], Optional[int]]:
         else:  # Kind.RAW
             values[name] = raw.hex()
     return values, events, packet_id
+
+
+FAMILY = Family("bthome", (Source(SERVICE_DATA_16, UUID16, decode),), keyed=True)

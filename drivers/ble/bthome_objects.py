@@ -1,10 +1,16 @@
 """The BTHome v2 object table: object id -> how to read it and what to call it.
 
-Source: bthome.io "BTHome v2 format" page (home-assistant/bthome.io src/format.html), as of
-February 2026: sensor, binary sensor, event and device-information tables, including the
-later additions 0x5E direction, 0x5F precipitation (factor 0.1 since bthome.io PR #58,
-May 2025), 0x60 channel, 0x61 rotational speed, 0x62/0x63 signed speed and acceleration and
-0x64 light level (PR #71), cross-checked with the reference parser bthome-ble's const.py.
+Source: bthome.io "BTHome v2 format" page (home-assistant/bthome.io src/format.html) at commit
+0cf388b of 2026-04-30: sensor, binary sensor, event and device-information tables, including
+the later additions 0x5E direction, 0x5F precipitation (factor 0.1 since bthome.io PR #58,
+May 2025), 0x60 channel, 0x61 rotational speed, 0x62/0x63 signed speed and acceleration,
+0x64 light level (PR #71), 0x65 settings revision (PR #73, 2026-04-29) and the 0x3B command
+event (PR #74/#75, 2026-04-30). Every id was checked against the reference parser
+bthome-ble's const.py (3.20.0, February 2026, which ends at 0x64).
+
+One vendor extension: Shelly's BLU buttons send button event 0xFE for a held button
+(shelly-api-docs.shelly.cloud, docs-ble "Shelly BLU Button", "Button press events"), where the
+spec has 0x80 hold_press; both are reported as "hold_press".
 
 Names and units are ours (docs/ble.md), shared with the other decoders and the I2C drivers:
 where BTHome has one property in several units we convert to one (mass lb -> kg, distance
@@ -27,6 +33,7 @@ class Kind(enum.Enum):
     RAW = "raw"  # length byte, then bytes, reported as a hex string
     BUTTON = "button"  # event: one byte, the event id
     DIMMER = "dimmer"  # event: event id, then a number of steps
+    COMMAND = "command"  # event: argument length (low 5 bits), opcode, arguments
     FIRMWARE = "firmware"  # version bytes, least significant part first
     PACKET_ID = "packet_id"  # not a value: DecodedFrame.packet_id
 
@@ -109,6 +116,7 @@ OBJECTS: dict[int, ObjectSpec] = {
     0x2E: _n("humidity", 1),  # %
     0x2F: _n("moisture", 1),  # %
     0x3A: ObjectSpec("button", 1, Kind.BUTTON),
+    0x3B: ObjectSpec("command", 0, Kind.COMMAND),
     0x3C: ObjectSpec("dimmer", 2, Kind.DIMMER),
     0x3D: _i("count", 2),
     0x3E: _i("count", 4),
@@ -150,6 +158,7 @@ OBJECTS: dict[int, ObjectSpec] = {
     0x62: _s("speed", 4, 0.000001, 6),  # m/s
     0x63: _s("acceleration", 4, 0.000001, 6),  # m/s²
     0x64: _i("light_level", 1),  # 0 dark, 1 twilight, 2 bright
+    0x65: _i("settings_revision", 1),
     0xF0: _i("device_type_id", 2),
     0xF1: ObjectSpec("firmware_version", 4, Kind.FIRMWARE),
     0xF2: ObjectSpec("firmware_version", 3, Kind.FIRMWARE),
@@ -165,8 +174,20 @@ BUTTON_EVENTS: dict[int, str] = {
     0x05: "long_double_press",
     0x06: "long_triple_press",
     0x80: "hold_press",
+    0xFE: "hold_press",  # Shelly BLU vendor extension (module docstring)
 }
 DIMMER_EVENTS: dict[int, str] = {
     0x01: "rotate_left",
     0x02: "rotate_right",
 }
+# Command opcodes (bthome.io "Events" table, object 0x3B). Step up/down carry the number of
+# steps in their one argument byte; other arguments are opcode- and vendor-specific.
+COMMAND_OPCODES: dict[int, str] = {
+    0x00: "off",
+    0x01: "on",
+    0x02: "toggle",
+    0x03: "step_up",
+    0x04: "step_down",
+}
+STEPPED_COMMANDS = frozenset({0x03, 0x04})
+COMMAND_LENGTH_MASK = 0x1F  # low 5 bits: argument length; high 3 reserved

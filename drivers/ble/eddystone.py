@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Optional
 
-from drivers.ble.frame import BLEDecodeError, DecodedFrame
+from drivers.ble.frame import SERVICE_DATA_16, BLEDecodeError, DecodedFrame, Family, Source
 
 UUID16 = 0xFEAA
 UID = "eddystone_uid"
@@ -109,3 +109,6 @@ def _tlm(data: bytes) -> Optional[DecodedFrame]:
     # The advertising count changes with every frame the beacon sends: it tells a repeated
     # report of one frame (BlueZ delivers duplicates) from a new one.
     return DecodedFrame(TLM, values, packet_id=adv_count)
+
+
+FAMILY = Family("eddystone", (Source(SERVICE_DATA_16, UUID16, lambda _a, data, _k: decode(data)),))

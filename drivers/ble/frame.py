@@ -10,12 +10,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # Bluetooth SIG base UUID: bleak names 16-bit service UUIDs in their full 128-bit form.
 _BASE_UUID = "0000{:04x}-0000-1000-8000-00805f9b34fb"
 
-# AES-128 keys (BTHome and pvvx/ATC bindkeys are both 16 bytes).
+# AES-128 keys (BTHome, pvvx/ATC and MiBeacon v4/v5 bindkeys are all 16 bytes).
 KEY_LENGTH = 16
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
@@ -56,16 +56,19 @@ def mac_bytes(format: str, address: str) -> bytes:
 class DecodedFrame:
     """One advertisement, decoded.
 
-    format      which decoder matched: "bthome", "ruuvi_v5", "atc1441", "pvvx", "ibeacon",
-                "eddystone_uid", "eddystone_url", "eddystone_tlm".
+    format      which decoder matched: "bthome", "bthome_v1", "ruuvi_v5", "ruuvi_df6",
+                "ruuvi_e1", "atc1441", "pvvx", "xiaomi", "ibeacon", "eddystone_uid",
+                "eddystone_url", "eddystone_tlm".
     values      quantity -> value, in the units of docs/ble.md (°C, %RH, hPa, %, V, ...).
     packet_id   a number the device changes when it sends new data, for deduplication (BTHome
-                packet id, Ruuvi measurement sequence, ATC/pvvx frame counter, Eddystone TLM
-                advertising count); None when the format has none.
+                packet id, Ruuvi measurement sequence, ATC/pvvx and MiBeacon frame counter,
+                Eddystone TLM advertising count); None when the format has none.
     counter     the encryption counter, part of the nonce, which must increase for replay
-                protection (BTHome and pvvx/ATC encrypted formats); None for plain ones.
-    counter_bits the counter's width: 32 for BTHome (compare as integers; a device that
-                restarts from 0 needs its key re-entered or the layer's state reset), 8 for
+                protection (BTHome v1/v2, MiBeacon v4/v5 and pvvx/ATC encrypted formats);
+                None for plain ones.
+    counter_bits the counter's width: 32 for BTHome and MiBeacon (compare as integers; a
+                device that restarts from 0 needs its key re-entered or the layer's state
+                reset), 8 for
                 pvvx/ATC, whose counter wraps every 256 frames (compare modulo 256: newer
                 when (new - old) % 256 is in 1..127). None when there is no counter.
     encrypted   whether the values were decrypted and authenticated with the key. A device
@@ -90,3 +93,39 @@ class DecodedFrame:
         # Read-only, so one decoded frame can be shared by the layers above without copying.
         if not isinstance(self.values, MappingProxyType):
             object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+
+# AD types (Bluetooth Assigned Numbers, "Common Data Types") a format can be found in.
+SERVICE_DATA_16 = 0x16
+MANUFACTURER_DATA = 0xFF
+
+# A decoder takes (address, payload after the UUID or company id, key) and returns a frame,
+# None (not its format: someone else's data under the same id) or raises BLEDecodeError.
+Decoder = Callable[[str, bytes, Optional[bytes]], Optional[DecodedFrame]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a format is found: service data of a 16-bit UUID, or manufacturer data of a
+    company id, optionally followed by fixed bytes (iBeacon's 02 15)."""
+
+    ad_type: int  # SERVICE_DATA_16 or MANUFACTURER_DATA
+    id: int  # the 16-bit UUID or the company id
+    decode: Decoder
+    prefix: bytes = b""
+
+    @property
+    def pattern(self) -> tuple[int, int, bytes]:
+        """The BlueZ advertisement-monitor or-pattern passing this source: (start in the AD
+        structure's data, AD type, bytes); ids are little-endian on the air."""
+        return (0, self.ad_type, self.id.to_bytes(2, "little") + self.prefix)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A decoder family as the config's `format` names it, declared by its format module:
+    the scanner's patterns, the config's choices and the decode order all derive from it."""
+
+    name: str
+    sources: tuple[Source, ...]
+    keyed: bool = False  # may be encrypted with a per-device key

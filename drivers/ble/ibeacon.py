@@ -12,7 +12,7 @@ import struct
 import uuid
 from typing import Any, Optional
 
-from drivers.ble.frame import BLEDecodeError, DecodedFrame
+from drivers.ble.frame import MANUFACTURER_DATA, BLEDecodeError, DecodedFrame, Family, Source
 
 FORMAT = "ibeacon"
 APPLE = 0x004C
@@ -37,3 +37,9 @@ def decode(manufacturer_data: bytes) -> Optional[DecodedFrame]:
         "tx_power": tx_power,
     }
     return DecodedFrame(FORMAT, values)
+
+
+FAMILY = Family(
+    "ibeacon",
+    (Source(MANUFACTURER_DATA, APPLE, lambda _a, data, _k: decode(data), prefix=_TYPE_LENGTH),),
+)

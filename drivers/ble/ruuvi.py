@@ -7,8 +7,9 @@ uint16 (11 bits battery mV above 1600, 5 bits TX power in 2 dBm above -40 dBm), 
 counter uint8, measurement sequence uint16, MAC (6 bytes).
 
 "Not available" is the largest value of an unsigned field, the smallest of a signed one:
-such a field is left out of the values, never reported as a number. Other Ruuvi data
-formats (3, 6, C5, E1, ...) are not decoded: decode() returns None for them.
+such a field is left out of the values, never reported as a number. The Ruuvi Air's
+formats 6 and E1 are in drivers/ble/ruuvi_air.py; decode() sends them there. Other Ruuvi data
+formats (3, C5, 8, ...) are not decoded: decode() returns None for them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Optional
 
-from drivers.ble.frame import BLEDecodeError, DecodedFrame
+from drivers.ble import ruuvi_air
+from drivers.ble.frame import MANUFACTURER_DATA, BLEDecodeError, DecodedFrame, Family, Source
 
 FORMAT = "ruuvi_v5"
 RUUVI = 0x0499
@@ -33,8 +35,11 @@ _NA_TX_POWER = 31  # 5 bits all set
 
 
 def decode(data: bytes) -> Optional[DecodedFrame]:
-    if not data or data[0] != DATA_FORMAT:
+    """Any Ruuvi data format we read, by its first byte; None for the others."""
+    if not data:
         return None
+    if data[0] != DATA_FORMAT:
+        return ruuvi_air.decode(data)
     if len(data) != _LAYOUT.size:
         raise BLEDecodeError(FORMAT, f"payload is {len(data)} bytes, RAWv2 has {_LAYOUT.size}")
     (_, temp, humidity, pressure, ax, ay, az, power, movement, sequence, _mac) = _LAYOUT.unpack(
@@ -59,3 +64,6 @@ def decode(data: bytes) -> Optional[DecodedFrame]:
     if movement != _NA_U8:
         values["movement_counter"] = movement
     return DecodedFrame(FORMAT, values, packet_id=None if sequence == _NA_U16 else sequence)
+
+
+FAMILY = Family("ruuvi", (Source(MANUFACTURER_DATA, RUUVI, lambda _a, data, _k: decode(data)),))

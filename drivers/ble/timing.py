@@ -17,6 +17,8 @@ _MAC = "54:48:E6:8F:80:A5"
 _PVVX_MAC = "A4:C1:38:AA:BB:CC"
 _BTHOME_KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
 _PVVX_KEY = bytes.fromhex("aa" * 16)
+_XIAOMI_KEY = bytes.fromhex("e9ea895fac7cca6d30532432a516f3a8")  # ble_monitor's test vector
+_RUUVI_E1 = "E1170C5668C79E0065007004BD11CA00C90A0213E0ACFFFFFFDECDEE01FFFFFFFFFFCBB8334C884F"
 
 # (name, address, {service uuid16: hex} or {}, {company: hex} or {}, key)
 CASES: tuple[tuple[str, str, dict[int, str], dict[int, str], Optional[bytes]], ...] = (
@@ -32,7 +34,31 @@ CASES: tuple[tuple[str, str, dict[int, str], dict[int, str], Optional[bytes]], .
     ("eddystone uid", _MAC, {0xFEAA: "00e70102030405060708090a0b0c0d0e0f100000"}, {}, None),
     ("eddystone url", _MAC, {0xFEAA: "101203676f6f2e676c2f53367a543650"}, {}, None),
     ("eddystone tlm", _MAC, {0xFEAA: "20000bb819000000006400000e10"}, {}, None),
-    ("no supported format", _MAC, {0xFE95: "5020aa01"}, {0x0006: "01092002"}, None),
+    ("ruuvi_df6 (Ruuvi Air)", _MAC, {}, {0x0499: "06170C5668C79E007000C90501D9FFCD004C884F"}, None),
+    ("ruuvi_e1 (Ruuvi Air)", _MAC, {}, {0x0499: _RUUVI_E1}, None),
+    (
+        "xiaomi (LYWSDCGQ, plain)",
+        "58:2D:34:35:93:21",
+        {0xFE95: "5020aa01da219335342d580d1004fe004802"},
+        {},
+        None,
+    ),
+    (
+        "xiaomi encrypted (LYWSD03MMC)",
+        "A4:C1:38:02:83:F4",
+        {0xFE95: "58585b0550f4830238c1a495ef58763c26000097e2abb5"},
+        {},
+        _XIAOMI_KEY,
+    ),
+    ("bthome_v1 (temperature, humidity)", _MAC, {0x181C: "2302C4090303BF13"}, {}, None),
+    (
+        "bthome_v1 encrypted",
+        _MAC,
+        {0x181E: "fba435e4d3c312fb00112233 57d90a99".replace(" ", "")},
+        {},
+        _BTHOME_KEY,
+    ),
+    ("no supported format", _MAC, {0xFE2C: "5020aa01"}, {0x0006: "01092002"}, None),
 )
 
 

@@ -1,9 +1,9 @@
 """Every value name the BLE decoders can return, with its unit.
 
-Names shared with drivers/quantities.py (temperature, humidity, pressure, co2, illuminance,
-pm2_5, pm10, voltage, current, power) have the same unit there and here; the rest are new
-to the agent and live here until drivers/quantities.py takes them. A BTHome name repeated in
-one advertisement gets a suffix (temperature_2): `unit_of` strips it.
+The quantities of drivers/quantities.py (temperature, humidity, co2, pm*, voc_index,
+nox_index, ...) take their unit from there, the one quantity table; only the names no I2C
+driver reports are listed here. A BTHome name repeated in one advertisement gets a suffix
+(temperature_2): `unit_of` strips it.
 """
 
 from __future__ import annotations
@@ -11,19 +11,10 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-# name -> unit ("" for counts, states, identifiers and text).
-UNITS: dict[str, str] = {
-    # shared with the I2C drivers
-    "temperature": "°C",
-    "humidity": "%",
-    "pressure": "hPa",
-    "co2": "ppm",
-    "illuminance": "lx",
-    "pm2_5": "µg/m³",
-    "pm10": "µg/m³",
-    "voltage": "V",
-    "current": "A",
-    "power": "W",
+from drivers.quantities import QUANTITIES
+
+# name -> unit ("" for counts, states, identifiers and text), for names not in QUANTITIES.
+_BLE_ONLY: dict[str, str] = {
     # measurements
     "battery": "%",
     "dew_point": "°C",
@@ -59,6 +50,7 @@ UNITS: dict[str, str] = {
     "adv_count": "",
     "channel": "",
     "light_level": "",  # 0 dark, 1 twilight, 2 bright
+    "settings_revision": "",
     "device_type_id": "",
     "firmware_version": "",
     "text": "",
@@ -100,11 +92,15 @@ UNITS: dict[str, str] = {
     "window": "",
     "reed_switch": "",
     "trigger_output": "",
+    "calibrating": "",  # Ruuvi Air: sensors still calibrating, values not fully accurate
     # events (str), and a dimmer's steps (int)
     "button": "",
     "dimmer": "",
     "dimmer_steps": "",
+    "command": "",
+    "command_steps": "",
 }
+UNITS: dict[str, str] = {**_BLE_ONLY, **{q.name: q.unit.value for q in QUANTITIES.values()}}
 
 _SUFFIX = re.compile(r"^(?P<base>[a-z0-9_]+?)_(?P<n>[2-9]|[1-9][0-9]+)(?P<steps>_steps)?$")
 

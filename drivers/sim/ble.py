@@ -30,7 +30,7 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakDBusError, BleakError
 
 from drivers.sim import ble_frames as frames
-from drivers.sim.ble_frames import APPLE_COMPANY, BTHOME_UUID, RUUVI_COMPANY
+from drivers.sim.ble_frames import APPLE_COMPANY, BTHOME_UUID, RUUVI_COMPANY, XIAOMI_UUID
 from drivers.sim.bus import RecentList
 
 PASSIVE_UNSUPPORTED_TEXT = (
@@ -132,6 +132,51 @@ class RuuviTag(Transmitter):
                         pressure_hpa=v["pressure"], voltage=v.get("voltage", 3.0),
                         sequence=self.sequence, mac=self.address)  # fmt: skip
         return advertisement(rssi=self._rssi(), manufacturer_data={RUUVI_COMPANY: data},
+                             local_name=self.name)  # fmt: skip
+
+
+class RuuviAir(Transmitter):
+    """A Ruuvi Air sending data format E1, a new sample each advertisement."""
+
+    def __init__(self, address: str, room: Any, **kwargs: Any):
+        super().__init__(address, kwargs.pop("every", 1.0), **kwargs)
+        self.room, self.sequence = room, 0
+
+    def advertise(self, now: float) -> AdvertisementData:
+        env = self.room.environment()
+        self.sequence = (self.sequence + 1) % 0xFFFFFF
+        pm4_0 = (env.pm2_5 + env.pm10) / 2
+        # Sensirion's VOC index: 100 is the room's usual air; people raise it with the CO2.
+        voc = max(1, min(500, round(100 + (env.co2 - 450) / 10)))
+        data = frames.ruuvi_e1(temperature=env.temperature, humidity=env.humidity,
+                               pressure_hpa=env.pressure,
+                               pm=(env.pm1_0, env.pm2_5, pm4_0, env.pm10), co2=env.co2,
+                               voc_index=voc, nox_index=1, illuminance=env.illuminance,
+                               sequence=self.sequence, mac=self.address)  # fmt: skip
+        return advertisement(rssi=self._rssi(), manufacturer_data={RUUVI_COMPANY: data},
+                             local_name=self.name)  # fmt: skip
+
+
+class XiaomiThermometer(Transmitter):
+    """A LYWSD03MMC on Xiaomi's stock firmware: one quantity per advertisement, in turn
+    (temperature, humidity, battery), MiBeacon v5 encrypted with `key`, else v3 plain."""
+
+    PRODUCT_ID = 0x055B  # LYWSD03MMC
+    CYCLE = ("temperature", "humidity", "battery")
+
+    def __init__(self, address: str, values: Callable[[], dict[str, float]],
+                 key: Optional[bytes] = None, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(address, kwargs.pop("every", 2.0), **kwargs)
+        self.values, self.key = values, key
+        self.counter = int(time.time()) & 0xFFFFFFFF  # frame and extended counter, never reset
+
+    def advertise(self, now: float) -> AdvertisementData:
+        self.counter = (self.counter + 1) & 0xFFFFFFFF
+        name = self.CYCLE[self.counter % len(self.CYCLE)]
+        data = frames.mibeacon({name: self.values()[name]}, product_id=self.PRODUCT_ID,
+                               frame_counter=self.counter & 0xFF, mac=self.address,
+                               key=self.key, ext_counter=self.counter >> 8)  # fmt: skip
+        return advertisement(rssi=self._rssi(), service_data={XIAOMI_UUID: data},
                              local_name=self.name)  # fmt: skip
 
 
@@ -279,9 +324,10 @@ def _ad_structures(adv: AdvertisementData, ad_type: int) -> list[bytes]:
 def radio_for(ble: Any, room: Any, neighbours: bool = False) -> SimRadio:
     """The air around the demo room for a node's [ble] config (agent.ble.config.BleConfig):
     each BLE device a sensor by the window (BTHome v2, encrypted if it has a key; Ruuvi for
-    format "ruuvi"; other formats have no simulation and go unavailable, as a missing chip
-    does), and each presence beacon a badge that arrives during the room's meetings, one a
-    minute (`room` is drivers.sim.room.RoomModel)."""
+    format "ruuvi"; a LYWSD03MMC on stock firmware for "xiaomi"; other formats have no
+    simulation and go unavailable, as a missing chip does), and each presence beacon a badge
+    that arrives during the room's meetings, one a minute (`room` is
+    drivers.sim.room.RoomModel)."""
 
     def window_side() -> dict[str, float]:
         env = room.environment()
@@ -303,6 +349,9 @@ def radio_for(ble: Any, room: Any, neighbours: bool = False) -> SimRadio:
                                              seed=i))  # fmt: skip
         elif d.format == "ruuvi":
             transmitters.append(RuuviTag(d.address, window_side, seed=i))
+        elif d.format == "xiaomi":
+            transmitters.append(XiaomiThermometer(d.address, window_side, key=d.key_bytes,
+                                                  name="LYWSD03MMC", seed=i))  # fmt: skip
     arrivals = 0
     for group in ble.presence:
         for b in group.beacons:
@@ -322,6 +371,7 @@ def radio_for(ble: Any, room: Any, neighbours: bool = False) -> SimRadio:
     if neighbours:  # what else a scan hears in a town hall, for scan-ble --simulate
         transmitters += [
             RuuviTag("D7:3A:61:0C:2B:1A", window_side, name="Ruuvi 2B1A", rssi=-74, seed=201),
+            RuuviAir("C3:7E:50:A1:88:4F", room, name="Ruuvi Air 884F", rssi=-71, seed=204),
             IBeacon("6E:41:9C:20:7D:55", _DEMO_UUID, 1, 99, rssi=-88, seed=202),
             _Unknown("4F:2E:8A:11:C0:93", rssi=-67, seed=203),
         ]

@@ -1,0 +1,1 @@
+"""What a room learns and notices over time: optimum start and stop, fault detection."""
