@@ -3,7 +3,8 @@
 # (Python 3.11) and Trixie (Python 3.13), emulated with qemu-user and booted with real systemd
 # under systemd-nspawn. Too slow for CI (about an hour on 2 cores): run it before a release and
 # record its verdicts in docs/installing.md ("Verified on the target").
-#   sudo scripts/target-test.sh [--suite bookworm|trixie]... [--cache DIR] [--keep]
+#   sudo scripts/target-test.sh [--suite bookworm|trixie]... [--mode online|offline]...
+#                               [--cache DIR] [--keep]
 # For each suite it builds and caches a root filesystem (mmdebstrap), then boots two copies:
 #   online:  install.sh from this checkout (PyPI for dependencies), with the council-chamber
 #            profile and a broker on the host; checks READY, the pin library inside the unit's
@@ -20,18 +21,21 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 CACHE=/var/cache/roomagent-target
 SUITES=()
+MODES=()
 KEEP=0
 HOSTPY=${HOSTPY:-}
 while [ $# -gt 0 ]; do
     case "$1" in
         --suite) SUITES+=("$2"); shift 2 ;;
+        --mode) MODES+=("$2"); shift 2 ;;  # online, offline (needs an online run's wheelhouse)
         --cache) CACHE=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 [ ${#SUITES[@]} -gt 0 ] || SUITES=(bookworm trixie)
+[ ${#MODES[@]} -gt 0 ] || MODES=(online offline)
 [ "$(id -u)" = 0 ] || { echo "error: run as root (mmdebstrap, systemd-nspawn)" >&2; exit 2; }
 for tool in mmdebstrap systemd-nspawn dpkg-deb; do
     command -v "$tool" >/dev/null || { echo "error: $tool missing: apt-get install mmdebstrap qemu-user-static systemd-container" >&2; exit 2; }
@@ -163,7 +167,9 @@ dest, pyver, glibc, house = Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sy
 dest.mkdir(parents=True, exist_ok=True)
 major, minor = (int(x) for x in glibc.split(".")[:2])
 target = Target("aarch64", pyver, (major, minor))
-agent = build_agent_wheel(dest, (house,), False, print, Path(sys.argv[1]))
+built = dest.parent / "agent-wheel"  # not dest: download() copies the agent's wheel there
+built.mkdir(exist_ok=True)
+agent = build_agent_wheel(built, (house,), False, print, Path(sys.argv[1]))
 wheels = download(target, agent, (house,), False, dest, print)
 print(f"{len(wheels)} wheels for {target.describe()}")
 EOF
@@ -189,11 +195,11 @@ import json, sys
 msgs = [json.loads(line) for line in open(sys.argv[1])] if sys.argv[1] else []
 base = "roomagent/council-chamber/"
 mine = [m for m in msgs if m["topic"].startswith(base)]
-health = [m for m in mine if m["topic"] == base + "health"]
+health = [m for m in mine if m["topic"] == base + "state/agent"]
 seqs = [m for m in mine if '"seq"' in m["payload"]]
 ok = bool(health) and bool(seqs)
 print(f"{'PASS' if ok else 'FAIL'}|telemetry on the host's broker|{len(mine)} messages "
-      f"under {base}, {len(health)} health, {len(seqs)} through the buffer (with seq)")
+      f"under {base}, {len(health)} agent health, {len(seqs)} through the buffer (with seq)")
 gone = [json.loads(m["payload"]) for m in mine if m["topic"] == base + "events"]
 gone = [e for e in gone if e.get("state") == "unavailable" and e.get("kind") in ("input", "relay")]
 subjects = sorted({e["subject"] for e in gone})
@@ -227,7 +233,7 @@ for suite in "${SUITES[@]}"; do
     started=$(date +%s)
     tar=$(rootfs_tar "$suite")
     use_qemu "$(qemu_for "$suite")"
-    for mode in online offline; do
+    for mode in "${MODES[@]}"; do
         root=$RUN/rootfs/$suite-$mode
         mkdir -p "$root"
         tar -xf "$tar" -C "$root"
