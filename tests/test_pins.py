@@ -74,3 +74,21 @@ def test_without_the_lgpio_library_the_reason_says_so(monkeypatch: pytest.Monkey
 
     with pytest.raises(BadPinFactory, match="lgpio library cannot be imported"):
         DigitalOutputDevice(5, pin_factory=pins)
+
+
+def test_provisioning_keeps_the_pin_library_for_the_pi_though_the_laptop_is_x86() -> None:
+    """pip evaluates markers on the machine it runs on: on an x86 laptop it dropped lgpio from
+    the card's wheels, and the Pi's offline install failed (found by scripts/target-test.sh)."""
+    from agent.provision.wheels import Target, for_target
+
+    reqs = [
+        "lgpio>=0.2.2; sys_platform == 'linux' and "
+        "(platform_machine == 'aarch64' or platform_machine == 'armv7l')",
+        "tomli>=1.1; python_version < '3.11'",
+        "paho-mqtt<3,>=2.0",
+    ]
+    bookworm = Target("aarch64", "3.11.2", (2, 36))
+    assert for_target(reqs, bookworm) == ["lgpio>=0.2.2", "paho-mqtt<3,>=2.0"]
+    bullseye_32 = Target("armv7l", "3.9.2", (2, 31))
+    assert for_target(reqs, bullseye_32) == ["lgpio>=0.2.2", "tomli>=1.1", "paho-mqtt<3,>=2.0"]
+    assert for_target(reqs, Target("x86_64", "3.13.5", (2, 41))) == ["paho-mqtt<3,>=2.0"]
