@@ -69,16 +69,17 @@ trap cleanup EXIT
 qemu_for() {
     if [ "$1" = bookworm ]; then echo /usr/bin/qemu-aarch64-static; return; fi
     local q=$CACHE/qemu10
-    if [ ! -x "$q/root/usr/bin/qemu-aarch64-static" ]; then
+    # qemu-user-static is a transitional package in qemu 10: qemu-user holds the static binary.
+    if [ ! -x "$q/root/usr/bin/qemu-aarch64" ]; then
         mkdir -p "$q/lists/partial"
         echo "deb http://deb.debian.org/debian bookworm-backports main" > "$q/sources.list"
         local a=(-o "Dir::Etc::SourceList=$q/sources.list" -o Dir::Etc::SourceParts=/nonexistent
                  -o "Dir::State::Lists=$q/lists" -o Debug::NoLocking=1)
         apt-get "${a[@]}" update -qq >/dev/null
-        (cd "$q" && apt-get "${a[@]}" download qemu-user-static/bookworm-backports >/dev/null 2>&1)
-        dpkg-deb -x "$q"/qemu-user-static_*.deb "$q/root"
+        (cd "$q" && apt-get "${a[@]}" download qemu-user/bookworm-backports >/dev/null 2>&1)
+        dpkg-deb -x "$q"/qemu-user_*.deb "$q/root"
     fi
-    echo "$q/root/usr/bin/qemu-aarch64-static"
+    echo "$q/root/usr/bin/qemu-aarch64"
 }
 
 use_qemu() {  # registers qemu-aarch64 in binfmt_misc with F: the binary is opened now, so it
