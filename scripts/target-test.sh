@@ -207,6 +207,9 @@ subjects = sorted({e["subject"] for e in gone})
 reason = gone[0]["reason"] if gone else ""
 print(f"{'PASS' if len(subjects) == 13 else 'FAIL'}|GPIO unavailable with a reason|"
       f"{len(subjects)} of 13 relays and inputs: {reason[:120]}")
+# lgpio imported inside the sandbox: the reason is then the chip, not the import.
+imported = bool(gone) and not any("cannot be imported" in e["reason"] for e in gone)
+print(f"{'PASS' if imported else 'FAIL'}|pin library in the sandbox (events)|{reason[-90:]}")
 EOF
 }
 
