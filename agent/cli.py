@@ -18,6 +18,7 @@ from agent.config import DEFAULT_CONFIG, Config, ConfigError
 EXIT_CONFIG = 2
 EXIT_HARDWARE = 1
 EXIT_BUFFER = 3  # the buffer cannot be opened: state directory missing or unwritable
+EXIT_LOCKED = 4  # another agent runs on this node's state directory
 
 
 def _load(path: str) -> Config:
@@ -48,7 +49,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         try:
             cfg = _load(path)
         except ConfigError as e:
-            print(f"✗ {e}", file=sys.stderr)
+            for error in e.errors:  # every problem, one line each
+                print(f"✗ {error}", file=sys.stderr)
             status = EXIT_CONFIG
             continue
         print(
@@ -76,6 +78,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _override(cfg, args.broker, args.state_dir)
 
     cfg = prepare(_load(args.config))
+    from agent.node_lock import NodeLock, StateDirLocked, StateDirUnusable
+
+    # One agent per state directory, taken before any hardware or the buffer is touched; the
+    # lock lives as long as this process.
+    try:
+        lock = NodeLock(cfg.node.state_dir).acquire()
+    except StateDirLocked as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StateDirUnusable as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_BUFFER
     # A config pushed from the central side since the file was last edited, if any.
     cfg, origin = effective(cfg)
     if origin != "file":
@@ -93,11 +107,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from agent.outbox import OutboxError
 
+    if args.log_level != "DEBUG":  # gpiozero warns once per pin library it tries
+        import warnings
+
+        warnings.filterwarnings("ignore", message="Falling back from")
     try:
         asyncio.run(main())
     except OutboxError as e:
         print(f"roomagent: {e}", file=sys.stderr)
         return EXIT_BUFFER
+    except Exception as e:
+        if type(e).__name__ != "BadPinFactory" or args.log_level == "DEBUG":
+            raise
+        print("roomagent: no GPIO here for the relays and inputs (gpiozero found no pin "
+              "library; on a Raspberry Pi, roomagent doctor checks why); on another machine, "
+              "run with --simulate", file=sys.stderr)  # fmt: skip
+        return EXIT_HARDWARE
+    finally:
+        lock.release()
     return 0
 
 
@@ -114,7 +141,8 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     devices = cfg.devices if cfg else ()
     simulate = args.simulate or bool(cfg and cfg.node.simulate)
     hardware = Hardware(devices, simulate)
-    numbers = [args.bus] if args.bus is not None else sorted({d.bus for d in devices} or {1})
+    i2c = {d.bus for d in devices if isinstance(d.bus, int)}  # not the Modbus lines
+    numbers = [args.bus] if args.bus is not None else sorted(i2c or {1})
     status = 0
     try:
         for number in numbers:
@@ -130,12 +158,31 @@ def cmd_scan_i2c(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_scan_modbus(args: argparse.Namespace) -> int:
+    from agent.modbus import scan
+
+    cfg = _config_for_tools(args, required=True)
+    assert cfg is not None
+    try:
+        units = scan.parse_units(args.units)
+    except ValueError as e:
+        print(f"roomagent: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    status, text = scan.run(cfg, args.line, units, args.simulate or cfg.node.simulate)
+    print(text, file=sys.stderr if status else sys.stdout)
+    return status
+
+
 def cmd_scan_ble(args: argparse.Namespace) -> int:
     import asyncio
 
     from agent.ble.config import BleConfig
     from agent.ble.scan_tool import report, scan
 
+    if not args.seconds > 0:
+        print(f"roomagent scan-ble: --seconds must be more than 0, got {args.seconds:g} (e.g. "
+              "--seconds 10; without Bluetooth, add --simulate)", file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
     cfg = _config_for_tools(args, required=False)
     ble = cfg.ble if cfg else BleConfig()
     backend = None
@@ -168,11 +215,13 @@ def cmd_read(args: argparse.Namespace) -> int:
     by_name = {d.name: d for d in cfg.devices}
     device = by_name.get(args.device)
     if device is None:
+        from agent.suggest import hint
+
         known = ", ".join(by_name) or "none"
-        print(f"roomagent: no device {args.device!r} in {cfg.source} (devices: {known})",
-              file=sys.stderr)  # fmt: skip
+        print(f"roomagent: no device {args.device!r} in {cfg.source}{hint(args.device, by_name)}"
+              f" (devices: {known})", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate)
+    hardware = Hardware(cfg.devices, args.simulate or cfg.node.simulate, cfg.modbus)
 
     def measure(d: config_mod.DeviceConfig, compensation: dict[str, float]) -> dict[str, float]:
         driver = DRIVERS[d.driver](hardware.bus(d.bus), d.address, **d.options)
@@ -196,8 +245,13 @@ def cmd_read(args: argparse.Namespace) -> int:
         return EXIT_HARDWARE
     finally:
         hardware.close()
-    if args.json:
-        print(json.dumps(values, ensure_ascii=False))
+    if args.json:  # each value with its unit, as <base>/info gives them
+        units = {q: {"value": v, "unit": QUANTITIES[q].unit.value} for q, v in values.items()}
+        print(json.dumps(units, ensure_ascii=False))
+        if not values:
+            print(f"roomagent: {device.name} ({device.driver}) answered but has no value yet: it "
+                  "is warming up (the SGP40's VOC algorithm is still learning for its first "
+                  "45 s of samples)", file=sys.stderr)  # fmt: skip
         return 0
     print(f"{device.name} ({device.driver}, bus {device.bus}):")
     if not values:
@@ -251,6 +305,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roomagent", description=__doc__)
     p.add_argument("--version", action="version", version=f"roomagent {__version__}")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="DEBUG also shows the traceback of an unexpected error")  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the agent")
@@ -272,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p.add_argument("--config", help=f"node config to compare with (default {DEFAULT_CONFIG})")
     scan_p.add_argument("--simulate", action="store_true", help="scan simulated chips")
     scan_p.set_defaults(func=cmd_scan_i2c)
+
+    mb = sub.add_parser("scan-modbus", help="list the unit ids that answer on a Modbus line "
+                        "and the meters they are")  # fmt: skip
+    mb.add_argument("line", help="the [[modbus]] line's name")
+    mb.add_argument("--units", default="1-247", help="unit ids to try, e.g. 1-10,20 (1-247)")
+    mb.add_argument("--config", help=f"node config (default {DEFAULT_CONFIG})")
+    mb.add_argument("--simulate", action="store_true", help="scan the simulated meters")
+    mb.set_defaults(func=cmd_scan_modbus)
 
     ble = sub.add_parser(
         "scan-ble", help="list what advertises over BLE nearby, strongest first, decoded"
@@ -322,10 +386,36 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at the exit's flush
+        return status
     except ConfigError as e:  # any command's config: the file, the key and what is wrong
-        print(f"roomagent: {e}", file=sys.stderr)
+        for error in e.errors:
+            print(f"roomagent: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except BrokenPipeError:  # `roomagent ... | head`: the reader has all it wanted
+        _quiet_stdout()
+        return EXIT_HARDWARE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a user sees one line; the traceback is for --log-level DEBUG
+        if getattr(args, "log_level", None) == "DEBUG":
+            raise
+        print(f"roomagent {args.command}: {type(e).__name__}: {e} (run it again with "
+              "--log-level DEBUG for the details)", file=sys.stderr)  # fmt: skip
+        return EXIT_HARDWARE
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null so the interpreter's final flush raises no second
+    BrokenPipeError (the Python documentation's advice for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -10,19 +10,23 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10 in CI
     import tomli as tomllib
 
+from agent import header
 from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
+from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
+from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
+from agent.suggest import hint
 from drivers import DRIVERS
 
 CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilation", "scenes")
@@ -31,12 +35,6 @@ RESERVED_DEVICE_NAMES = frozenset({"agent"})
 DEFAULT_STATE_DIR = Path("/var/lib/roomagent")
 # Where the installer puts the node's config; the installers' commands use it without --config.
 DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
-
-
-class ConfigError(Exception):
-    def __init__(self, file: str, key: str, message: str) -> None:
-        self.file, self.key, self.message = file, key, message
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class DeviceConfig:
     name: str
     driver: str
     interval: float
-    bus: int = 1
+    bus: Union[int, str] = 1  # an I2C bus number, or a Modbus meter's [[modbus]] line name
     address: Optional[int] = None
     timeout: float = 10.0
     # Consecutive failed readings before the device is published as unavailable.
@@ -92,6 +90,8 @@ class NodeConfig:
     base_topic: str
     state_dir: Path
     simulate: bool = False
+    board: Optional[str] = None  # "pi3", "pi4", "pi5", "zero2w"; None: any 40-pin Pi
+    buses: tuple[str, ...] = ()  # buses beside I2C-1 that take header pins (agent.header)
     clock: str = "auto"  # "auto": ask the kernel; "synced"/"unsynced": force (tests, odd systems)
     health_interval: float = 60.0
     # At boot without NTP yet, readings wait this long for the clock to be set, so that they
@@ -136,6 +136,8 @@ class Config:
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     ble: BleConfig = field(default_factory=BleConfig)
     registration: Optional[RegistrationConfig] = None
+    modbus: tuple[ModbusLineConfig, ...] = ()
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
 
 
 T = TypeVar("T")
@@ -151,6 +153,9 @@ class _Table:
             raise ConfigError(file, path, f"must be a table, got {_show(data)}")
         self.data: dict[str, Any] = data
         self.used: set[str] = set()
+        # Bad optional values, reported by finish() with the unknown keys (the default stands in
+        # meanwhile), so one table's several mistakes come out together.
+        self.problems: list[ConfigError] = []
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -168,20 +173,31 @@ class _Table:
         self.used.add(name)
         if name not in self.data:
             if default is _REQUIRED:
-                raise self.error(name, "is required")
+                near = [k for k in self.data if hint(k, [name])]
+                if near:  # "intreval" for "interval": the typo is the news, not the absence
+                    self.fail(near[0], f"unknown key {near[0]!r} - did you mean {name!r}?")
+                self.fail(name, "is required")
             return default
         value = self.data[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        problem: Optional[str]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.error(
-                name, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}"
-            )
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise self.error(name, problem)
-        return value
+            problem = f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}"
+        else:
+            problem = check(value) if check is not None else None
+        if not problem:
+            return value
+        if default is _REQUIRED:
+            self.fail(name, problem)
+        self.problems.append(self.error(name, problem))
+        return default
+
+    def fail(self, name: str, message: str) -> NoReturn:
+        """Raises this problem with those found before it in this table."""
+        errors = [*self.problems, self.error(name, message)]
+        self.problems = []
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
     def table(self, name: str) -> _Table:
         self.used.add(name)
@@ -189,9 +205,12 @@ class _Table:
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            known = ", ".join(sorted(self.used))
-            raise self.error(unknown[0], f"unknown key (known keys here: {known})")
+        errors = self.problems + [self.error(k, unknown_key(k, self.used)) for k in unknown]
+        self.problems = []
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ConfigErrors(errors)
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
@@ -222,7 +241,9 @@ def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], Optional[s
 
 def _one_of(*choices: str) -> Callable[[str], Optional[str]]:
     return lambda v: (
-        None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+        None
+        if v in choices
+        else f"must be one of {', '.join(map(repr, choices))}, got {v!r}{hint(v, choices)}"
     )
 
 
@@ -239,26 +260,30 @@ def _topic(v: str) -> Optional[str]:
 
 
 def load(path: os.PathLike[str] | str) -> Config:
-    """Reads and validates a node config; raises ConfigError on the first problem."""
+    """Reads and validates a node config; raises ConfigError (ConfigErrors when there are
+    several problems: all of them, found in one pass)."""
     path = Path(path)
     file = str(path)
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(file, "", "no such file") from None
     except OSError as e:
         raise ConfigError(file, "", f"cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(file, "", f"not valid TOML: {e}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(file, "", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return parse(data, file, base_dir=path.resolve().parent)
+        raise ConfigError(file, "", f"not UTF-8 text ({e.reason} at byte {e.start}); save it "
+                          "as UTF-8") from None  # fmt: skip
+    return loads(text, file, base_dir=path.resolve().parent)
 
 
 def loads(text: str, file: str, base_dir: Path) -> Config:
     """Validates a config that did not come from a file (a command, a download); `file` names
     its origin in errors, and relative paths in it resolve against `base_dir`."""
+    # Editors on Windows save a byte-order mark and CRLF line ends: both are harmless here.
+    text = text.removeprefix("\ufeff")
+    text = text.replace("\r\n", "\n")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -267,64 +292,122 @@ def loads(text: str, file: str, base_dir: Path) -> Config:
 
 
 def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
+    """Validates loaded TOML. Independent parts are checked even when one fails, so every
+    problem is reported at once (ConfigErrors); checks across parts run on the parts that
+    parsed."""
+    found = Collector(file)
     root = _Table(data, "", file)
 
     def resolve(p: str) -> Path:
         return (base_dir / os.path.expanduser(p)).resolve()
 
-    node_t = root.table("node")
-    node_id = node_t.get("id", str, check=_name)
-    state_dir = resolve(node_t.get("state_dir", str, str(DEFAULT_STATE_DIR)))
-    node = NodeConfig(
-        id=node_id,
-        name=node_t.get("name", str, node_id),
-        base_topic=node_t.get("base_topic", str, f"roomagent/{node_id}", check=_topic),
-        state_dir=state_dir,
-        simulate=node_t.get("simulate", bool, NodeConfig.simulate),
-        clock=node_t.get(
-            "clock", str, NodeConfig.clock, check=_one_of("auto", "synced", "unsynced")
-        ),
-        health_interval=node_t.get(
-            "health_interval", float, NodeConfig.health_interval, check=_at_least(5, "s")
-        ),
-        hold_unsynced=node_t.get(
-            "hold_unsynced", float, NodeConfig.hold_unsynced, check=_between(0, 86400, "s")
-        ),
-        discovery=node_t.get("discovery", bool, NodeConfig.discovery),
-        discovery_prefix=node_t.get(
-            "discovery_prefix", str, NodeConfig.discovery_prefix, check=_topic
-        ),
-    )
-    node_t.finish()
+    def table(name: str) -> _Table:
+        return found.run(lambda: root.table(name), _Table({}, name, file))
 
-    broker = _parse_broker(root.table("broker"), node_id, resolve)
-    buffer = _parse_buffer(root.table("buffer"), state_dir, resolve)
+    node_t = table("node")
+    node = found.run(lambda: _parse_node(node_t, resolve))
+    node_id = node.id if node else "node"
+    state_dir = node.state_dir if node else DEFAULT_STATE_DIR
+    broker = found.run(lambda: _parse_broker(table("broker"), node_id, resolve))
+    buffer = found.run(lambda: _parse_buffer(table("buffer"), state_dir, resolve))
     registration = None
     if "registration" in data:
-        registration = _parse_registration(root.table("registration"), resolve)
+        registration = found.run(lambda: _parse_registration(table("registration"), resolve))
 
     root.used.add("devices")
     raw_devices = data.get("devices", [])
     if not isinstance(raw_devices, list):
-        raise root.error("devices", "must be an array of tables ([[devices]])")
-    devices = tuple(_parse_device(d, i, file) for i, d in enumerate(raw_devices))
-    _check_unique(devices, file)
-    _check_compensation(devices, file)
-    root.used.add("ble")
-    ble = parse_ble(data.get("ble"), lambda key, message: ConfigError(file, key, message))
-    _check_ble_names(devices, ble, file)
-    root.used.update(CONTROL_SECTIONS)
-    control = parse_control(
-        data,
-        lambda key, message: ConfigError(file, key, message),
-        devices,
-        presence=[p.name for p in ble.presence],
-        ble_measures={d.name: d.quantities for d in ble.devices},
+        found.add(root.error("devices", "must be an array of tables ([[devices]])"))
+        raw_devices = []
+    parsed = [(i, found.run(lambda d=d, i=i: _parse_device(d, i, file)))  # type: ignore[misc]
+              for i, d in enumerate(raw_devices)]  # fmt: skip
+    indexed = [(i, d) for i, d in parsed if d is not None]
+    devices = tuple(d for _, d in indexed)
+    found.add(*_check_unique(indexed, file))
+    found.add(*_check_compensation(indexed, file))
+    modbus = found.run(
+        lambda: parse_modbus(data.get("modbus"), devices, lambda k, m: ConfigError(file, k, m)),
+        (),
     )
-    remote = _parse_remote(root.table("remote_config"), resolve)
-    root.finish()
+    root.used.add("energy")
+    energy = found.run(
+        lambda: parse_energy(data.get("energy"), lambda k, m: ConfigError(file, k, m)),
+        EnergyConfig(),
+    )
+    root.used.add("ble")
+    ble = found.run(
+        lambda: parse_ble(data.get("ble"), lambda key, message: ConfigError(file, key, message)),
+        BleConfig(),
+    )
+    found.add(*_check_ble_names(indexed, ble, file))
+    # The header before anything that opens a pin: a relay on the I2C bus's SDA or a pin used
+    # twice is a config error, not a gpiozero traceback at start.
+    root.used.add("modbus")  # issue 20's [[modbus]] meters: its loader validates the table
+    board = node.board if node else None
+    pin_errors = [ConfigError(file, key, problem)
+                  for key, problem in header.check(header.claims(data), board)]  # fmt: skip
+    found.add(*pin_errors)
+    root.used.update(CONTROL_SECTIONS)
+    control = found.run(
+        lambda: parse_control(
+            data,
+            lambda key, message: ConfigError(file, key, message),
+            devices,
+            presence=[p.name for p in ble.presence],
+            ble_measures={d.name: d.quantities for d in ble.devices},
+        ),
+        ControlConfig(),
+    )
+    if pin_errors:  # the control checks' own pin messages would repeat the header's
+        found.errors = [e for e in found.errors if e in pin_errors or not _pin_repeat(e)]
+    remote = found.run(lambda: _parse_remote(table("remote_config"), resolve), RemoteConfig())
+    found.run(root.finish)
+    found.raise_if_any()
     return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
-                  registration)  # fmt: skip
+                  registration, modbus, energy)  # fmt: skip
+
+
+def _pin_repeat(e: ConfigError) -> bool:
+    """An error of relays.py/inputs.py about a pin the header check already reported."""
+    return (
+        e.key.split("[")[0] in ("relays", "inputs")
+        and "pin" in e.key + e.message
+        and ("GPIO" in e.message or "pin " in e.message)
+    )
+
+
+def _parse_node(t: _Table, resolve: Callable[[str], Path]) -> NodeConfig:
+    node_id = t.get("id", str, check=_name)
+    state_dir = resolve(t.get("state_dir", str, str(DEFAULT_STATE_DIR)))
+    node = NodeConfig(
+        id=node_id,
+        name=t.get("name", str, node_id),
+        base_topic=t.get("base_topic", str, f"roomagent/{node_id}", check=_topic),
+        state_dir=state_dir,
+        simulate=t.get("simulate", bool, NodeConfig.simulate),
+        board=t.get("board", str, None, check=header.board_problem),
+        buses=tuple(t.get("buses", list, [], check=_buses)),
+        clock=t.get("clock", str, NodeConfig.clock, check=_one_of("auto", "synced", "unsynced")),
+        health_interval=t.get(
+            "health_interval", float, NodeConfig.health_interval, check=_at_least(5, "s")
+        ),
+        hold_unsynced=t.get(
+            "hold_unsynced", float, NodeConfig.hold_unsynced, check=_between(0, 86400, "s")
+        ),
+        discovery=t.get("discovery", bool, NodeConfig.discovery),
+        discovery_prefix=t.get("discovery_prefix", str, NodeConfig.discovery_prefix, check=_topic),
+    )
+    t.finish()
+    return node
+
+
+def _buses(v: Any) -> Optional[str]:
+    for name in v:
+        if name not in header.BUS_PINS or name == "i2c1":
+            choices = [b for b in header.BUS_PINS if b != "i2c1"]
+            near = hint(name, choices) if isinstance(name, str) else ""
+            return f"unknown bus {name!r}{near} (buses: {', '.join(choices)})"
+    return None
 
 
 def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
@@ -461,11 +544,14 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
     t = _Table(data, f"devices[{index}]", file)
     driver = t.get("driver", str)
     if driver not in DRIVERS:
-        raise t.error("driver", f"unknown driver {driver!r}; known: {', '.join(sorted(DRIVERS))}")
+        raise t.error("driver", f"unknown driver {driver!r}{hint(driver, DRIVERS)} (known: "
+                      f"{', '.join(sorted(DRIVERS))})")  # fmt: skip
     name = t.get("name", str, driver, check=_name)
     if name in RESERVED_DEVICE_NAMES:
         raise t.error("name", f"{name!r} is reserved for the agent's own state topic")
-    address = t.get("address", int, None, check=_between(0x03, 0x77))
+    meter = getattr(DRIVERS[driver], "transport", "i2c") == "modbus"
+    # A Modbus meter's address is its unit id (1..247), its bus a [[modbus]] line's name.
+    address = t.get("address", int, None, check=_between(1, 247) if meter else _between(0x03, 0x77))
     options_t = t.table("options")
     try:
         DRIVERS[driver].validate_options(options_t.data)
@@ -480,7 +566,7 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         name=name,
         driver=driver,
         interval=interval,
-        bus=t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
+        bus=t.get("bus", str) if meter else t.get("bus", int, DeviceConfig.bus, check=_at_least(0)),
         address=address,
         timeout=_timeout(t, driver, options_t.data),
         unavailable_after=t.get(
@@ -507,25 +593,28 @@ def _timeout(t: _Table, driver: str, options: Mapping[str, Any]) -> float:
     return timeout
 
 
-def _check_compensation(devices: tuple[DeviceConfig, ...], file: str) -> None:
-    by_name = {d.name: d for d in devices}
-    for i, d in enumerate(devices):
+def _check_compensation(
+    devices: list[tuple[int, DeviceConfig]], file: str
+) -> Iterator[ConfigError]:
+    by_name = {d.name: d for _, d in devices}
+    for i, d in devices:
         if d.compensate_from is None:
             continue
         key = f"devices[{i}].compensate_from"
         source = by_name.get(d.compensate_from)
         if source is None or source is d:
-            others = ", ".join(n for n in by_name if n != d.name) or "none"
-            raise ConfigError(
-                file, key, f"no other device named {d.compensate_from!r} (devices: {others})"
-            )
+            others = [n for n in by_name if n != d.name]
+            yield ConfigError(file, key, f"no other device named {d.compensate_from!r}"
+                              f"{hint(d.compensate_from, others)} (devices: "
+                              f"{', '.join(others) or 'none'})")  # fmt: skip
+            continue
         # Half a compensation is worse than the chip's defaults (an SGP40 told the temperature
         # but not the humidity assumes 50 %RH), so the source must measure all of it.
         missing = [
             q for q in DRIVERS[d.driver].compensation if q not in DRIVERS[source.driver].quantities
         ]
         if missing:
-            raise ConfigError(
+            yield ConfigError(
                 file,
                 key,
                 f"{source.name!r} ({source.driver}) does not measure {', '.join(missing)}, "
@@ -533,40 +622,42 @@ def _check_compensation(devices: tuple[DeviceConfig, ...], file: str) -> None:
             )
 
 
-def _check_ble_names(devices: tuple[DeviceConfig, ...], ble: BleConfig, file: str) -> None:
+def _check_ble_names(
+    devices: list[tuple[int, DeviceConfig]], ble: BleConfig, file: str
+) -> Iterator[ConfigError]:
     """BLE devices and presence groups publish on <base>/telemetry/<name> like I2C devices:
     one namespace for all of them."""
-    taken = {d.name: f"devices[{i}]" for i, d in enumerate(devices)}
+    taken = {d.name: f"devices[{i}]" for i, d in devices}
     keys = [f"ble.devices[{i}].name" for i in range(len(ble.devices))]
     keys += [f"ble.presence[{i}].name" for i in range(len(ble.presence))]
     for key, name in zip(keys, ble.names()):
         problem = _name(name)
         if problem:
-            raise ConfigError(file, key, problem)
-        if name in RESERVED_DEVICE_NAMES:
-            raise ConfigError(file, key, f"{name!r} is reserved for the agent's own state topic")
-        if name in taken:
-            raise ConfigError(file, key, f"{name!r} is already used by {taken[name]}")
+            yield ConfigError(file, key, problem)
+        elif name in RESERVED_DEVICE_NAMES:
+            yield ConfigError(file, key, f"{name!r} is reserved for the agent's own state topic")
+        elif name in taken:
+            yield ConfigError(file, key, f"{name!r} is already used by {taken[name]}")
         taken[name] = key.rsplit(".", 1)[0]
 
 
-def _check_unique(devices: tuple[DeviceConfig, ...], file: str) -> None:
+def _check_unique(devices: list[tuple[int, DeviceConfig]], file: str) -> Iterator[ConfigError]:
     names: dict[str, int] = {}
-    wires: dict[tuple[int, int], int] = {}
-    for i, d in enumerate(devices):
+    wires: dict[tuple[Any, int], int] = {}
+    for i, d in devices:
         if d.name in names:
-            raise ConfigError(
+            yield ConfigError(
                 file,
                 f"devices[{i}].name",
                 f"{d.name!r} is already used by devices[{names[d.name]}]",
             )
-        names[d.name] = i
+        names.setdefault(d.name, i)
         address = d.address if d.address is not None else DRIVERS[d.driver].default_address
         wire = (d.bus, address)
         if wire in wires:
-            raise ConfigError(
+            yield ConfigError(
                 file,
                 f"devices[{i}].address",
                 f"bus {d.bus} address 0x{address:02x} is already used by devices[{wires[wire]}]",
             )
-        wires[wire] = i
+        wires.setdefault(wire, i)

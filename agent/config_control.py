@@ -19,6 +19,14 @@ T = TypeVar("T")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+class Problems(Exception):
+    """Several config errors at once (the loader reports them all)."""
+
+    def __init__(self, errors: Sequence[Exception]) -> None:
+        super().__init__("\n".join(map(str, errors)))
+        self.errors = list(errors)
+
+
 class RecordError(ValueError):
     """A bad record: the key path below the record (may be empty) and the problem."""
 
@@ -51,7 +59,12 @@ def parse_record(
             continue
         name = rename.get(key, key)
         if name not in fields:
+            from agent.suggest import hint
+
             allowed = sorted(set(fields) | set(skip))
+            near = hint(key, allowed)
+            if near:
+                raise RecordError(key, f"unknown key {key!r}{near}")
             raise RecordError(key, f"unknown key (known keys here: {', '.join(allowed)})")
         kwargs[name] = _convert(key, value, hints.get(name))
     missing = [
@@ -95,12 +108,16 @@ def parse_records(
         return ()
     if not isinstance(data, list):
         raise error(section, "must be an array of tables ([[" + section + "]])")
-    out = []
+    out, errors = [], []
     for i, item in enumerate(data):
         try:
             out.append(parse_one(item))
-        except RecordError as e:
-            raise error(f"{section}[{i}]" + (f".{e.key}" if e.key else ""), e.message) from None
+        except RecordError as e:  # the next records are still checked: all errors at once
+            errors.append(error(f"{section}[{i}]" + (f".{e.key}" if e.key else ""), e.message))
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise Problems(errors)
     return tuple(out)
 
 
@@ -162,26 +179,47 @@ def parse_control(
     top = data.get("control", {})
     if not isinstance(top, dict):
         raise error("control", "must be a table")
+    from agent.suggest import hint, timezone_problem
+
+    errors: list[Exception] = []
     for key in top:
         if key not in ("timezone", "grid_emission_factor"):
-            raise error(f"control.{key}", "unknown key (known keys here: grid_emission_factor, "
-                        "timezone)")  # fmt: skip
+            near = hint(key, ("timezone", "grid_emission_factor"))
+            known = "unknown key (known keys here: grid_emission_factor, timezone)"
+            errors.append(error(f"control.{key}", f"unknown key {key!r}{near}" if near else known))
     timezone = top.get("timezone", "UTC")
+    # Checked here, not only when a schedule uses it: a typo would otherwise surface the day
+    # someone adds a schedule.
+    if problem := timezone_problem(timezone):
+        errors.append(error("control.timezone", problem))
+        timezone = "UTC"
     factor = top.get("grid_emission_factor", 0.0)
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor < 0:
-        raise error("control.grid_emission_factor", f"must be a number ≥ 0, got {factor!r}")
+        errors.append(
+            error("control.grid_emission_factor", f"must be a number ≥ 0, got {factor!r}")
+        )
+        factor = 0.0
+
+    def section_records(section: str, parse_one: Callable[[Any], Any]) -> tuple[Any, ...]:
+        try:
+            return parse_records(data.get(section), section, parse_one, error)
+        except Problems as p:
+            errors.extend(p.errors)
+        except Exception as e:  # the loader's ConfigError, made by `error`
+            errors.append(e)
+        return ()
 
     def one(cls: type[Any], **kw: Any) -> Callable[[Any], Any]:
         return lambda item: parse_record(item, cls, **kw)[0]
 
-    relays = parse_records(data.get("relays"), "relays", one(RelayConfig), error)
-    inputs = parse_records(data.get("inputs"), "inputs", one(InputConfig), error)
+    relays = section_records("relays", one(RelayConfig))
+    inputs = section_records("inputs", one(InputConfig))
     for section, items, validate in (("relays", relays, validate_relays),
                                      ("inputs", inputs, validate_inputs)):  # fmt: skip
         try:
             validate(items)
         except ValueError as e:
-            raise error(section, str(e)) from None
+            errors.append(error(section, str(e)))
 
     schedules: dict[str, Any] = {}
 
@@ -195,11 +233,10 @@ def parse_control(
                 raise RecordError("schedule", str(e)) from None
         return config
 
-    zones = parse_records(data.get("zones"), "zones", zone, error)
-    lights = parse_records(data.get("lights"), "lights", one(LightConfig), error)
-    ventilation = parse_records(data.get("ventilation"), "ventilation",
-                                one(VentilationConfig), error)  # fmt: skip
-    scenes = parse_records(data.get("scenes"), "scenes", one(SceneConfig), error)
+    zones = section_records("zones", zone)
+    lights = section_records("lights", one(LightConfig))
+    ventilation = section_records("ventilation", one(VentilationConfig))
+    scenes = section_records("scenes", one(SceneConfig))
 
     # Names become topic levels (relay/<name>, cmd/scene/<name>, ...) and discovery ids.
     for section, records in (("relays", relays), ("inputs", inputs), ("zones", zones),
@@ -208,11 +245,16 @@ def parse_control(
         seen: set[str] = set()
         for i, record in enumerate(records):
             if not NAME_RE.match(record.name):
-                raise error(f"{section}[{i}].name", "must be 1-64 letters, digits, '-' or '_' "
-                            f"(it becomes part of MQTT topics), got {record.name!r}")  # fmt: skip
-            if record.name in seen:
-                raise error(f"{section}[{i}].name", f"{record.name!r} is used twice")
+                problem = ("must be 1-64 letters, digits, '-' or '_' (it becomes part of MQTT "
+                           f"topics), got {record.name!r}")  # fmt: skip
+                errors.append(error(f"{section}[{i}].name", problem))
+            elif record.name in seen:
+                errors.append(error(f"{section}[{i}].name", f"{record.name!r} is used twice"))
             seen.add(record.name)
+    # The checks below compare sections: with a section missing they would only add echoes
+    # ("no relay 'heat'") of the errors above.
+    if errors:
+        raise errors[0] if len(errors) == 1 else Problems(errors)
 
     # Cross-references: every name a control uses must exist, and no relay has two masters.
     relay_names = {r.name for r in relays}

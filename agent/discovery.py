@@ -70,6 +70,22 @@ SENSOR_CLASSES: dict[str, tuple[Optional[str], str]] = {
     "voltage": ("voltage", "voltage"),
     "current": ("current", "current"),
     "power": ("power", "power"),
+    # Energy meters (Modbus): the Energy dashboard takes energy sensors, total_increasing, kWh.
+    "power_factor": ("power_factor", "power factor"),
+    "frequency": ("frequency", "frequency"),
+    "energy_import": ("energy", "energy imported"),
+    "energy_export": ("energy", "energy exported"),
+    "co2e": (None, "CO2e"),
+    **{
+        f"{q}_l{n}": (cls, f"{label} L{n}")
+        for q, cls, label in (
+            ("voltage", "voltage", "voltage"),
+            ("current", "current", "current"),
+            ("power", "power", "power"),
+            ("power_factor", "power_factor", "power factor"),
+        )
+        for n in (1, 2, 3)
+    },
 }
 
 # input kind -> (HA binary_sensor device class or None, the input state HA shows as "on").
@@ -149,14 +165,16 @@ def discovery_payload(
         state = topics.state(device.name)
         # The node's status and the device's own: a live agent with a dead sensor is unavailable.
         availability = [{"t": topics.status}, {"t": state, "val_tpl": AVAILABLE_TEMPLATE}]
-        for quantity in DRIVERS[device.driver].quantities:
+        for quantity in DRIVERS[device.driver].measured(device.options):
             device_class, label = SENSOR_CLASSES[quantity]
             sensor: dict[str, Any] = {
                 "p": "sensor",
                 "name": f"{device.name} {label}",
                 "stat_t": state,
                 "val_tpl": _value_template("values", quantity),
-                "stat_cla": "measurement",
+                "stat_cla": "total_increasing"
+                if QUANTITIES[quantity].total_increasing
+                else "measurement",
                 "sug_dsp_prc": QUANTITIES[quantity].decimals,
                 "avty": availability,
                 "avty_mode": "all",

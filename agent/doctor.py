@@ -58,7 +58,11 @@ def check_config(path: Path) -> tuple[Result, Optional[Config]]:
             fix = "run the doctor as root (sudo): the config belongs to the service"
         else:
             fix = "correct that line of the config, then run roomagent check-config on it"
-        return failed("config", str(e), fix), None
+        more = len(e.errors) - 1
+        detail = str(e.errors[0]) + (
+            f" (and {more} more: roomagent check-config {path} lists them all)" if more else ""
+        )
+        return failed("config", detail, fix), None
     c = cfg.control
     detail = (
         f"{path} is valid: node {cfg.node.id!r}, {len(cfg.devices)} sensors, "
@@ -100,7 +104,7 @@ def run(
     if open_bus is None:
         from agent.hardware import Hardware
 
-        hardware = Hardware(cfg.devices, simulated)
+        hardware = Hardware(cfg.devices, simulated, cfg.modbus)
         open_bus = hardware.bus
     try:
         if simulated:
@@ -108,7 +112,11 @@ def run(
         else:
             assert boot is not None
             results += [check_i2c(bus, boot, host) for bus in buses_of(cfg)]
-        results += [check_sensor(d, open_bus) for d in cfg.devices]
+        results += [check_sensor(d, open_bus) for d in cfg.devices if isinstance(d.bus, int)]
+        if cfg.modbus:
+            from agent.modbus.doctor import check_modbus
+
+            results += check_modbus(cfg, open_bus, None if simulated else host, simulated)
         factory = hardware.pin_factory() if hardware is not None and simulated else None
         if simulated and factory is None:
             from gpiozero.pins.mock import MockFactory
@@ -146,11 +154,11 @@ def render(results: Sequence[Result], heading: str) -> str:
             lines.append(f"  {'':<{width}}  fix: {r.fix}")
     bad = sum(1 for r in results if r.ok is False)
     lines.append("")
-    if bad:
+    if bad:  # one line: what failed, and what to do
+        failed_names = ", ".join(r.name for r in results if r.ok is False)
         lines.append(
-            f"{bad} of {sum(1 for r in results if r.ok is not None)} checks failed. "
-            "Fix them from the top (a later one often follows from an earlier one), "
-            "then run roomagent doctor again."
+            f"{bad} of {sum(1 for r in results if r.ok is not None)} checks failed "
+            f"({failed_names}): fix them from the top, then run roomagent doctor again."
         )
     else:
         lines.append("All checks passed.")

@@ -29,7 +29,7 @@ SERVICE_USER = "roomagent"
 # The unit's SupplementaryGroups= (scripts/roomagent.service): the service has these groups
 # whatever /etc/group says, so device permissions are judged with them (a test keeps the two
 # in step).
-SERVICE_GROUPS = ("i2c", "gpio", "bluetooth")
+SERVICE_GROUPS = ("i2c", "gpio", "bluetooth", "dialout")  # dialout: Modbus RS-485
 # A backlog whose oldest reading is older than this is not a sending delay: nothing goes out.
 BACKLOG_STALE = 15 * 60.0  # s
 BACKLOG_NEARLY_FULL = 0.9  # of max_rows or max_bytes: the oldest readings are dropped soon

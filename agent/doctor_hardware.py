@@ -81,7 +81,7 @@ def _owner(st: os.stat_result) -> tuple[str, str]:
 
 
 def buses_of(cfg: Config) -> list[int]:
-    return sorted({d.bus for d in cfg.devices})
+    return sorted({d.bus for d in cfg.devices if isinstance(d.bus, int)})  # not Modbus lines
 
 
 def check_i2c(bus: int, boot: BootConfig, host: Host) -> Result:
@@ -147,6 +147,7 @@ def _pins_of(bus: int) -> str:
 
 def check_sensor(d: DeviceConfig, open_bus: Callable[[int], Any]) -> Result:
     """Does the configured chip answer at its address, and is it the configured chip?"""
+    assert isinstance(d.bus, int)  # meters: agent.modbus.doctor
     from agent.hardware import NoBusError
     from agent.scan import _can_identify, scan
 
@@ -265,27 +266,14 @@ def pin_uses(cfg: Config) -> list[PinUse]:
 
 
 def pin_conflicts(cfg: Config, boot: Optional[BootConfig]) -> list[str]:
-    """What stands in the way of each configured pin, in words; empty when nothing does."""
-    on_header = set(header.header_gpios())
+    """What config.txt gives away of the configured pins, in words; empty when nothing. The
+    config's own mistakes (off the header, reserved, a bus's pin, a pin used twice) never get
+    here: the loader refuses them (agent.header)."""
     claims: dict[int, str] = dict(boot.claimed_pins()) if boot else {}
-    for bus in buses_of(cfg):
-        for gpio, line in zip(header.I2C_BUS_PINS.get(bus, ()), ("SDA", "SCL")):
-            claims[gpio] = f"I2C bus {bus} ({line}, the sensors)"
     problems: list[str] = []
-    seen: dict[int, str] = {}
     for use in pin_uses(cfg):
-        if use.gpio not in on_header:
-            problems.append(
-                f"{use.what} is on GPIO {use.gpio}, which is not on the 40-pin header (GPIO 0-27)"
-            )
-            continue
-        where = f"GPIO {use.gpio} (pin {header.physical(use.gpio)})"
-        if use.gpio in seen:
-            problems.append(f"{seen[use.gpio]} and {use.what} are both on {where}")
-        seen[use.gpio] = use.what
-        if use.gpio in header.RESERVED:
-            problems.append(f"{use.what} is on {where}, reserved for {header.RESERVED[use.gpio]}")
-        elif use.gpio in claims:
+        if use.gpio in claims:
+            where = f"GPIO {use.gpio} (pin {header.physical(use.gpio)})"
             problems.append(f"{use.what} is on {where}, which is taken by {claims[use.gpio]}")
     return problems
 

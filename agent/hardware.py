@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from agent.config import DeviceConfig
 from agent.pins import NoPins, PinChoice, choose
@@ -17,11 +17,19 @@ class NoBusError(Exception):
 
 class Hardware:
     def __init__(
-        self, devices: Sequence[DeviceConfig], simulate: bool, pin_factory: Any = None
+        self,
+        devices: Sequence[DeviceConfig],
+        simulate: bool,
+        modbus: Sequence[Any] = (),
+        pin_factory: Any = None,
     ) -> None:
         """`pin_factory`: gpiozero's pins to use instead of the one agent.pins chooses."""
         self.devices, self.simulate = tuple(devices), simulate
         self._buses: dict[int, Any] = {}
+        self.modbus_configs = tuple(modbus)  # [[modbus]] lines: opened by agent.modbus.lines
+        self._modbus: Any = None
+        # kWh a simulated meter starts from, by device name (the agent sets it from its record)
+        self.meter_seed: Any = lambda device: 0.0
         self._pin_factory: Any = pin_factory
         self._pin_choice: Optional[PinChoice] = None
         self.room: Any = None  # the simulated room (drivers.sim.room.RoomModel) when simulating
@@ -35,7 +43,9 @@ class Hardware:
         if self.simulate:
             self._attach_simulated_chips(new)
 
-    def bus(self, number: int) -> Any:
+    def bus(self, number: Union[int, str]) -> Any:
+        if isinstance(number, str):  # a Modbus line's name
+            return self._modbus_lines().line(number)
         if number not in self._buses:
             if self.simulate:
                 from drivers.sim import SimBus
@@ -45,7 +55,15 @@ class Hardware:
                 self._buses[number] = _open_bus(number)
         return self._buses[number]
 
-    def bus_or_placeholder(self, number: int) -> Any:
+    def _modbus_lines(self) -> Any:
+        if self._modbus is None:
+            from agent.modbus.lines import ModbusLines  # pymodbus only with a Modbus line
+
+            self._modbus = ModbusLines(self.modbus_configs, self.devices, self.simulate,
+                                       lambda: self.room, lambda d: self.meter_seed(d))  # fmt: skip
+        return self._modbus
+
+    def bus_or_placeholder(self, number: Union[int, str]) -> Any:
         """For the agent: a missing bus makes its devices unavailable (with the reason) rather
         than stopping the agent and every other device with it."""
         try:
@@ -61,7 +79,7 @@ class Hardware:
         room = self.room
         for device in devices:
             factory = SIMULATED_CHIPS.get(device.driver)
-            if factory is None:
+            if factory is None or isinstance(device.bus, str):  # meters: agent.modbus.lines
                 continue  # nothing answers: the agent reports the device unavailable
             address = (
                 device.address
@@ -108,6 +126,9 @@ class Hardware:
         for bus in self._buses.values():
             bus.close()
         self._buses.clear()
+        if self._modbus is not None:
+            self._modbus.close()
+            self._modbus = None
 
 
 class MissingBus:

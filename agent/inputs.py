@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional
 
 from agent.control.types import Clock, Event
+from agent.suggest import hint
 
 # kind -> (state when active, state when inactive)
 KINDS: dict[str, tuple[str, str]] = {
@@ -78,7 +79,8 @@ class InputConfig:
         if not self.name:
             raise ValueError("name: must not be empty")
         if self.kind not in KINDS:
-            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
+            near = hint(self.kind, KINDS) if isinstance(self.kind, str) else ""
+            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}{near}")
         if isinstance(self.pin, bool) or not isinstance(self.pin, int):
             raise ValueError(f"pin: must be a BCM GPIO number, got {self.pin!r}")
         if self.pin not in HEADER_PINS:

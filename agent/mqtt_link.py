@@ -16,6 +16,8 @@ import random
 import socket
 import ssl
 import threading
+import time
+from collections import deque
 from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
@@ -28,6 +30,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from agent.config import BrokerConfig
 
 log = logging.getLogger("roomagent.mqtt")
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with our id
+# Mosquitto closes the older connection without saying why; a connection that the broker keeps
+# dropping soon after accepting it, this often in a row, is then most likely the same thing.
+TAKEOVER_DROPS, TAKEOVER_WINDOW = 3, 60.0
 
 
 def tls_context(ca: Optional[str], cert: Optional[str], key: Optional[str]) -> ssl.SSLContext:
@@ -91,6 +97,8 @@ class MqttLink:
         self._rng = random.Random()
         self.connected = False
         self._stopping = threading.Event()
+        self._connected_at = 0.0
+        self._short_drops: deque[float] = deque(maxlen=TAKEOVER_DROPS)
 
     # paho callbacks (network thread) ----------------------------------------------------------
     def _handle_connect(
@@ -111,6 +119,7 @@ class MqttLink:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connected = True
+        self._connected_at = time.monotonic()
         self._attempt = 0
         log.info("connected to %s:%d", self.broker.host, self.broker.port)
         client.publish(self.status_topic, "online", qos=1, retain=True)
@@ -145,8 +154,26 @@ class MqttLink:
         if was:
             if self._stopping.is_set():
                 log.info("disconnected from broker")
+            elif self._taken_over(reason):
+                log.error(
+                    "disconnected from broker: session taken over - another client connected "
+                    "with this node's client id %r (a second agent for this node, or two nodes "
+                    "with one node.id or broker.client_id); give each its own",
+                    self.broker.client_id,
+                )
             else:
                 log.warning("disconnected from broker: %s", reason)
+
+    def _taken_over(self, reason: ReasonCode) -> bool:
+        if reason.value == SESSION_TAKEN_OVER:
+            return True
+        now = time.monotonic()
+        if now - self._connected_at > TAKEOVER_WINDOW / TAKEOVER_DROPS:
+            self._short_drops.clear()
+            return False
+        self._short_drops.append(now)
+        drops = self._short_drops
+        return len(drops) == TAKEOVER_DROPS and drops[-1] - drops[0] <= TAKEOVER_WINDOW
 
     def _handle_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any

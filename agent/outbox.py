@@ -114,11 +114,18 @@ class Outbox:
                 fresh = True
                 self._open()
             floor = SeqFloor(self.path.with_name(self.path.name + ".seq"))
+            # The first writes too: a read-only disk after an unclean stop fails here, not at
+            # open (SQLite opens a read-only file and fails at the first write).
+            self._resume(fresh, floor)
         except (OSError, sqlite3.OperationalError) as e:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
             raise OutboxError(
                 f"cannot open the buffer {self.path}: {e}; check that {self.path.parent} "
                 "exists, is writable by the agent's user, and the disk is not full or read-only"
             ) from e
+
+    def _resume(self, fresh: bool, floor: SeqFloor) -> None:
         self.rows, self.bytes = self.db.execute(
             "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
         ).fetchone()
@@ -132,7 +139,7 @@ class Outbox:
         self.floor = floor
         self.floor.cover(self.next_seq)
         self._reserved = self.next_seq
-        if durability == "normal":
+        if self.durability == "normal":
             self._reserve()
         self._keep_reserve()
 

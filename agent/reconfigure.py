@@ -44,6 +44,9 @@ def check_fixed(old: Config, new: Config, origin: str) -> None:
                 f"cannot change while the agent runs ({before} -> {after}): edit the local "
                 "file and restart the service",
             )  # fmt: skip
+    if old.modbus != new.modbus:  # the lines' ports and simulated servers are opened once
+        raise ConfigError(origin, "modbus", "[[modbus]] lines cannot change while the agent "
+                          "runs: edit the local file and restart the service")  # fmt: skip
 
 
 def changed_sections(old: Config, new: Config) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from agent.control.types import Clock, Event
 from agent.state_store import KeyValueStore
+from agent.suggest import hint
 
 KINDS = ("light", "heat", "cool", "fan", "ventilation", "generic")
 POWER_ON = ("off", "on", "restore")
@@ -56,7 +57,8 @@ class RelayConfig:
             raise ValueError(f"pin: {self.pin!r} is not a BCM GPIO number")
         for field, allowed in (("kind", KINDS), ("power_on", POWER_ON), ("safe_state", SAFE)):
             if (value := getattr(self, field)) not in allowed:
-                raise ValueError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
+                near = hint(value, allowed) if isinstance(value, str) else ""
+                raise ValueError(f"{field}: {value!r} is not one of {', '.join(allowed)}{near}")
         for field in ("rated_power_w", "interlock_dead_time", "min_on", "min_off"):
             if (number := _number(getattr(self, field))) is None or number < 0:
                 raise ValueError(f"{field}: {getattr(self, field)!r} must be a number >= 0")

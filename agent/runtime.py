@@ -65,11 +65,12 @@ class Agent:
         self.simulate = config.node.simulate if simulate is None else simulate
         self.clock = clock or SystemClock(config.node.clock)
         self.topics = Topics(config.node.base_topic)
-        self.hardware = hardware or Hardware(config.devices, self.simulate)
+        self.hardware = hardware or Hardware(config.devices, self.simulate, config.modbus)
         self.started = time.monotonic()
         # One writer thread owns the database; one thread per I2C bus serialises its transfers.
         self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
-        self._bus_threads: dict[int, BusWorker] = {}
+        self._bus_threads: dict[Any, BusWorker] = {}  # by I2C bus number or Modbus line name
+        self.energy_guard: Any = None  # agent.modbus.energy.EnergyGuard, with a meter
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._states: dict[str, bytes] = {}
         self._relay_states: dict[str, bytes] = {}
@@ -139,12 +140,27 @@ class Agent:
             await self._shutdown(tasks)
 
     def make_runner(self, d: DeviceConfig) -> DeviceRunner:
+        meter = isinstance(d.bus, str)  # a Modbus line: one bus, its requests serialised
         if d.bus not in self._bus_threads:
-            self._bus_threads[d.bus] = BusWorker(f"i2c-{d.bus}")
+            self._bus_threads[d.bus] = BusWorker(f"modbus-{d.bus}" if meter else f"i2c-{d.bus}")
+        on_sample = self._meter_samples(d) if meter else self._on_sample  # before the line opens
         driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
         return DeviceRunner(
-            d, driver, self._bus_threads[d.bus], self.clock, self._on_sample, self._on_availability
+            d, driver, self._bus_threads[d.bus], self.clock, on_sample, self._on_availability
         )
+
+    def _meter_samples(self, d: DeviceConfig) -> Callable[[Sample], Any]:
+        from agent.modbus.energy import EnergyGuard, guarded
+
+        if self.energy_guard is None:
+            self.energy_guard = EnergyGuard(
+                self.config.node.state_dir / "meters.json", self.clock.time, self.emit,
+                grid_g_per_kwh=lambda: self.config.energy.grid_factor,
+                monotonic=self.clock.monotonic,
+                relay_states=lambda: self.room.relays.states() if self.room is not None else {},
+            )  # fmt: skip
+            self.hardware.meter_seed = self.energy_guard.last_import
+        return guarded(self._on_sample, self.energy_guard, d)
 
     def start_runner(self, runner: DeviceRunner) -> None:
         self._runner_tasks[runner] = asyncio.ensure_future(runner.run())
@@ -195,6 +211,11 @@ class Agent:
         )
         for event in room.startup_events:
             self.emit(event)
+        if self.hardware.room is not None:  # simulated meters draw what the relays switch
+            rated = {r.name: r.rated_power_w for r in config.control.relays}
+            self.hardware.room.relay_load = lambda: sum(
+                w for name, w in rated.items() if room.relays.state(name)
+            )
         return room
 
     def make_ble(self, config: Config) -> Any:
@@ -339,12 +360,17 @@ class Agent:
         kwh = self.room.energy_kwh()
         total = sum(kwh.values())
         factor = self.config.control.grid_emission_factor
-        self._buffer(self.topics.energy, {
+        body = {
             "ts": iso_utc(self.clock.time()),
             "relays_kwh": {name: round(v, 4) for name, v in kwh.items()},
             "total_kwh": round(total, 4),
             "co2e_kg": round(total * factor, 4),
-        })  # fmt: skip
+        }
+        if self.energy_guard is not None:  # the room's meters: measured, beside the estimate
+            metered = sum(self.energy_guard.totals().values())
+            body["metered_kwh"] = round(metered, 4)
+            body["metered_co2e_kg"] = round(metered * self.config.energy.grid_factor / 1000, 4)
+        self._buffer(self.topics.energy, body)
 
     def _buffer(self, topic: str, body: dict[str, Any]) -> None:
         """Appends a JSON message (with its seq) to the outbox from the event loop."""
@@ -683,6 +709,8 @@ class Agent:
             for future in closing:
                 if future.done() and not future.cancelled() and future.exception():
                     log.debug("closing a driver: %s", future.exception())
+        if self.energy_guard is not None:
+            self.energy_guard.close()
         if self.outbox is not None:
             await self.run_db(self.outbox.close)
         self._db_thread.shutdown(wait=True)

@@ -44,9 +44,16 @@ def _can_identify(cls: type[Driver]) -> bool:
     return cls.identify.__func__ is not Driver.identify.__func__  # type: ignore[attr-defined]
 
 
+def _i2c(cls: type[Driver]) -> bool:
+    return getattr(cls, "transport", "i2c") == "i2c"  # Modbus meters: agent.modbus.scan
+
+
 def _identifiable_addresses() -> frozenset[int]:
     return frozenset(
-        a for name in DRIVERS if _can_identify(DRIVERS[name]) for a in DRIVERS[name].addresses
+        a
+        for name in DRIVERS
+        if _i2c(DRIVERS[name]) and _can_identify(DRIVERS[name])
+        for a in DRIVERS[name].addresses
     )
 
 
@@ -68,7 +75,7 @@ def identify(bus: Any, address: int) -> tuple[tuple[tuple[str, str], ...], tuple
     candidates: list[str] = []
     for name in sorted(DRIVERS):
         cls = DRIVERS[name]
-        if address not in cls.addresses:
+        if address not in cls.addresses or not _i2c(cls):
             continue
         if not _can_identify(cls):
             candidates.append(name)

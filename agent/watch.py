@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from typing import Any, Optional
@@ -12,6 +13,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import BrokerConfig
 from agent.mqtt_link import tls_context
+
+CONNACK_TIMEOUT = 10.0  # s for the broker's answer once the TCP connection stands
 
 
 def format_message(topic: str, payload: bytes, retained: bool) -> str:
@@ -39,11 +42,18 @@ def watch(
 ) -> int:
     """`broker`: a node config's broker settings (TLS, mutual TLS, user and password file),
     for brokers that refuse anonymous clients; host and port then come from it too."""
-    done = threading.Event()
+    done, answered = threading.Event(), threading.Event()
     received = 0
+    refused: list[str] = []
 
-    def on_connect(client: mqtt.Client, *_: Any) -> None:
-        client.subscribe(topic, qos=1)
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, *_: Any) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+            done.set()
+        else:
+            client.subscribe(topic, qos=1)
+            print(f"connected; showing {topic} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        answered.set()
 
     def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         nonlocal received
@@ -66,13 +76,28 @@ def watch(
                                                  for p in (t.ca, t.cert, t.key))))  # fmt: skip
     client.on_connect = on_connect
     client.on_message = on_message
-    client.connect_async(host, port)
+    print(f"connecting to {host}:{port}...", file=sys.stderr, flush=True)
+    try:
+        client.connect(host, port)  # the TCP (and TLS) part, here, so its error can be shown
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        print(f"cannot connect to {host}:{port}: {reason}; check that the broker runs there "
+              "(--host/--port, or --config for a secured broker)", file=sys.stderr)  # fmt: skip
+        return 1
     client.loop_start()
     try:
+        if not answered.wait(CONNACK_TIMEOUT):
+            print(f"cannot connect to {host}:{port}: no answer to CONNECT within "
+                  f"{CONNACK_TIMEOUT:g} s", file=sys.stderr)  # fmt: skip
+            return 1
         done.wait(seconds or None)
     except KeyboardInterrupt:
         pass
     finally:
         client.loop_stop()
         client.disconnect()
+    if refused:
+        print(f"cannot connect to {host}:{port}: the broker refused: {refused[0]}; for a "
+              "secured broker give the node's config with --config", file=sys.stderr)  # fmt: skip
+        return 1
     return 0 if received or not count else 1

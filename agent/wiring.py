@@ -33,6 +33,8 @@ CHIPS = {
     "sht4x": "Sensirion SHT4x", "scd4x": "Sensirion SCD4x", "sgp40": "Sensirion SGP40",
     "bh1750": "ROHM BH1750", "veml7700": "Vishay VEML7700", "ina219": "TI INA219",
     "ina226": "TI INA226", "pmsa003i": "Plantower PMSA003I",
+    "sdm120": "Eastron SDM120", "sdm630": "Eastron SDM630", "em24": "Carlo Gavazzi EM24",
+    "modbus_generic": "Modbus meter",
 }  # fmt: skip
 # Chips that need 5 V beside their 3.3 V logic (the PMSA003I's fan: Plantower's manual gives
 # 4.5-5.5 V).
@@ -84,7 +86,7 @@ def supplies(cfg: Config) -> list[Supply]:
         feeds.setdefault(pin, []).append((short, full))
 
     c = cfg.control
-    if cfg.devices:
+    if any(isinstance(d.bus, int) for d in cfg.devices):  # meters are powered from mains
         add(SENSOR_VIN, "sensors VIN", "VIN of every I2C sensor board")
         add(SENSOR_GND, "sensors GND", "GND of every I2C sensor board")
     for d in cfg.devices:
@@ -113,7 +115,7 @@ def supplies(cfg: Config) -> list[Supply]:
 def _labels(cfg: Config) -> dict[int, str]:
     """Physical pin -> a short label for the header drawing."""
     labels: dict[int, str] = {}
-    for bus in sorted({d.bus for d in cfg.devices}):
+    for bus in sorted({d.bus for d in cfg.devices if isinstance(d.bus, int)}):
         for gpio, line in zip(header.I2C_BUS_PINS.get(bus, ()), ("SDA", "SCL")):
             labels[_pin(gpio)] = f"I2C bus {bus} {line}"
     for k, r in enumerate(cfg.control.relays, start=1):
@@ -199,7 +201,7 @@ def render(cfg: Config) -> str:
         rows = [[str(_pin(i.pin)), f"GPIO{i.pin}", i.name, i.kind, _input_wire(i, _pin(i.pin))]
                 for i in c.inputs]  # fmt: skip
         parts += _table(["Pin", "GPIO", "Input", "Kind", "Wiring"], rows)
-    for bus in sorted({d.bus for d in cfg.devices}):
+    for bus in sorted({d.bus for d in cfg.devices if isinstance(d.bus, int)}):
         pins = header.I2C_BUS_PINS.get(bus)
         where = (f"SDA pin {_pin(pins[0])}, SCL pin {_pin(pins[1])}" if pins else
                  "SDA and SCL on the pins of the dtoverlay that makes this bus")  # fmt: skip
@@ -212,6 +214,14 @@ def render(cfg: Config) -> str:
             rows.append([f"0x{_address(d):02x}", d.name, CHIPS[d.driver],
                          ", ".join(cls.quantities) + note])  # fmt: skip
         parts += _table(["Address", "Device", "Chip", "Measures"], rows)
+    for line in cfg.modbus:
+        where = line.serial or f"{line.host}:{line.port}"
+        parts += ["", f"Modbus line {line.name} ({where}; docs/energy.md): "
+                  + ("one twisted pair A-A, B-B through every meter, 120 ohm at both ends"
+                     if line.serial else "the gateway on the network"), ""]  # fmt: skip
+        rows = [[str(d.address), d.name, CHIPS[d.driver]]
+                for d in cfg.devices if d.bus == line.name]  # fmt: skip
+        parts += _table(["Unit id", "Device", "Meter"], rows)
     rows = [[str(s.pin), s.rail, s.feeds] for s in supplies(cfg)]
     if rows:
         parts += ["", "Power:", "", *_table(["Pin", "Supply", "Feeds"], rows)]

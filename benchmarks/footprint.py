@@ -42,10 +42,10 @@ from benchmarks.harness import (
 from tests.mqtt_fixtures import Subscriber
 
 TARGET_RSS_RATIO = 1.5
-OPTIONAL = ("bleak", "requests", "watchdog", "cryptography")
+OPTIONAL = ("bleak", "requests", "watchdog", "cryptography", "pymodbus", "serial")
 # watchdog is what reloads the config file when it changes, on by default
 # (remote_config.watch_file); the others only serve features a config must ask for.
-UNNEEDED = ("bleak", "requests", "cryptography")
+UNNEEDED = ("bleak", "requests", "cryptography", "pymodbus", "serial")
 
 FLOOR = """
 import sys, time
@@ -88,6 +88,26 @@ def _sensors_only(config: dict[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
+def _with_meters(config: dict[str, Any]) -> dict[str, Any]:
+    """The same node with one energy meter on each bus kind: an SDM120 on an RS-485 line (a
+    simulated pty line with pymodbus's RTU server) and an EM24 behind a Modbus TCP gateway."""
+    node = {**config["node"], "id": "bench-meters", "state_dir": config["node"]["state_dir"]
+            + "-meters"}  # fmt: skip
+    return {
+        **config,
+        "node": node,
+        "broker": {**config["broker"], "client_id": "roomagent-bench-meters"},
+        "buffer": {**config["buffer"], "path": node["state_dir"] + "/buffer.sqlite"},
+        "modbus": [{"name": "rs485", "serial": "/dev/ttyUSB0", "baudrate": 9600},
+                   {"name": "gateway", "tcp": "192.0.2.10:502"}],
+        "devices": [*config.get("devices", []),
+                    {"name": "lights_meter", "driver": "sdm120", "bus": "rs485", "address": 1,
+                     "interval": 10},
+                    {"name": "feeder", "driver": "em24", "bus": "gateway", "address": 1,
+                     "interval": 10}],
+    }  # fmt: skip
+
+
 def run(params: Params, workdir: Path) -> Result:
     workdir.mkdir(parents=True, exist_ok=True)
     profile = profile_path(params)
@@ -97,6 +117,8 @@ def run(params: Params, workdir: Path) -> Result:
     configs = {"agent": config}
     if params["sensors_only"]:
         configs["sensors-only"] = _sensors_only(config)
+    if params.get("meters"):
+        configs["meters"] = _with_meters(config)
     sub = Subscriber(broker.port, "#")
     env = python_env()
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -181,7 +203,7 @@ def run(params: Params, workdir: Path) -> Result:
                f"bare paho {f['cpu_s_per_min']:.3f} CPU-s/min"),
         figure("start-up to the first published reading", f"{a['startup_s']:.2f} s",
                f"bare paho to its first message {f['startup_s']:.2f} s"),
-        figure("optional modules loaded (bleak, requests, watchdog, cryptography)",
+        figure(f"optional modules loaded ({', '.join(OPTIONAL)})",
                ", ".join(loaded) or "none", f"{a['modules']['count']} modules in all"),
     ]  # fmt: skip
     if "sensors-only" in result:
@@ -190,6 +212,13 @@ def run(params: Params, workdir: Path) -> Result:
             "the same without room control and discovery: memory, CPU",
             f"{o['rss_kib_last'] / 1024:.1f} MiB, {o['cpu_s_per_min']:.2f} CPU-s/min",
             f"ratio to bare paho {o['rss_ratio']:.2f}"))  # fmt: skip
+    if "meters" in result:
+        m = result["meters"]
+        figures.append(figure(
+            "with an SDM120 on RS-485 and an EM24 on Modbus TCP: memory, CPU",
+            f"{m['rss_kib_last'] / 1024:.1f} MiB, {m['cpu_s_per_min']:.2f} CPU-s/min",
+            f"without meters {a['rss_kib_last'] / 1024:.1f} MiB, {a['cpu_s_per_min']:.2f} "
+            f"CPU-s/min (ratio {m['rss_kib_last'] / a['rss_kib_last']:.2f})"))  # fmt: skip
     result["figures"] = figures
     result["targets"] = [
         target(f"RSS < {TARGET_RSS_RATIO} x the bare-paho floor", ratio < TARGET_RSS_RATIO,
@@ -212,6 +241,7 @@ BENCHMARK = Benchmark(
             "config": "",
             "must_not_load": list(UNNEEDED),
             "sensors_only": True,
+            "meters": True,
         },
         "smoke": {
             "seconds": 2,
@@ -220,6 +250,7 @@ BENCHMARK = Benchmark(
             "config": "",
             "must_not_load": list(UNNEEDED),
             "sensors_only": True,
+            "meters": True,
         },
     },
     run=run,

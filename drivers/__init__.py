@@ -29,6 +29,11 @@ _REGISTRY = {
     "ina219": "drivers.ina219:INA219",
     "ina226": "drivers.ina226:INA226",
     "pmsa003i": "drivers.pmsa003i:PMSA003I",
+    # Modbus energy meters (devices whose `bus` names a [[modbus]] line)
+    "sdm120": "drivers.sdm120:SDM120",
+    "sdm630": "drivers.sdm630:SDM630",
+    "em24": "drivers.em24:EM24",
+    "modbus_generic": "drivers.modbus_generic:ModbusGeneric",
 }
 
 

@@ -97,6 +97,12 @@ class Driver:
         cls(None, **options)
 
     @classmethod
+    def measured(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The quantities a device with these options reports (a generic meter's come from
+        its config); most drivers always report the same ones."""
+        return cls.quantities
+
+    @classmethod
     def worst_read_time(cls, options: Mapping[str, Any]) -> float:
         """The longest a healthy open() or read() takes with these options, in seconds. The
         device's default timeout is 1.5 times it (at least 10 s); a shorter one is refused.

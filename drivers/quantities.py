@@ -20,6 +20,9 @@ class Unit(str, enum.Enum):
     VOLT = "V"
     AMPERE = "A"
     WATT = "W"
+    HERTZ = "Hz"
+    KILOWATT_HOUR = "kWh"
+    KILOGRAM = "kg"
     NONE = ""  # an index on a scale of its own (Sensirion's VOC index: 1..500, 100 = typical)
 
 
@@ -32,6 +35,10 @@ class Quantity:
     maximum: float
     # Decimal places worth publishing; more is noise from the compensation arithmetic.
     decimals: int
+    # An energy meter can report it (the modbus_generic driver's registers may name it).
+    meter: bool = False
+    # A counter that only grows (Home Assistant's total_increasing); else a measurement.
+    total_increasing: bool = False
 
 
 QUANTITIES: dict[str, Quantity] = {
@@ -49,9 +56,27 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("pm2_5", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
         Quantity("pm4_0", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
         Quantity("pm10", Unit.MICROGRAMS_PER_M3, 0.0, 1000.0, 0),
-        # A metered circuit: INA219 buses go to 26 V, INA226 to 36 V; current may flow either way.
-        Quantity("voltage", Unit.VOLT, 0.0, 40.0, 3),
-        Quantity("current", Unit.AMPERE, -400.0, 400.0, 4),
-        Quantity("power", Unit.WATT, -16000.0, 16000.0, 3),
+        # A metered circuit: an INA219/INA226 on a DC supply, or a mains energy meter (230/400 V,
+        # up to a CT meter's feeder); current may flow either way.
+        Quantity("voltage", Unit.VOLT, 0.0, 1000.0, 3, meter=True),
+        Quantity("current", Unit.AMPERE, -6000.0, 6000.0, 4, meter=True),
+        Quantity("power", Unit.WATT, -4.0e6, 4.0e6, 3, meter=True),
+        # Energy meters (Modbus): signed power factor (Eastron: negative for reverse current).
+        Quantity("power_factor", Unit.NONE, -1.0, 1.0, 3, meter=True),
+        Quantity("frequency", Unit.HERTZ, 40.0, 70.0, 2, meter=True),
+        Quantity("energy_import", Unit.KILOWATT_HOUR, 0.0, 1.0e9, 3, True, True),
+        Quantity("energy_export", Unit.KILOWATT_HOUR, 0.0, 1.0e9, 3, True, True),
+        # Emissions of a meter's imported energy at the grid's factor ([energy] grid_factor).
+        Quantity("co2e", Unit.KILOGRAM, 0.0, 1.0e9, 3, total_increasing=True),
+        *(
+            Quantity(f"{name}_l{phase}", unit, lo, hi, decimals, meter=True)
+            for name, unit, lo, hi, decimals in (
+                ("voltage", Unit.VOLT, 0.0, 1000.0, 2),
+                ("current", Unit.AMPERE, -6000.0, 6000.0, 3),
+                ("power", Unit.WATT, -4.0e6, 4.0e6, 1),
+                ("power_factor", Unit.NONE, -1.0, 1.0, 3),
+            )
+            for phase in (1, 2, 3)
+        ),
     )
 }

@@ -9,8 +9,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_setup.sh
 
+usage() { sed -n '2,7s/^# \{0,1\}//p' "$0"; }
 seconds=0
-[ "${1:-}" = "--seconds" ] && seconds=$2
+while [ $# -gt 0 ]; do
+    case $1 in
+        -h|--help) usage; exit 0 ;;
+        --seconds)
+            if [ $# -lt 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
+                echo "demo.sh: --seconds needs a whole number of seconds, e.g. --seconds 60" >&2
+                exit 2
+            fi
+            seconds=$2; shift 2 ;;
+        *) echo "demo.sh: unknown argument '$1' (scripts/demo.sh --help lists them)" >&2; exit 2 ;;
+    esac
+done
 
 make_venv python3 .venv "" >/dev/null
 bin="$PWD/.venv/bin"

@@ -288,6 +288,7 @@ do_install() {
     [ -L "$OPT/current" ] && old=$(basename "$(readlink "$OPT/current")")
     switch_to "$name"
     say "$OPT/current -> releases/$name${old:+ (was $old)}"
+    link_command
     if ! check_ready "$release"; then
         if [ -n "$old" ]; then
             say "roomagent $version did not become ready: rolling back to $old"
@@ -346,8 +347,18 @@ do_rollback() {
     say "rolled back to $prev (previous is now $cur)"
 }
 
+# `roomagent` on PATH for the installer (doctor, read, watch): a link that follows current.
+BIN_LINK=$ROOT/usr/local/bin/roomagent
+link_command() {
+    mkdir -p "$(dirname "$BIN_LINK")"
+    ln -sfn "$PREFIX/current/bin/roomagent" "$BIN_LINK"
+    say "$BIN_LINK -> $PREFIX/current/bin/roomagent"
+}
+
 do_uninstall() {
     say "stopping and removing roomagent.service"
+    # Only our own link: a roomagent put there by someone else stays.
+    [ "$(readlink "$BIN_LINK" 2>/dev/null)" = "$PREFIX/current/bin/roomagent" ] && rm -f "$BIN_LINK"
     if live; then systemctl disable --now roomagent.service || true; fi
     systemctl_files disable roomagent.service >/dev/null 2>&1 || true
     rm -f "$UNIT"

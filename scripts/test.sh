@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything and runs the whole test suite.
-#   scripts/test.sh [--python PYTHON] [--no-lint] [pytest args...]
+#   scripts/test.sh [--python PYTHON] [--no-lint] [TEST FILES...] [-- PYTEST OPTIONS...]
 # Installs mosquitto, nats-server, openssl, systemd-analyze and what the provisioning tests check
 # with (below) with apt-get when missing (as root or with sudo); the tests start their own
 # mosquitto and NATS cluster on free loopback ports, so a running system broker is not touched.
@@ -8,12 +8,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_setup.sh
 
+usage() {
+    sed -n '2,3s/^# \{0,1\}//p' "$0"
+    echo "pytest's own options go after --, e.g. scripts/test.sh --no-lint -- -x -k config"
+}
 python=python3
 lint=1
 while [ $# -gt 0 ]; do
     case $1 in
-        --python) python=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        --python)
+            if [ $# -lt 2 ] || [[ $2 == -* ]]; then
+                echo "test.sh: --python needs an interpreter, e.g. --python python3.11" >&2
+                exit 2
+            fi
+            python=$2; shift 2 ;;
         --no-lint) lint=0; shift ;;
+        --) shift; break ;;
+        -*) echo "test.sh: unknown option '$1' (pytest's own options go after --;" \
+                 "scripts/test.sh --help)" >&2; exit 2 ;;
         *) break ;;
     esac
 done

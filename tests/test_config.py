@@ -86,7 +86,8 @@ BAD = [
     ),
     (
         '[node]\nid = "r"\n[[devices]]\ndriver = "bme281"\ninterval = 5\n',
-        "devices[0].driver: unknown driver 'bme281'; known: bh1750, bme280, bmp280, ina219",
+        "devices[0].driver: unknown driver 'bme281' - did you mean 'bme280'? (known: bh1750, "
+        "bme280, bmp280, em24, ina219",
     ),
     ('[node]\nid = "r"\n[[devices]]\ndriver = "bme280"\n', "devices[0].interval: is required"),
     (

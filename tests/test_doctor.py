@@ -297,10 +297,6 @@ def gpio_tree(tmp_path: Path, config_txt: str = "dtparam=i2c_arm=on\n") -> Host:
          "dtoverlay=w1-gpio"),
         (8, 4, "dtparam=spi=on\n", "relay 'heater' is on GPIO 8 (pin 24), which is taken by "
          "SPI (dtparam=spi=on)"),
-        (2, 4, "", "relay 'heater' is on GPIO 2 (pin 3), which is taken by I2C bus 1 (SDA"),
-        (0, 4, "", "relay 'heater' is on GPIO 0 (pin 27), reserved for ID_SD (HAT EEPROM)"),
-        (30, 4, "", "relay 'heater' is on GPIO 30, which is not on the 40-pin header"),
-        (4, 4, "", "relay 'heater' and input 'pir' are both on GPIO 4 (pin 7)"),
     ],
 )  # fmt: skip
 def test_pins_in_conflict(tmp_path: Path, relay: int, input_: int, config_txt: str,
@@ -309,6 +305,26 @@ def test_pins_in_conflict(tmp_path: Path, relay: int, input_: int, config_txt: s
     cfg = load(tmp_path, SENSOR + RELAY_AND_INPUT.format(relay=relay, input=input_))
     result = check_gpio(cfg, read_boot_config(tmp_path), host)
     assert result.ok is False and expected in result.detail, result.detail
+
+
+@pytest.mark.parametrize(
+    ("relay", "input_", "expected"),
+    [
+        (2, 4, "relays[0].pin: GPIO 2 is already taken by I2C bus 1 SDA"),
+        (0, 4, "relays[0].pin: GPIO 0 is ID_SD (HAT EEPROM)"),
+        (30, 4, "relays[0].pin: GPIO 30 is not on the Raspberry Pi's header"),
+        (4, 4, "inputs[0].pin: GPIO 4 is already taken by relay 'heater'"),
+    ],
+)  # fmt: skip
+def test_pin_mistakes_fail_the_config_check(tmp_path: Path, relay: int, input_: int,
+                                            expected: str) -> None:  # fmt: skip
+    """The doctor used to call such a config valid and catch the pin later, in the GPIO check."""
+    from agent.doctor import check_config
+
+    with pytest.raises(ConfigError):
+        load(tmp_path, SENSOR + RELAY_AND_INPUT.format(relay=relay, input=input_))
+    result, cfg = check_config(tmp_path / "room.toml")
+    assert cfg is None and result.ok is False and expected in result.detail, result.detail
 
 
 def test_free_pins_and_a_usable_gpiochip(tmp_path: Path) -> None:
@@ -604,6 +620,8 @@ def test_a_room_with_faults_says_how_to_fix_each(
         [row] = [i for i, line in enumerate(lines) if line.startswith(f"✗ {name} ")]
         assert lines[row + 1].lstrip().startswith("fix: ")  # the fix right under its ✗
     assert lines[-1].startswith("3 of ")
+    # The summary is one line naming what failed, in the order shown.
+    assert lines[-1].startswith("3 of 8 checks failed (sensor climate, sensor light, broker): ")
 
 
 def test_a_bad_config_exits_2_and_still_checks_what_needs_none(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Fault detection: each rule raises its fault once its condition has held for its configured
-time (not before), with the reason, and clears it when the condition ends; clean rooms raise none."""
+time (not before), with the reason, and clears it when the condition ends; clean rooms raise
+none."""
 
 from __future__ import annotations
 
@@ -142,5 +143,5 @@ def test_bad_thresholds_are_refused_with_the_key(field: str, value: object) -> N
 
 
 def test_a_bad_disagreement_limit_names_its_quantity() -> None:
-    with pytest.raises(ValueError, match="disagree.co2"):
+    with pytest.raises(ValueError, match=r"disagree\.co2"):
         FaultConfig(disagree={"co2": 0})

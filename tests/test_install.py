@@ -124,6 +124,10 @@ def test_install_upgrade_failed_upgrade_rollback_uninstall(
     assert "ready after" in result.stdout and "stopped cleanly" in result.stdout
     first = check_installed(root).removeprefix("releases/")
     assert releases(root) == {first} and not (root / "opt/roomagent/previous").exists()
+    # `roomagent` on PATH, following the release in use (issue 18).
+    command = root / "usr/local/bin/roomagent"
+    assert os.readlink(command) == "/opt/roomagent/current/bin/roomagent"
+    assert (root / "opt/roomagent/current/bin/roomagent").is_file()
 
     # An upgrade (the same version again here) keeps the one before.
     result = install(root, "install", "--wheels", str(wheelhouse),
@@ -169,6 +173,7 @@ def test_install_upgrade_failed_upgrade_rollback_uninstall(
     assert not (root / "opt/roomagent").exists()
     assert not (root / "etc/systemd/system/roomagent.service").exists()
     assert not (root / "etc/systemd/system/multi-user.target.wants/roomagent.service").exists()
+    assert not command.is_symlink()
     assert buffer.read_bytes() == b"readings waiting for the broker"
     assert (root / "etc/roomagent/roomagent.toml").is_file()
     result = install(root, "uninstall", "--purge")

@@ -223,6 +223,8 @@ def test_bookworm_card_gets_firstrun_and_everything_else(
         assert line in lines, line
     for f in boot.rglob("*"):  # only the derived PSK is on the card, never the passphrase
         assert not f.is_file() or IEEE_PASSPHRASE.encode() not in f.read_bytes(), f
+    # It holds the Wi-Fi key: owner only, like the other secrets (issue 18; was 0755).
+    assert firstrun.stat().st_mode & 0o777 == 0o700
     checked |= {"config.txt", "cmdline.txt", "firstrun.sh"}
     # Nothing else: every file on the card is the image's or checked above.
     assert set(tree(boot)) == set(tree(original)) | checked
@@ -301,6 +303,15 @@ def test_ethernet_only_writes_no_wifi(tmp_path: Path, inputs: dict[str, Path]) -
     assert provision([*argv, "--ethernet-only"]) == 0
     network = (boot / "network-config").read_text()
     assert "wifis" not in network and "eth0" in network
+    assert (boot / "network-config").stat().st_mode & 0o777 == 0o644  # no secret in it
+
+
+def test_the_wifi_key_in_network_config_is_owner_only(
+    tmp_path: Path, inputs: dict[str, Path]
+) -> None:
+    boot = provisioned(tmp_path, "trixie", inputs)
+    assert IEEE_PSK in (boot / "network-config").read_text()
+    assert (boot / "network-config").stat().st_mode & 0o777 == 0o600
 
 
 def test_running_twice_gives_the_same_card_byte_for_byte(
@@ -391,15 +402,20 @@ def test_dry_run_lists_every_file_and_writes_nothing(
 ) -> None:
     boot = card(tmp_path, "bookworm")
     before = tree(boot)
-    assert provision(args(boot, inputs, "--dry-run")) == 0
+    # No agent wheel and an empty wheelhouse, offline: a dry run builds and downloads nothing
+    # (it used to fetch ~11 MB and fail without a wheel built for the Pi).
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    argv = args(boot, {**inputs, "wheelhouse": empty}, "--dry-run", agent=False)
+    assert provision(argv) == 0
     assert tree(boot) == before
     out = capsys.readouterr().out
     assert "--dry-run: what would be written" in out
     assert re.search(r"update +config\.txt .*\n +-#dtparam=i2c_arm=on\n +\+dtparam=i2c_arm=on", out)
-    assert re.search(r"create +firstrun\.sh .*mode 0755", out)
+    assert re.search(r"create +firstrun\.sh .*mode 0700", out)
     assert re.search(r"create +roomagent/etc/mqtt-password .*mode 0600", out)
-    for wheel in inputs["wheelhouse"].glob("*.whl"):
-        assert f"create     roomagent/wheels/{wheel.name}" in out
+    assert "roomagent/wheels/" in out and "not built or downloaded in a dry run" in out
+    assert "build" not in out.split("--dry-run")[0].lower()  # no wheel build was started
 
 
 @pytest.mark.parametrize(
@@ -548,6 +564,64 @@ def test_inventory_maps_a_node_to_its_profile_with_site_settings(
     assert "site.broker: unknown key" in capsys.readouterr().err
 
 
+def test_the_profiles_placeholder_broker_is_refused(tmp_path: Path) -> None:
+    profile = REPO / "firmware_configs" / "office.toml"
+    assert 'host = "mqtt.example.org"' in profile.read_text()
+    with pytest.raises(ProvisionError, match=r"broker\.host is the profile's placeholder "
+                       r"'mqtt\.example\.org': give the site's broker with --broker"):  # fmt: skip
+        compose(NodeSpec(profile, node_id="room-x"))
+
+
+@pytest.mark.parametrize(
+    "given, host, port",
+    [("mqtt.site.lan", "mqtt.site.lan", None), ("mqtt.site.lan:8883", "mqtt.site.lan", 8883),
+     ("10.0.0.5:1884", "10.0.0.5", 1884), ("[fd00::5]:8883", "fd00::5", 8883),
+     ("fd00::5", "fd00::5", None)],
+)  # fmt: skip
+def test_broker_option_sets_the_node_configs_broker(
+    tmp_path: Path, inputs: dict[str, Path], given: str, host: str, port: int | None
+) -> None:
+    boot = card(tmp_path, "bookworm")
+    assert provision(args(boot, inputs, "--broker", given, "--dry-run", agent=False)) == 0
+    broker = config_mod.tomllib.loads(_card_config(boot, inputs, given))["broker"]
+    assert broker["host"] == host and broker.get("port") == port
+
+
+def _card_config(boot: Path, inputs: dict[str, Path], given: str) -> str:
+    from agent.provision.cli import broker_override
+
+    creds = {"ca": inputs["ca"], "password_file": inputs["password"]}
+    spec = NodeSpec(inputs["room"], node_id="room-2-14", overrides=broker_override(given),
+                    credentials=creds)  # fmt: skip
+    return compose(spec).config
+
+
+@pytest.mark.parametrize(
+    "given", ["", ":1883", "host:0", "host:99999", "host:x", "host:", "[fd00::5]x"]
+)
+def test_a_bad_broker_option_is_refused(
+    tmp_path: Path, inputs: dict[str, Path], given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boot = card(tmp_path, "bookworm")
+    assert provision(args(boot, inputs, "--broker", given, "--dry-run", agent=False)) == 2
+    assert "--broker must be HOST or HOST:PORT" in capsys.readouterr().err
+
+
+def test_a_password_over_plain_tcp_needs_to_be_allowed(
+    tmp_path: Path, inputs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    boot = card(tmp_path, "bookworm")
+    plain = tmp_path / "plain.toml"
+    plain.write_text(ROOM.replace('[broker.tls]\nca = "/etc/roomagent/ca.crt"\n', ""))
+    argv = args(boot, {**inputs, "room": plain}, "--dry-run", agent=False)
+    i = argv.index("--ca")
+    del argv[i : i + 2]
+    assert provision(argv) == 2
+    err = capsys.readouterr().err
+    assert "password would cross the network in clear" in err and "--allow-plain-password" in err
+    assert provision([*argv, "--allow-plain-password"]) == 0
+
+
 def test_every_room_profile_composes_into_a_valid_node_config(tmp_path: Path) -> None:
     """The profiles in firmware_configs/ as provisioning uses them; credentials a profile
     names are given as files, as an installer would."""
@@ -558,7 +632,9 @@ def test_every_room_profile_composes_into_a_valid_node_config(tmp_path: Path) ->
     assert profiles
     for profile in profiles:
         tls = "tls" in config_mod.tomllib.loads(profile.read_text()).get("broker", {})
-        node = compose(NodeSpec(profile, node_id="room-x", credentials=creds if tls else {}))
+        site = ({"broker": {"host": "mqtt.site.example"}},)  # as --broker gives it
+        node = compose(NodeSpec(profile, node_id="room-x", credentials=creds if tls else {},
+                                overrides=site))  # fmt: skip
         assert config_mod.tomllib.loads(node.config)["node"]["id"] == "room-x"
 
 

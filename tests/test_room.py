@@ -199,7 +199,8 @@ def test_energy_is_rated_power_times_time_on(tmp_path: Path) -> None:
 
 
 BAD = [
-    (CONTROL.replace("pin = 27", "pin = 17"), "relays: "),
+    # The header model names the second claim of the pin, at its own key (issue 18).
+    (CONTROL.replace("pin = 27", "pin = 17"), "relays[1].pin: GPIO 17 is already taken by relay"),
     (CONTROL.replace("stale_after = 300", "deadband = 0"), "zones[0].deadband"),
     (
         CONTROL.replace("boost = 23.0", 'boost = 23.0\nschedule = ["mon-fri 25:00 comfort"]'),

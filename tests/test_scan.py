@@ -97,10 +97,22 @@ def test_read_cli_prints_one_reading_with_units() -> None:
     assert " °C" in out and " hPa" in out and " %" in out
     as_json = roomagent("read", "lighting-circuit", "--config", DEMO, "--json")
     assert as_json.returncode == 0, as_json.stderr
-    assert set(json.loads(as_json.stdout)) == {"voltage", "current", "power"}
+    values = json.loads(as_json.stdout)
+    assert set(values) == {"voltage", "current", "power"}
+    # Units as the INA219's datasheet gives its registers' quantities.
+    assert {q: v["unit"] for q, v in values.items()} == {"voltage": "V", "current": "A",
+                                                         "power": "W"}  # fmt: skip
+    assert all(isinstance(v["value"], (int, float)) for v in values.values())
+
+
+def test_read_json_of_a_learning_voc_sensor_says_so() -> None:
+    result = roomagent("read", "voc", "--config", DEMO, "--json")
+    assert result.returncode == 0 and json.loads(result.stdout) == {}
+    assert "still learning" in result.stderr
 
 
 def test_read_cli_names_the_devices_when_one_is_unknown() -> None:
     result = roomagent("read", "clmate", "--config", DEMO)
     assert result.returncode == 2
     assert "no device 'clmate'" in result.stderr and "climate, co2, voc" in result.stderr
+    assert "did you mean 'climate'?" in result.stderr

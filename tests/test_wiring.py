@@ -126,11 +126,11 @@ def test_a_small_rooms_header_drawing(tmp_path: Path) -> None:
     assert re.search(r"^\s+GPIO4\s+7 ○ ○ 8\s+GPIO14$", row[7])
 
 
-def test_a_pin_off_the_header_cannot_be_drawn(tmp_path: Path) -> None:
+def test_a_pin_off_the_header_is_a_config_error_before_any_drawing(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[node]\nid = "x"\n[[relays]]\nname = "r"\npin = 30\n')
-    with pytest.raises(ValueError, match="GPIO 30 is not on the 40-pin header"):
-        wiring.render(config_mod.load(path))
+    with pytest.raises(config_mod.ConfigError, match=r"relays\[0\]\.pin: GPIO 30 is not on"):
+        config_mod.load(path)
 
 
 def test_the_doc_has_every_profiles_diagram_as_generated() -> None:

@@ -38,14 +38,25 @@ async def scan(
     backend: Any = None,
 ) -> tuple[list[Seen], Any]:
     """Everything heard in `seconds`, strongest first, and the scanner's stats."""
+    from agent.ble.scanner import START_TIMEOUT
     from drivers.ble import BLEDecodeError, decode_frame
 
     keys, names = keys or {}, names or {}
     scanner = SharedScanner(adapter=adapter, scanning_mode="active", stall_timeout=0,
                             reset_after=0, backend=backend)  # fmt: skip
     task = asyncio.ensure_future(scanner.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     try:
-        await asyncio.sleep(seconds)
+        while True:
+            st = scanner.stats()
+            if st.errors and not st.scanning and not st.adverts:
+                break  # it could not start (no BlueZ, no adapter): no use waiting the time out
+            # Not cancelled mid-start: bleak's D-Bus start, cancelled early, could hang.
+            settled = st.scanning or st.errors or loop.time() > deadline + START_TIMEOUT
+            if deadline - loop.time() <= 0 and settled:
+                break
+            await asyncio.sleep(0.05)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -71,7 +82,8 @@ def report(found: list[Seen], missing: list[tuple[str, str]], stats: Any, second
 
     lines = [f"{len(found)} BLE devices heard in {seconds:g} s ({stats.adverts} advertisements)"]
     if not stats.starts or (stats.errors and not stats.adverts):
-        lines.append(f"  the scan did not run: {stats.last_error or 'unknown error'}")
+        lines.append(f"  the scan did not run: {stats.last_error or 'unknown error'}; "
+                     "without Bluetooth here, try roomagent scan-ble --simulate")  # fmt: skip
     lines.append(f"  {'address':<17}  {'RSSI':>4}  {'name':<16}  {'format':<13}  values")
     for s in found:
         if s.values:

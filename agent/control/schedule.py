@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.suggest import hint, timezone_problem
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 _TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _MODE = re.compile(r"[a-z][a-z0-9_]*")
@@ -73,7 +75,7 @@ def parse_rule(text: str, modes: Optional[Collection[str]] = None) -> Rule:
 def _day(name: str, text: str) -> int:
     if name not in DAYS:
         raise ValueError(
-            f"schedule rule {text!r}: unknown day {name!r} "
+            f"schedule rule {text!r}: unknown day {name!r}{hint(name, DAYS)} "
             f"(days are {', '.join(DAYS)}; ranges like mon-fri; lists like sat,sun)"
         )
     return DAYS.index(name)
@@ -90,9 +92,7 @@ class WeeklySchedule:
         try:
             self.tz = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ValueError(
-                f"schedule: unknown time zone {tz_name!r} (an IANA name, e.g. Europe/London)"
-            ) from None
+            raise ValueError(f"schedule: {timezone_problem(tz_name)}") from None
         self.tz_name = tz_name
         self.rules = tuple(parse_rule(text, modes) for text in rules)
         if not self.rules:

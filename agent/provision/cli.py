@@ -17,7 +17,7 @@ import getpass
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from agent.provision import ProvisionError
 from agent.provision.boot import (
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     room.add_argument("--node-id", help="with --room: node.id (default: the room config's)")
     room.add_argument("--name", help="node.name, e.g. 'Room 2.14'")
     room.add_argument("--hostname", help="host name (default: from the node id)")
+    room.add_argument(
+        "--broker", metavar="HOST[:PORT]", help="the site's MQTT broker (not the placeholder)"
+    )
+    room.add_argument(
+        "--allow-plain-password", action="store_true",
+        help="accept an MQTT password sent without TLS (a lab, never a site)",
+    )  # fmt: skip
     creds = p.add_argument_group("credentials (files; written next to the node's config)")
     helps = {
         "ca": "CA of the broker's certificate (enables TLS)",
@@ -123,9 +130,32 @@ def log(line: str) -> None:
 Defaults = tuple[Optional[str], Optional[str], Optional[Path]]  # country, user, SSH key
 
 
+def broker_override(text: Optional[str]) -> tuple[dict[str, Any], ...]:
+    """--broker HOST[:PORT] as a config override ([broker] host, port)."""
+    if text is None:
+        return ()
+    if text.startswith("["):  # [IPv6]:PORT
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest or ""
+        bad_port = bool(rest) and not rest.startswith(":")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host:  # no port, or an IPv6 address without brackets
+            host, port = text, ""
+        bad_port = bool(sep) and not port and ":" not in host
+    if not host or bad_port or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ProvisionError(f"--broker must be HOST or HOST:PORT, e.g. mqtt.site.lan:8883, "
+                             f"got {text!r}")  # fmt: skip
+    broker: dict[str, Any] = {"host": host}
+    if port:
+        broker["port"] = int(port)
+    return ({"broker": broker},)
+
+
 def node_spec(args: argparse.Namespace) -> tuple[NodeSpec, Defaults]:
     """The node's spec, plus the inventory's defaults for country, user and SSH key."""
     cli_creds = {n: getattr(args, n) for n in CREDENTIAL_NAMES if getattr(args, n) is not None}
+    cli_overrides = broker_override(args.broker)
     if args.inventory is not None:
         if args.room is not None or args.node is None:
             raise ProvisionError("give --inventory FILE --node ID, or --room FILE (not both)")
@@ -137,8 +167,9 @@ def node_spec(args: argparse.Namespace) -> tuple[NodeSpec, Defaults]:
             hostname=args.hostname or spec.hostname,
             credentials={**spec.credentials, **cli_creds},
             registration_url=args.registration_url or spec.registration_url,
-            overrides=spec.overrides,
+            overrides=(*spec.overrides, *cli_overrides),
             sources=spec.sources,
+            allow_plain_password=args.allow_plain_password,
         )
         return spec, (site.country, site.user, site.ssh_key)
     if args.room is None:
@@ -150,6 +181,8 @@ def node_spec(args: argparse.Namespace) -> tuple[NodeSpec, Defaults]:
         hostname=args.hostname,
         credentials=cli_creds,
         registration_url=args.registration_url,
+        overrides=cli_overrides,
+        allow_plain_password=args.allow_plain_password,
     )
     return spec, (None, None, None)
 
@@ -202,18 +235,21 @@ def make_plan(card: BootPartition, node: NodeFiles, system: System, wheels: list
     cmdline = (boot / "cmdline.txt").read_text(errors="surrogateescape")
     firstrun = card.generation.init == "firstrun"
     plan.add("cmdline.txt", 0o644, edit_cmdline(cmdline, firstrun=firstrun, regdom=system.country))
+    # The Wi-Fi key is a secret like the others: owner only where the card keeps modes.
+    secret = system.wifi is not None
     if firstrun:
         plan.add(
             Path(FIRSTRUN).name,
-            0o755,
+            0o700 if secret else 0o755,
             firstrun_sh(system, node.node_id),
-            "run once by systemd.run=",
+            "run once by systemd.run=" + ("; holds the Wi-Fi key" if secret else ""),
         )
     else:
         ud = user_data(system, node.node_id)
         nc = network_config(system)
         plan.add("user-data", 0o644, ud, "cloud-init")
-        plan.add("network-config", 0o644, nc, "cloud-init, netplan v2")
+        note = "cloud-init, netplan v2" + ("; holds the Wi-Fi key" if secret else "")
+        plan.add("network-config", 0o600 if secret else 0o644, nc, note)
         plan.add("meta-data", 0o644, meta_data(system, ud, nc), "cloud-init NoCloud")
     plan.add(f"{PAYLOAD}/README.txt", 0o644, readme(node, card))
     for name, mode in INSTALLER:
@@ -264,6 +300,17 @@ def run(args: argparse.Namespace) -> int:
     for w in args.wheelhouse:
         if not w.is_dir():
             raise ProvisionError(f"--wheelhouse {w}: no such directory")
+    if args.dry_run:  # a preview: nothing built, nothing downloaded, nothing written
+        # The card's wheels stand in for the ones a real run would fetch, so they are not
+        # shown as removed.
+        on_card = sorted((card.path / PAYLOAD / "wheels").glob("*.whl"))
+        plan = make_plan(card, node, system, on_card)
+        log(f"==> --dry-run: what would be written to {card.path} (nothing is)")
+        plan.describe(log)
+        log(f"    wheels: not built or downloaded in a dry run; a real run puts the agent and "
+            f"its dependencies for {target.arch}, Python {target.python} in "
+            f"{PAYLOAD}/wheels/")  # fmt: skip
+        return 0
     with tempfile.TemporaryDirectory(prefix="roomagent-wheels-") as d:
         staging = Path(d)
         if args.agent_wheel is not None:
@@ -282,10 +329,6 @@ def run(args: argparse.Namespace) -> int:
         total = sum(w.stat().st_size for w in wheels)
         log(f"    {len(wheels)} wheels, {total / 1e6:.1f} MB")
         plan = make_plan(card, node, system, wheels)
-        if args.dry_run:
-            log(f"==> --dry-run: what would be written to {card.path} (nothing is)")
-            plan.describe(log)
-            return 0
         log(f"==> writing to {card.path}")
         try:
             changes = plan.apply(log)

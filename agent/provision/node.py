@@ -38,6 +38,9 @@ from agent.provision.toml_write import dumps
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_NAME = "roomagent.toml"
+# The room profiles' stand-in for the site's broker (firmware_configs/*.toml): a card must not
+# leave with it.
+PLACEHOLDER_BROKERS = frozenset({"mqtt.example.org"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class NodeSpec:
     registration_url: Optional[str] = None
     overrides: tuple[Mapping[str, Any], ...] = ()
     sources: tuple[Path, ...] = ()  # files it came from, named in the config's header
+    allow_plain_password: bool = False  # accept broker.password_file without broker.tls
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,7 @@ def compose(spec: NodeSpec) -> NodeFiles:
         )
     node["state_dir"] = str(DEFAULT_STATE_DIR)
     files = _place_credentials(data, spec, node_id)
+    _check_broker(data, spec)
     source = ", ".join(_shown(p) for p in (spec.profile, *spec.sources))
     header = (
         f"roomagent node {node_id}, written by scripts/provision.py from {source}.\n"
@@ -271,6 +276,24 @@ def _place_credentials(data: dict[str, Any], spec: NodeSpec, node_id: str) -> di
     if "password_file" in broker and "username" not in broker:
         broker["username"] = node_id  # docs/security.md: a node logs in with its node id
     return files
+
+
+def _check_broker(data: dict[str, Any], spec: NodeSpec) -> None:
+    broker = data.get("broker", {})
+    if not isinstance(broker, dict):
+        return  # the config's own validation names it
+    host = broker.get("host", "localhost")
+    if host in PLACEHOLDER_BROKERS:
+        raise ProvisionError(
+            f"{spec.profile}: broker.host is the profile's placeholder {host!r}: give the site's "
+            "broker with --broker HOST[:PORT] (or [site.override.broker] host in the inventory)"
+        )
+    if "password_file" in broker and "tls" not in broker and not spec.allow_plain_password:
+        raise ProvisionError(
+            f"the node's MQTT password would cross the network in clear to {host}: give the "
+            "broker's CA with --ca (TLS; docs/security.md), or --allow-plain-password for a "
+            "lab broker"
+        )
 
 
 def _validate(text: str, files: Mapping[str, bytes], source: str) -> None:

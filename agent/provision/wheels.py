@@ -203,7 +203,7 @@ def download(
             "Build them once on a Raspberry Pi with this OS, then give the folder with "
             "--wheelhouse DIR:\n"
             f"    python3 -m pip wheel -w wheels {' '.join(missing)}\n"
-            "(docs/provisioning.md, 'Wheels with no build for the Pi')"
+            "(docs/provisioning.md, 'Wheels for the Pi')"
         )
     shutil.copy2(agent_wheel, dest / agent_wheel.name)
     return sorted(dest.glob("*.whl"))

@@ -25,6 +25,16 @@ class RoomModel:
     def __init__(self, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
+        # What the agent's relays draw now (W), set by the agent once its relays exist; the
+        # simulated energy meters measure it.
+        self.relay_load: Optional[Callable[[], float]] = None
+
+    def load_w(self) -> float:
+        """The metered circuit's draw: the relays' rated power while on; without relays, a
+        room whose lights and ventilation run during meetings."""
+        if self.relay_load is not None:
+            return self.relay_load()
+        return 1200.0 if self.occupied() else 60.0
 
     def minutes_into_meeting(self) -> Optional[float]:
         """A short meeting every ten minutes, six minutes long, so that a demo shows the room
