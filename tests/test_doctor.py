@@ -621,7 +621,8 @@ def test_a_room_with_faults_says_how_to_fix_each(
         assert lines[row + 1].lstrip().startswith("fix: ")  # the fix right under its ✗
     assert lines[-1].startswith("3 of ")
     # The summary is one line naming what failed, in the order shown.
-    assert lines[-1].startswith("3 of 8 checks failed (sensor climate, sensor light, broker): ")
+    # 9: the pin factory line counts too (relays and inputs in the config)
+    assert lines[-1].startswith("3 of 9 checks failed (sensor climate, sensor light, broker): ")
 
 
 def test_a_bad_config_exits_2_and_still_checks_what_needs_none(tmp_path: Path) -> None:
