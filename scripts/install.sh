@@ -102,7 +102,7 @@ render_unit() {  # render_unit VENV OUT
 }
 
 # What this run created, so that a failed first install can be undone: "dir:PATH",
-# "unit:PATH", "group:NAME", "user:NAME", in the order made.
+# "link:PATH", "unit:PATH", "group:NAME", "user:NAME", in the order made.
 CREATED=()
 created() { CREATED+=("$1"); }
 
@@ -116,8 +116,9 @@ undo_created() {  # undoes CREATED, newest first; prints what was removed and wh
                 systemctl_files disable roomagent.service >/dev/null 2>&1 || true
                 if rm -f "${item#unit:}"; then removed+=("${item#unit:}"); else left+=("${item#unit:}"); fi
                 if live; then systemctl daemon-reload || true; fi ;;
-            dir:*)
-                if rm -rf "${item#dir:}"; then removed+=("${item#dir:}"); else left+=("${item#dir:}"); fi ;;
+            dir:*|link:*)
+                local path=${item#*:}
+                if rm -rf "$path"; then removed+=("$path"); else left+=("$path"); fi ;;
             user:*)
                 if userdel "${item#user:}" 2>/dev/null; then removed+=("user ${item#user:}")
                 else left+=("user ${item#user:}"); fi ;;
@@ -350,6 +351,7 @@ do_rollback() {
 # `roomagent` on PATH for the installer (doctor, read, watch): a link that follows current.
 BIN_LINK=$ROOT/usr/local/bin/roomagent
 link_command() {
+    [ -e "$BIN_LINK" ] || [ -L "$BIN_LINK" ] || created "link:$BIN_LINK"
     mkdir -p "$(dirname "$BIN_LINK")"
     ln -sfn "$PREFIX/current/bin/roomagent" "$BIN_LINK"
     say "$BIN_LINK -> $PREFIX/current/bin/roomagent"

@@ -199,7 +199,7 @@ def test_a_first_install_that_fails_is_undone_and_says_so(
     assert "roomagent 0.1.1 did not become ready" in result.stderr
     assert "undone: removed" in result.stderr
     for made in ("opt/roomagent", "etc/roomagent", "var/lib/roomagent",
-                 "etc/systemd/system/roomagent.service"):  # fmt: skip
+                 "etc/systemd/system/roomagent.service", "usr/local/bin/roomagent"):  # fmt: skip
         assert str(root / made) in result.stderr, made
     assert "nothing else was changed" not in result.stderr
     assert files_under(root) == []
