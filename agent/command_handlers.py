@@ -54,7 +54,20 @@ class Handlers:
             "stats": self.stats,
             "reannounce": self.reannounce,
             "config": self.config,
+            "sessions": self.sessions,
         }
+
+    def sessions(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        """cmd/sessions {"sessions": [{start, end, title, expected}, ...]} (agent/sessions.py)."""
+        from agent.sessions import CalendarError
+
+        if path or self.agent.room_service is None:
+            raise CommandError("unavailable", "this node has no [room] to keep a calendar for")
+        try:
+            result: dict[str, Any] = self.agent.room_service.push(body)
+        except CalendarError as e:
+            raise CommandError("bad_argument", str(e)) from None
+        return result
 
     def _room(self) -> RoomController:
         if self.agent.room is None:

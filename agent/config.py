@@ -26,6 +26,8 @@ from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
 from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
 from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
+from agent.room_config import SECTIONS as ROOM_SECTIONS
+from agent.room_config import parse_room
 from agent.suggest import hint
 from drivers import DRIVERS
 
@@ -138,6 +140,8 @@ class Config:
     registration: Optional[RegistrationConfig] = None
     modbus: tuple[ModbusLineConfig, ...] = ()
     energy: EnergyConfig = field(default_factory=EnergyConfig)
+    room: Any = None  # agent.room_config.RoomConfig: [room], for comfort/occupancy/sessions
+    sessions: tuple[Any, ...] = ()  # agent.sessions.Session from [[sessions]]
 
 
 T = TypeVar("T")
@@ -361,10 +365,18 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     if pin_errors:  # the control checks' own pin messages would repeat the header's
         found.errors = [e for e in found.errors if e in pin_errors or not _pin_repeat(e)]
     remote = found.run(lambda: _parse_remote(table("remote_config"), resolve), RemoteConfig())
+    root.used.update(ROOM_SECTIONS)
+    room, sessions = found.run(
+        lambda: parse_room(
+            data, lambda key, message: ConfigError(file, key, message), devices,
+            [v.name for v in control.ventilation], control.timezone,
+        ),
+        (None, ()),
+    )  # fmt: skip
     found.run(root.finish)
     found.raise_if_any()
     return Config(Path(file), node, broker, buffer, devices, control, remote, ble,
-                  registration, modbus, energy)  # fmt: skip
+                  registration, modbus, energy, room, sessions)  # fmt: skip
 
 
 def _pin_repeat(e: ConfigError) -> bool:

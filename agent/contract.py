@@ -89,7 +89,12 @@ def device_state_payload(
     available: bool,
     values: Mapping[str, float],
     error: Optional[str] = None,
+    sample_interval: Optional[float] = None,
+    cadence: Optional[str] = None,
 ) -> bytes:
+    """`sample_interval`: the median seconds between the device's recent samples (what it
+    achieves, against its configured interval); `cadence`: why a device whose algorithm needs a
+    fixed cadence is not getting it."""
     body: dict[str, Any] = {
         "ts": iso_utc(timestamp) if timestamp is not None else None,
         "available": available,
@@ -97,6 +102,10 @@ def device_state_payload(
     }
     if error:
         body["error"] = error
+    if sample_interval is not None:
+        body["sample_interval"] = sample_interval
+    if cadence:
+        body["cadence"] = cadence
     return _dumps(body)
 
 

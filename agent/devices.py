@@ -1,18 +1,23 @@
-"""Polls one device on its interval: opens it, reads it off the event loop, survives its faults."""
+"""One device: measured by its bus's scheduler on its interval, its outcome counted and published
+on the event loop; it survives its faults (unavailable after some, re-opened, recovered)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from agent.clock import SystemClock
 from agent.config import DeviceConfig
 from agent.contract import rounded
-from drivers import QUANTITIES, Driver, DriverError, values_of
+from agent.sensing.cadence import Cadence
+from agent.sensing.operation import Done, Failed, Hung, Outcome
+from agent.sensing.scheduler import STEP_TIMEOUT, Job, OperationTimeout
+from drivers import QUANTITIES, Driver, values_of
 
 log = logging.getLogger("roomagent.devices")
 
@@ -28,19 +33,31 @@ class Sample:
     clock_synced: bool
     values: Mapping[str, float]
     monotonic: float = 0.0  # when it was taken, on the clock NTP cannot step
+    sample_interval: Optional[float] = None  # s, the median of the device's recent intervals
+    cadence: Optional[str] = None  # why its fixed-cadence algorithm is not served, if it is not
+
+
+# What a finished measurement hands to the event loop: an availability change (or None) and
+# the sample to publish (or None).
+_Report = tuple[Optional[tuple[bool, Optional[str]]], Optional[Sample]]
 
 
 class DeviceRunner:
+    """One device: its bus's scheduler runs its measurements (run()), or poll_once() runs one
+    on an executor (tools and tests). Both settle the outcome the same way."""
+
     def __init__(
         self,
         config: DeviceConfig,
         driver: Driver,
-        executor: concurrent.futures.Executor,
+        executor: Any,
         clock: SystemClock,
         on_sample: Callable[[Sample], Awaitable[None]],
         on_availability: Callable[[str, bool, Optional[str]], Awaitable[None]],
         compensation: Callable[[], Mapping[str, float]] = dict,
     ) -> None:
+        """`executor`: the device's BusScheduler (agent.sensing.scheduler), or for poll_once()
+        any concurrent.futures.Executor."""
         self.config, self.driver, self.executor, self.clock = config, driver, executor, clock
         self.on_sample, self.on_availability = on_sample, on_availability
         self.compensation = compensation
@@ -50,9 +67,10 @@ class DeviceRunner:
         self.stopped = False
         self.last_values: Mapping[str, float] = {}
         self._first_poll: Optional[asyncio.Event] = None
-        self.hung: Optional[asyncio.Future[object]] = None
-        self.hung_since = 0.0
         self.last_good = float("-inf")  # monotonic time of the last good reading
+        self.cadence = Cadence(config.interval, fixed=getattr(driver, "fixed_cadence", False))
+        self.job: Optional[Job] = None
+        self._pending: Optional[concurrent.futures.Future[object]] = None  # poll_once's call
 
     @property
     def first_poll(self) -> asyncio.Event:
@@ -62,87 +80,138 @@ class DeviceRunner:
             self._first_poll = asyncio.Event()
         return self._first_poll
 
+    @property
+    def hung(self) -> bool:
+        """A call into the driver was abandoned and has not returned."""
+        if self.job is not None and self.job.stuck is not None and self.job.stuck.running:
+            return True
+        return self._pending is not None and not self._pending.done()
+
     def fresh_values(self) -> Mapping[str, float]:
         """The last reading if it is recent enough for a sibling to correct its own with."""
         age = self.clock.monotonic() - self.last_good
         return self.last_values if age <= 3 * self.config.interval else {}
 
-    def _measure(self) -> object:
-        # Compensation and reading in one call on the bus thread: nothing else gets in between.
+    def sample_interval(self) -> Optional[float]:
+        achieved = self.cadence.achieved()
+        return None if achieved is None else round(achieved, 3)
+
+    def _measure(self) -> Mapping[str, float]:
+        """One measurement, blocking, on the bus's side: every wait the driver makes through
+        its `sleep` lets the bus's other devices in. Compensation and reading go together."""
+        if not self.opened:
+            self.driver.open()
+            self.opened = True
         self.driver.compensate(self.compensation())
-        return self.driver.read()
+        values = values_of(self.driver.read())
+        _check_plausible(values)
+        return values
 
-    async def _call(self, fn: Callable[[], object]) -> object:
-        if self.hung is not None and not self.hung.done():
-            raise HungDriverError(
-                f"a call into the driver has not returned for "
-                f"{self.clock.monotonic() - self.hung_since:.0f} s (driver or bus hung)"
-            )
-        self.hung = None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, fn)
-        # If this task is cancelled (shutdown) or gives up (timeout), the call still ends some
-        # time; its outcome is collected here so asyncio does not report it as never retrieved.
-        future.add_done_callback(_collect)
-        done, _ = await asyncio.wait({future}, timeout=self.config.timeout)
-        if not done:
-            # The thread is stuck in the driver. Leave it; give the bus a fresh thread so the
-            # other devices on it carry on, and call this driver again only once it returns.
-            self.hung, self.hung_since = future, self.clock.monotonic()
-            abandon = getattr(self.executor, "abandon", None)
-            if abandon is not None:
-                abandon()
-            raise asyncio.TimeoutError
-        return future.result()
-
-    async def poll_once(self) -> bool:
-        try:
-            if not self.opened:
-                await self._call(self.driver.open)
-                self.opened = True
-            measurement = await self._call(self._measure)
-            values = values_of(measurement)
-            _check_plausible(values)
-        except (DriverError, OSError, ValueError, asyncio.TimeoutError, HungDriverError) as e:
-            reason = _describe(e, self.config.timeout)
+    def _settle(self, result: object, at: float) -> tuple[bool, _Report]:
+        """Counts a measurement's result (values, or the exception that ended it)."""
+        change: Optional[tuple[bool, Optional[str]]] = None
+        if isinstance(result, BaseException):
+            reason = _describe(result, self.config.timeout)
             # Re-initialise on the next try: a chip that browned out has lost its configuration.
             self.opened = False
             self.failures += 1
             log.warning("%s (%s): %s", self.config.name, self.config.driver, reason)
             if self.failures >= self.config.unavailable_after and self.available is not False:
                 self.available = False
-                await self.on_availability(self.config.name, False, reason)
-            return False
+                change = (False, reason)
+            return False, (change, None)
+        assert isinstance(result, Mapping)
         self.failures = 0
+        self.cadence.interval = self.config.interval  # cmd/device/<name>/interval may change it
+        self.cadence.sampled(at)
         if self.available is not True:
             self.available = True
-            await self.on_availability(self.config.name, True, None)
-        if not values:
-            return True  # the chip answered but has no value yet (e.g. an algorithm warming up)
-        self.last_values, self.last_good = values, self.clock.monotonic()
-        await self.on_sample(
-            Sample(
-                self.config.name,
-                self.clock.time(),
-                self.clock.synced(),
-                rounded(values),
-                self.clock.monotonic(),
-            )
-        )
-        return True
+            change = (True, None)
+        if not result:
+            return True, (change, None)  # answered, no value yet (e.g. an algorithm warming up)
+        self.last_values, self.last_good = result, at
+        sample = Sample(
+            self.config.name, self.clock.time(), self.clock.synced(), rounded(result), at,
+            self.sample_interval(), self.cadence.problem(),
+        )  # fmt: skip
+        return True, (change, sample)
+
+    async def _report(self, report: _Report) -> None:
+        change, sample = report
+        if change is not None:
+            await self.on_availability(self.config.name, *change)
+        if sample is not None:
+            await self.on_sample(sample)
+
+    def _delay(self, ok: bool) -> float:
+        """To the next measurement: the interval; after failures, backs off up to 8 of them."""
+        return self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
+
+    # -- scheduled by the bus ---------------------------------------------------------------
 
     async def run(self) -> None:
-        """Polls on a fixed schedule (no drift); after failures, backs off up to 8 intervals."""
-        next_at = self.clock.monotonic()
-        while not self.stopped:  # see Forwarder.run on why a flag as well as cancellation
-            ok = await self.poll_once()
-            self.first_poll.set()
-            delay = self.config.interval * (1 if ok else min(8, 2 ** min(self.failures - 1, 3)))
-            next_at = max(next_at + delay, self.clock.monotonic())
-            await asyncio.sleep(max(0.0, next_at - self.clock.monotonic()))
+        """Joins the bus's schedule and publishes what its measurements bring, in order,
+        until cancelled (then it leaves the schedule)."""
+        loop = asyncio.get_running_loop()
+        reports: asyncio.Queue[_Report] = asyncio.Queue()
+        bus = self.executor
+
+        def finished(outcome: Outcome, at: float) -> Optional[float]:
+            if self.stopped:
+                return None
+            if isinstance(outcome, Done):
+                result: object = outcome.value
+            elif isinstance(outcome, Failed):
+                result = outcome.error
+            else:
+                assert isinstance(outcome, Hung)  # a Wait never ends an operation
+                result = OperationTimeout(outcome.timeout)
+            ok, report = self._settle(result, at)
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(reports.put_nowait, report)
+            return self._delay(ok)
+
+        self.job = Job(
+            self.config.name,
+            lambda: bus.stepwise(self._measure, self.config.name),
+            finished,
+            fixed_cadence=self.cadence.fixed,
+            timeout=self.config.timeout,
+            step_timeout=min(getattr(bus, "step_timeout", STEP_TIMEOUT), self.config.timeout),
+        )
+        bus.add(self.job)
+        try:
+            while not self.stopped:  # see Forwarder.run on why a flag as well as cancellation
+                report = await reports.get()
+                await self._report(report)
+                self.first_poll.set()
+        finally:
+            bus.remove(self.job)
+
+    # -- one at a time, on an executor ------------------------------------------------------
+
+    async def poll_once(self) -> bool:
+        """One measurement on the executor, waited for up to the device's timeout."""
+        if self.hung:
+            result: object = HungDriverError(
+                "a call into the driver has not returned (driver or bus hung)"
+            )
+        else:
+            future = self.executor.submit(self._measure)
+            self._pending = future
+            done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=self.config.timeout)
+            if done:
+                self._pending = None
+                result = future.exception() or future.result()
+            else:
+                future.add_done_callback(_collect)
+                result = OperationTimeout(self.config.timeout)
+        ok, report = self._settle(result, self.clock.monotonic())
+        await self._report(report)
+        return ok
 
 
-def _collect(future: asyncio.Future[object]) -> None:
+def _collect(future: concurrent.futures.Future[object]) -> None:
     if not future.cancelled():
         future.exception()
 
@@ -164,6 +233,20 @@ def link_compensation(runners: Sequence[DeviceRunner]) -> None:
         runner.compensation = fresh
 
 
+SLOW_MARK = "; slow: "  # in the status line, where `roomagent doctor` looks for it
+
+
+def slow_devices(runners: Sequence[DeviceRunner]) -> str:
+    """For the status line: the devices sampled off their configured interval (more than 5 %),
+    e.g. "; slow: voc 1.80 s for 1 s", or "" when every device keeps its cadence."""
+    slow = []
+    for r in runners:
+        achieved = r.cadence.off() if r.available else None
+        if achieved is not None:
+            slow.append(f"{r.config.name} {achieved:.2f} s for {r.config.interval:g} s")
+    return SLOW_MARK + ", ".join(slow) if slow else ""
+
+
 def _check_plausible(values: Mapping[str, float]) -> None:
     for name, value in values.items():
         q = QUANTITIES[name]
@@ -175,8 +258,6 @@ def _check_plausible(values: Mapping[str, float]) -> None:
 
 
 def _describe(e: BaseException, timeout: float) -> str:
-    if isinstance(e, asyncio.TimeoutError):
-        return f"no answer within {timeout:g} s"
     if isinstance(e, OSError) and e.errno == 121:
         return "no acknowledgement on the bus (errno 121): chip missing or miswired"
     return str(e) or type(e).__name__

@@ -249,6 +249,10 @@ def discovery_payload(
         ))  # fmt: skip
     if metered:
         add("energy_total", _energy("energy total", topics, "{{ value_json['total_kwh'] }}"))
+    from agent.room_service import discovery_components  # [room]: comfort and occupancy
+
+    for key, component in discovery_components(config, topics.base).items():
+        add(key, component)
 
     origin: dict[str, Any] = {"name": ORIGIN, "sw": agent_version}
     if support_url is not None:

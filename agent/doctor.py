@@ -20,6 +20,7 @@ from agent import __version__
 from agent.bootconfig import read_boot_config
 from agent.config import DEFAULT_CONFIG, Config, ConfigError
 from agent.doctor_broker import check_broker
+from agent.doctor_cadence import check_cadence
 from agent.doctor_checks import (
     Host,
     Result,
@@ -91,6 +92,9 @@ def run(
     service = service_state(host)
     config_result, cfg = check_config(config_path)
     results = [config_result, check_service(service)]
+    cadence = check_cadence(service)
+    if cadence is not None:
+        results.append(cadence)
     simulated = simulate or bool(cfg and cfg.node.simulate)
     boot = None if simulated else read_boot_config(host.root)
     if cfg is None:

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__, discovery
-from agent.bus_worker import BusWorker
 from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
 from agent.commands import CommandProcessor
@@ -29,11 +28,13 @@ from agent.contract import (
 )
 from agent.control.room import RoomController
 from agent.control.types import Event
-from agent.devices import DeviceRunner, Sample, link_compensation
+from agent.devices import DeviceRunner, Sample, link_compensation, slow_devices
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
 from agent.outbox import Outbox, OutboxError
+from agent.sensing.buses import Buses
+from agent.sensing.operation import bus_sleep
 from agent.seq_floor import write_durably
 from agent.state_store import StateStore
 from agent.systemd import Notifier
@@ -67,9 +68,9 @@ class Agent:
         self.topics = Topics(config.node.base_topic)
         self.hardware = hardware or Hardware(config.devices, self.simulate, config.modbus)
         self.started = time.monotonic()
-        # One writer thread owns the database; one thread per I2C bus serialises its transfers.
+        # One writer thread owns the database; one scheduler per bus runs its transactions.
         self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
-        self._bus_threads: dict[Any, BusWorker] = {}  # by I2C bus number or Modbus line name
+        self.buses = Buses()  # I2C buses and Modbus lines (agent.sensing.buses)
         self.energy_guard: Any = None  # agent.modbus.energy.EnergyGuard, with a meter
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._states: dict[str, bytes] = {}
@@ -82,6 +83,7 @@ class Agent:
         self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
         self.room: Optional[RoomController] = None
+        self.room_service: Any = None  # agent.room_service.RoomService, with a [room] section
         self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
         self.config_manager: Optional[ConfigManager] = None
@@ -114,9 +116,15 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
+        if self.config.room is not None:
+            from agent.room_service import RoomService
+
+            self.room_service = RoomService(self)
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
+        if self.room_service is not None:
+            tasks.append(asyncio.ensure_future(self.room_service.run()))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
@@ -141,12 +149,13 @@ class Agent:
 
     def make_runner(self, d: DeviceConfig) -> DeviceRunner:
         meter = isinstance(d.bus, str)  # a Modbus line: one bus, its requests serialised
-        if d.bus not in self._bus_threads:
-            self._bus_threads[d.bus] = BusWorker(f"modbus-{d.bus}" if meter else f"i2c-{d.bus}")
         on_sample = self._meter_samples(d) if meter else self._on_sample  # before the line opens
-        driver = DRIVERS[d.driver](self.hardware.bus_or_placeholder(d.bus), d.address, **d.options)
+        # bus_sleep: every wait the driver makes hands the bus to the other devices on it.
+        driver = DRIVERS[d.driver](
+            self.hardware.bus_or_placeholder(d.bus), d.address, sleep=bus_sleep, **d.options
+        )
         return DeviceRunner(
-            d, driver, self._bus_threads[d.bus], self.clock, on_sample, self._on_availability
+            d, driver, self.buses.of(d), self.clock, on_sample, self._on_availability
         )
 
     def _meter_samples(self, d: DeviceConfig) -> Callable[[Sample], Any]:
@@ -166,14 +175,14 @@ class Agent:
         self._runner_tasks[runner] = asyncio.ensure_future(runner.run())
 
     def stop_runner(self, runner: DeviceRunner) -> None:
-        """Stops polling a device the config dropped or changed; its driver is closed on its
-        bus thread, after any read still running there."""
+        """Stops polling a device the config dropped or changed; its driver is closed through
+        its bus's scheduler, so never during another transaction on that bus."""
         runner.stopped = True
         task = self._runner_tasks.pop(runner, None)
         if task is not None:
             task.cancel()
-        if runner.hung is None:
-            runner.executor.submit(runner.driver.close)
+        if not runner.hung:
+            runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
 
     def forget_state(self, entity: str) -> None:
         """Clears the retained state of a device that left the config."""
@@ -424,7 +433,8 @@ class Agent:
         )
         backlog = self.outbox.stats().rows if self.outbox is not None else 0
         ble = f"; {self.ble.status()}" if self.ble is not None else ""
-        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}"
+        slow = slow_devices(self.runners)
+        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}{slow}"
 
     async def _supervise(self) -> None:
         """Feeds systemd's watchdog only while the event loop runs this and the buffer's writer
@@ -457,7 +467,10 @@ class Agent:
         make = functools.partial(_telemetry, sample)
         unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
         await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
-        self._set_state(sample.device, device_state_payload(sample.timestamp, True, sample.values))
+        self._set_state(sample.device, device_state_payload(
+            sample.timestamp, True, sample.values,
+            sample_interval=sample.sample_interval, cadence=sample.cadence,
+        ))  # fmt: skip
 
     async def _on_availability(self, device: str, available: bool, error: Optional[str]) -> None:
         if not available:
@@ -684,6 +697,8 @@ class Agent:
         for task in pending:  # a read stuck in a driver: leave its thread, do not wait for it
             log.warning("task %s did not stop in time", task)
         log.debug("tasks stopped")
+        if self.room_service is not None:
+            self.room_service.close()
         if self.room is not None:
             # Every relay to its safe state before anything else: the rest may fail or hang.
             for event in self.room.safe_state("agent stopping"):
@@ -697,12 +712,14 @@ class Agent:
             log.debug("forwarder drained; closing the MQTT link")
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
             log.debug("MQTT link closed")
-        # Each driver is closed on its own bus thread, after whatever read is still running
-        # there: closing from here could interleave with that read on the bus.
+        # Each driver is closed through its bus's scheduler, between other transactions on
+        # that bus: closing from here could interleave with one of them.
         closing = [
-            asyncio.wrap_future(runner.executor.submit(runner.driver.close))
+            asyncio.wrap_future(
+                runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
+            )
             for runner in self.runners
-            if runner.hung is None
+            if not runner.hung
         ]
         if closing:
             await asyncio.wait(closing, timeout=3)
@@ -714,8 +731,7 @@ class Agent:
         if self.outbox is not None:
             await self.run_db(self.outbox.close)
         self._db_thread.shutdown(wait=True)
-        for pool in self._bus_threads.values():
-            pool.shutdown(wait=False)
+        self.buses.shutdown()
         self.hardware.close()
         log.info("stopped")
 

@@ -27,18 +27,6 @@ if TYPE_CHECKING:
     from agent.inputs import InputConfig
     from agent.relays import RelayConfig
 
-# The chip behind each driver, as docs/config.md names it.
-CHIPS = {
-    "bme280": "Bosch BME280", "bmp280": "Bosch BMP280", "sht3x": "Sensirion SHT3x",
-    "sht4x": "Sensirion SHT4x", "scd4x": "Sensirion SCD4x", "sgp40": "Sensirion SGP40",
-    "bh1750": "ROHM BH1750", "veml7700": "Vishay VEML7700", "ina219": "TI INA219",
-    "ina226": "TI INA226", "pmsa003i": "Plantower PMSA003I",
-    "sdm120": "Eastron SDM120", "sdm630": "Eastron SDM630", "em24": "Carlo Gavazzi EM24",
-    "modbus_generic": "Modbus meter",
-}  # fmt: skip
-# Chips that need 5 V beside their 3.3 V logic (the PMSA003I's fan: Plantower's manual gives
-# 4.5-5.5 V).
-FIVE_VOLT = {"pmsa003i"}
 INPUT_KINDS = {"motion": "PIR", "button": "button", "switch": "switch", "contact": "contact"}
 
 
@@ -90,9 +78,10 @@ def supplies(cfg: Config) -> list[Supply]:
         add(SENSOR_VIN, "sensors VIN", "VIN of every I2C sensor board")
         add(SENSOR_GND, "sensors GND", "GND of every I2C sensor board")
     for d in cfg.devices:
-        if d.driver in FIVE_VOLT:
-            add(FIVE_VOLT_VCC, f"{d.name} 5V", f"{d.name} ({CHIPS[d.driver]}) 5 V supply")
-            add(FIVE_VOLT_GND, f"{d.name} GND", f"{d.name} ({CHIPS[d.driver]}) GND")
+        chip = DRIVERS[d.driver]
+        if chip.five_volt:
+            add(FIVE_VOLT_VCC, f"{d.name} 5V", f"{d.name} ({chip.label}) 5 V supply")
+            add(FIVE_VOLT_GND, f"{d.name} GND", f"{d.name} ({chip.label}) GND")
     if c.relays:
         add(RELAY_VCC, "relay board VCC", "relay board VCC")
         add(RELAY_GND, "relay board GND", "relay board GND")
@@ -210,8 +199,8 @@ def render(cfg: Config) -> str:
         rows = []
         for d in sorted((d for d in cfg.devices if d.bus == bus), key=_address):
             cls = DRIVERS[d.driver]
-            note = "; 5 V supply, see Power" if d.driver in FIVE_VOLT else ""
-            rows.append([f"0x{_address(d):02x}", d.name, CHIPS[d.driver],
+            note = "; 5 V supply, see Power" if cls.five_volt else ""
+            rows.append([f"0x{_address(d):02x}", d.name, cls.label,
                          ", ".join(cls.quantities) + note])  # fmt: skip
         parts += _table(["Address", "Device", "Chip", "Measures"], rows)
     for line in cfg.modbus:
@@ -219,7 +208,7 @@ def render(cfg: Config) -> str:
         parts += ["", f"Modbus line {line.name} ({where}; docs/energy.md): "
                   + ("one twisted pair A-A, B-B through every meter, 120 ohm at both ends"
                      if line.serial else "the gateway on the network"), ""]  # fmt: skip
-        rows = [[str(d.address), d.name, CHIPS[d.driver]]
+        rows = [[str(d.address), d.name, DRIVERS[d.driver].label]
                 for d in cfg.devices if d.bus == line.name]  # fmt: skip
         parts += _table(["Unit id", "Device", "Meter"], rows)
     rows = [[str(s.pin), s.rail, s.feeds] for s in supplies(cfg)]

@@ -2,8 +2,8 @@
 
     python -m benchmarks.run [NAME ...] [--size full|smoke] [--set NAME.KEY=VALUE ...] [--out DIR]
 
-Names: ingest, drain, latency, footprint, fleet, decode, modbus (see docs/benchmarks.md).
-`--size smoke` runs each at a tiny size in seconds (what CI runs, through
+Names: ingest, drain, latency, footprint, fleet, decode, modbus, room, cadence (see
+docs/benchmarks.md). `--size smoke` runs each at a tiny size in seconds (what CI runs, through
 tests/test_benchmarks_smoke.py); `full` (the default) gives the documented figures.
 `--set drain.rows=10000` overrides one parameter (VALUE is read as JSON when it parses, else as
 text; a comma list for list keys).
@@ -28,7 +28,17 @@ from typing import Any
 
 from benchmarks.harness import REPO, Benchmark, Params, loadavg, machine, render, write_json
 
-NAMES = ("ingest", "drain", "latency", "footprint", "fleet", "decode", "modbus")
+NAMES = (
+    "ingest",
+    "drain",
+    "latency",
+    "footprint",
+    "fleet",
+    "decode",
+    "modbus",
+    "room",
+    "cadence",
+)
 
 
 def load(name: str) -> Benchmark:

@@ -4,53 +4,33 @@
     drv = DRIVERS["bme280"](bus, address=None)
     drv.open(); drv.read().values; drv.close()
 
-Driver modules are imported only when a config names them, so a node never loads code (or
-third-party libraries) for hardware it does not have.
+Each chip's module registers its driver (drivers.base: a driver class that names itself); the
+chip modules are imported on first use of DRIVERS. Third-party libraries a chip needs (the
+SGP40's gas index algorithm) are imported only when a config uses that chip.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping
 
-from drivers.base import CRCError, Driver, DriverError, Measurement, values_of
+from drivers.base import CRCError, Driver, DriverError, Measurement, load_chips, values_of
 from drivers.quantities import QUANTITIES, Quantity, Unit
 
-# config name -> "module:Class"
-_REGISTRY = {
-    "bme280": "drivers.bme280:BME280",
-    "bmp280": "drivers.bme280:BMP280",
-    "sht3x": "drivers.sht3x:SHT3x",
-    "sht4x": "drivers.sht4x:SHT4x",
-    "scd4x": "drivers.scd4x:SCD4x",
-    "sgp40": "drivers.sgp40:SGP40",
-    "bh1750": "drivers.bh1750:BH1750",
-    "veml7700": "drivers.veml7700:VEML7700",
-    "ina219": "drivers.ina219:INA219",
-    "ina226": "drivers.ina226:INA226",
-    "pmsa003i": "drivers.pmsa003i:PMSA003I",
-    # Modbus energy meters (devices whose `bus` names a [[modbus]] line)
-    "sdm120": "drivers.sdm120:SDM120",
-    "sdm630": "drivers.sdm630:SDM630",
-    "em24": "drivers.em24:EM24",
-    "modbus_generic": "drivers.modbus_generic:ModbusGeneric",
-}
 
+class _Chips(Mapping[str, "type[Driver]"]):
+    """The registered chips (drivers.base), their modules imported on first use."""
 
-class _LazyDrivers(Mapping[str, "type[Driver]"]):
     def __getitem__(self, name: str) -> type[Driver]:
-        module_name, _, class_name = _REGISTRY[name].partition(":")
-        cls: type[Driver] = getattr(importlib.import_module(module_name), class_name)
-        return cls
+        return load_chips()[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_REGISTRY)
+        return iter(load_chips())
 
     def __len__(self) -> int:
-        return len(_REGISTRY)
+        return len(load_chips())
 
 
-DRIVERS: Mapping[str, type[Driver]] = _LazyDrivers()
+DRIVERS: Mapping[str, type[Driver]] = _Chips()
 
 __all__ = [
     "DRIVERS", "QUANTITIES", "CRCError", "Driver", "DriverError", "Measurement", "Quantity", "Unit",

@@ -130,6 +130,8 @@ def next_auto_setting(current: Setting, count: int) -> Setting:
 
 class BH1750(Driver):
     name: ClassVar[str] = "bh1750"
+    label: ClassVar[str] = "ROHM BH1750"
+    simulated: ClassVar[str] = "drivers.sim.bh1750:SimBH1750"
     default_address: ClassVar[int] = 0x23  # ADDR low; 0x5C with ADDR high
     addresses: ClassVar[tuple[int, ...]] = (0x23, 0x5C)
     quantities: ClassVar[tuple[str, ...]] = ("illuminance",)

@@ -9,11 +9,12 @@ double-precision compensation formulas of section 8.1 (BME280) / 3.12 (BMP280).
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from drivers.base import Driver, DriverError, Measurement
+from drivers.base import Driver, DriverError, Measurement, Sleep
 
 REG_CALIB_TP = 0x88  # 0x88..0x9F: dig_T1..dig_P9; 0xA0 reserved; 0xA1: dig_H1
 REG_CALIB_H = 0xE1  # 0xE1..0xE7: dig_H2..dig_H6
@@ -126,6 +127,8 @@ def measurement_time_s(osrs_t: int, osrs_p: int, osrs_h: int) -> float:
 
 class BME280(Driver):
     name: ClassVar[str] = "bme280"
+    label: ClassVar[str] = "Bosch BME280"
+    simulated: ClassVar[str] = "drivers.sim.bme280:SimBME280"
     default_address: ClassVar[int] = 0x76
     addresses: ClassVar[tuple[int, ...]] = (0x76, 0x77)
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "humidity", "pressure")
@@ -148,7 +151,7 @@ class BME280(Driver):
         self.calibration: Optional[Calibration] = None
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         # The chip-id register is read-only and reading it does not disturb a conversion.
         chip_id = bus.read_i2c_block_data(address, REG_CHIP_ID, 1)[0]
         if chip_id in cls.chip_ids:
@@ -244,6 +247,9 @@ class BME280(Driver):
 
 class BMP280(BME280):
     name: ClassVar[str] = "bmp280"
+    label: ClassVar[str] = "Bosch BMP280"
+    simulated: ClassVar[str] = "drivers.sim.bme280:SimBME280"
+    simulated_arguments: ClassVar[Mapping[str, Any]] = {"chip_id": 0x58}
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "pressure")
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         k: v for k, v in BME280.options_schema.items() if "humidity" not in k

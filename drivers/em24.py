@@ -10,10 +10,11 @@ Factory settings of the RS-485 variants: unit id 1, 9600 baud, no parity, 1 stop
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
-from drivers.base import DriverError
+from drivers.base import DriverError, Sleep
 from drivers.modbus_map import READ_HOLDING, Field
 from drivers.modbus_meter import ModbusMeter, SerialSettings, measured
 
@@ -52,6 +53,7 @@ FIELDS = (
 
 class EM24(ModbusMeter):
     name: ClassVar[str] = "em24"
+    label: ClassVar[str] = "Carlo Gavazzi EM24"
     fields: ClassVar[tuple[Field, ...]] = FIELDS
     quantities: ClassVar[tuple[str, ...]] = measured(FIELDS)
     max_registers: ClassVar[int] = 50  # Carlo Gavazzi: at most 50 words per read
@@ -60,7 +62,7 @@ class EM24(ModbusMeter):
     simulated_extra: ClassVar[Mapping[tuple[int, int], int]] = {(READ_HOLDING, MODEL_CODE): 1648}
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         try:
             (code,) = bus.read_registers(address, READ_HOLDING, MODEL_CODE, 1)
         except (DriverError, OSError):

@@ -15,10 +15,11 @@ resets the chip and checks that the configuration register comes back at 0x399F.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
-from drivers.base import DriverError
+from drivers.base import DriverError, Sleep
 from drivers.ina2xx_common import (
     CONFIG_RESET,
     POWER_DOWN_RECOVERY_S,
@@ -64,6 +65,9 @@ BUS_RANGES = {16: 0, 32: CONFIG_BRNG_32V}
 
 class INA219(INA2xx):
     name: ClassVar[str] = "ina219"
+    label: ClassVar[str] = "TI INA219"
+    simulated: ClassVar[str] = "drivers.sim.ina219:SimINA219"
+    board_options: ClassVar[tuple[str, ...]] = ("shunt_ohms",)
     default_address: ClassVar[int] = 0x40
     # A0 and A1 each strap to GND, VS, SDA or SCL (datasheet, 'Serial Bus Address').
     addresses: ClassVar[tuple[int, ...]] = tuple(range(0x40, 0x50))
@@ -133,7 +137,7 @@ class INA219(INA2xx):
         self.program()
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         """Only a guess: the INA219 has no id register, so a configuration register holding
         its power-on value 0x399F is all there is (an INA220, or an INA219 set up by Adafruit's
         default calibration, reads the same). One register read, nothing written."""

@@ -16,10 +16,11 @@ voltage, current and power come from the same conversion and the chip idles in b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
-from drivers.base import DriverError
+from drivers.base import DriverError, Sleep
 from drivers.ina2xx_common import (
     CONFIG_RESET,
     POWER_DOWN_RECOVERY_S,
@@ -72,6 +73,9 @@ CONVERSION_TIMES = {
 
 class INA226(INA2xx):
     name: ClassVar[str] = "ina226"
+    label: ClassVar[str] = "TI INA226"
+    simulated: ClassVar[str] = "drivers.sim.ina226:SimINA226"
+    board_options: ClassVar[tuple[str, ...]] = ("shunt_ohms",)
     default_address: ClassVar[int] = 0x40
     # A0 and A1 each strap to GND, VS, SDA or SCL (datasheet, 'Serial Bus Address').
     addresses: ClassVar[tuple[int, ...]] = tuple(range(0x40, 0x50))
@@ -148,7 +152,7 @@ class INA226(INA2xx):
         self.program()
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         """Reads the two read-only id registers; touches nothing else."""
         try:
             manufacturer = read_word(bus, address, REG_MANUFACTURER_ID)

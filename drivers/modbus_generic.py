@@ -20,9 +20,11 @@ uint16, int32, uint32, float32, int64, uint64, float64), scale (value = raw x sc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
+from drivers.base import Sleep
 from drivers.modbus_map import FUNCTIONS, MAX_READ_REGISTERS, TYPES, WORD_ORDERS, Field
 from drivers.modbus_meter import ModbusMeter
 from drivers.quantities import QUANTITIES
@@ -37,6 +39,7 @@ def meter_quantities() -> tuple[str, ...]:
 
 class ModbusGeneric(ModbusMeter):
     name: ClassVar[str] = "modbus_generic"
+    label: ClassVar[str] = "Modbus meter"
     quantities: ClassVar[tuple[str, ...]] = meter_quantities()
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         **ModbusMeter.options_schema,
@@ -62,7 +65,7 @@ class ModbusGeneric(ModbusMeter):
         return tuple(f.quantity for f in _parse_map(options))
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         return None  # nothing to recognise a meter by without its map
 
 

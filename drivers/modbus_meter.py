@@ -7,11 +7,12 @@ I/O of its own beyond those reads, so its decoding is tested with words from the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from drivers.base import Driver, DriverError, Measurement
+from drivers.base import Driver, DriverError, Measurement, Sleep
 from drivers.modbus_map import MAX_READ_REGISTERS, Block, Field, blocks, decode_block
 
 # Energy counters: published as total_increasing, guarded against going backwards.
@@ -82,7 +83,7 @@ class ModbusMeter(Driver):
         return Measurement(values)
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         """What scan-modbus shows for a unit that answers: the default reads the first block
         and says whether it decodes; meters with an id register override it."""
         try:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from drivers.base import CRCError, Driver, DriverError, Measurement
+from drivers.base import CRCError, Driver, DriverError, Measurement, Sleep
 
 START_CHARACTERS = b"\x42\x4d"  # "BM", fixed
 FRAME_SIZE = 32
@@ -117,6 +118,10 @@ class Frame:
 
 class PMSA003I(Driver):
     name: ClassVar[str] = "pmsa003i"
+    label: ClassVar[str] = "Plantower PMSA003I"
+    simulated: ClassVar[str] = "drivers.sim.pmsa003i:SimPMSA003I"
+    # Its fan needs 4.5-5.5 V (Plantower's manual) beside the 3.3 V logic.
+    five_volt: ClassVar[bool] = True
     default_address: ClassVar[int] = 0x12
     addresses: ClassVar[tuple[int, ...]] = (0x12,)  # fixed, not strappable
     quantities: ClassVar[tuple[str, ...]] = ("pm1_0", "pm2_5", "pm10")
@@ -178,7 +183,7 @@ class PMSA003I(Driver):
         return Measurement({q: float(v) for q, v in zip(self.quantities, pm)})
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         """Reads one frame (a read changes nothing in the sensor). Any well-formed frame
         counts, whatever its error code: the chip is a PMSA003I even when it reports a fault."""
         try:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
-from drivers.base import CRCError, DriverError, Measurement
+from drivers.base import CRCError, DriverError, Measurement, Sleep
 from drivers.sensirion import SensirionDriver
 
 # Commands (datasheet table 9). The comment says in which mode the chip accepts each one.
@@ -87,6 +87,8 @@ def decode_measurement(words: Sequence[int]) -> dict[str, float]:
 
 class SCD4x(SensirionDriver):
     name: ClassVar[str] = "scd4x"
+    label: ClassVar[str] = "Sensirion SCD4x"
+    simulated: ClassVar[str] = "drivers.sim.scd4x:SimSCD4x"
     default_address: ClassVar[int] = 0x62
     addresses: ClassVar[tuple[int, ...]] = (0x62,)  # fixed: the SCD4x has no address pin
     quantities: ClassVar[tuple[str, ...]] = ("co2", "temperature", "humidity")
@@ -149,9 +151,7 @@ class SCD4x(SensirionDriver):
         return 2 * period * WAIT_FACTOR + STOP_TIME_S
 
     @classmethod
-    def identify(
-        cls, bus: Any, address: int, sleep: Callable[[float], None] = time.sleep
-    ) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         # get_serial_number is refused (NACK) while the chip measures, and stopping it to ask
         # would disturb whoever runs it. get_data_ready_status is accepted in every mode and
         # changes nothing: a CRC-valid reply to it says a Sensirion SCD4x is listening.

@@ -35,6 +35,7 @@ FIELDS = (
 
 class SDM120(ModbusMeter):
     name: ClassVar[str] = "sdm120"
+    label: ClassVar[str] = "Eastron SDM120"
     fields: ClassVar[tuple[Field, ...]] = FIELDS
     quantities: ClassVar[tuple[str, ...]] = measured(FIELDS)
     # "Each request for data must be restricted to 30 parameters or less" (Eastron manuals).

@@ -40,6 +40,7 @@ FIELDS = (
 
 class SDM630(ModbusMeter):
     name: ClassVar[str] = "sdm630"
+    label: ClassVar[str] = "Eastron SDM630"
     fields: ClassVar[tuple[Field, ...]] = FIELDS
     quantities: ClassVar[tuple[str, ...]] = measured(FIELDS)
     max_registers: ClassVar[int] = 60  # 30 parameters per request (Eastron)

@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 from smbus2 import i2c_msg
 
-from drivers.base import CRCError, DriverError, Measurement
+from drivers.base import CRCError, DriverError, Measurement, Sleep
 from drivers.sensirion import SensirionDriver, unpack_words
 
 SGP40_ADDRESS = 0x59  # fixed, datasheet 4.2
@@ -90,10 +90,13 @@ def _load_algorithm() -> Any:
 
 class SGP40(SensirionDriver):
     name: ClassVar[str] = "sgp40"
+    label: ClassVar[str] = "Sensirion SGP40"
+    simulated: ClassVar[str] = "drivers.sim.sgp40:SimSGP40"
     default_address: ClassVar[int] = SGP40_ADDRESS
     addresses: ClassVar[tuple[int, ...]] = (SGP40_ADDRESS,)
     quantities: ClassVar[tuple[str, ...]] = ("voc_index",)
     compensation: ClassVar[tuple[str, ...]] = ("temperature", "humidity")
+    fixed_cadence: ClassVar[bool] = True  # the gas index algorithm's sampling interval
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         # Seconds between samples fed to the algorithm; the device interval must equal it.
         "sampling_interval": (int, 1),
@@ -137,12 +140,12 @@ class SGP40(SensirionDriver):
             )
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         # get_serial_number only reads an ID: it starts no measurement, and the chip measures
         # only on command, so nothing running is stopped. (It cannot tell an SGP40 from an
         # SGP41, which answers it alike.)
         bus.i2c_rdwr(i2c_msg.write(address, CMD_GET_SERIAL_NUMBER.to_bytes(2, "big")))
-        time.sleep(SERIAL_NUMBER_TIME)
+        sleep(SERIAL_NUMBER_TIME)
         msg = i2c_msg.read(address, 9)
         bus.i2c_rdwr(msg)
         try:

@@ -14,10 +14,11 @@ every reset, so read() reports one and the runtime re-opens the chip into a know
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
-from drivers.base import DriverError, Measurement
+from drivers.base import DriverError, Measurement, Sleep
 from drivers.sensirion import SensirionDriver
 
 # Single shot, clock stretching disabled (datasheet table 9). 0x24 is also an SHT4x heater
@@ -63,6 +64,10 @@ def humidity_percent(raw: int) -> float:
 
 class SHT3x(SensirionDriver):
     name: ClassVar[str] = "sht3x"
+    label: ClassVar[str] = "Sensirion SHT3x"
+    simulated: ClassVar[str] = "drivers.sim.sht3x:SimSHT3x"
+    # An SHT4x at the same addresses refuses this chip's commands: it gets named.
+    names_other_chips: ClassVar[bool] = True
     default_address: ClassVar[int] = 0x44
     addresses: ClassVar[tuple[int, ...]] = (0x44, 0x45)  # ADDR pin low / high
     quantities: ClassVar[tuple[str, ...]] = ("temperature", "humidity")
@@ -79,11 +84,11 @@ class SHT3x(SensirionDriver):
         self.opened = False
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         # Status and serial number are read-only commands: a running agent's status flags and
         # mode are left as they were. A chip in periodic mode takes neither (it must be stopped
         # first, which would disturb its owner), so it stays unidentified.
-        return cls(bus, address).describe()
+        return cls(bus, address, sleep=sleep).describe()
 
     def describe(self) -> Optional[str]:
         """'SHT3x serial 0x...' (or 'status 0x...' for parts without the serial command), or
@@ -120,7 +125,7 @@ class SHT3x(SensirionDriver):
             self.sleep(COMMAND_TIME_S)
             status = self.read_status()
         except OSError as e:
-            raise self._not_an_sht3x(e) from e
+            raise self.no_answer(e) from e
         if status & STATUS_RESERVED_ZERO:
             raise DriverError(
                 f"{self.where}: status 0x{status:04x} has reserved bits set: not an SHT3x"
@@ -130,15 +135,6 @@ class SHT3x(SensirionDriver):
         if status & STATUS_HEATER_ON:
             raise DriverError(f"{self.where}: heater still on after a soft reset")
         self.opened = True
-
-    def _not_an_sht3x(self, e: OSError) -> DriverError:
-        # An SHT4x at 0x44/0x45 refuses 16-bit commands; name it rather than blame the wiring.
-        from drivers.sht4x import SHT4x
-
-        other = SHT4x(self.bus, self.address, sleep=self.sleep).describe()
-        if other:
-            return DriverError(f"{self.where}: {other} answers, not an SHT3x: use driver 'sht4x'")
-        return self.no_answer(e)
 
     def read(self) -> Measurement:
         if not self.opened:

@@ -12,10 +12,11 @@ driver never sends one). So there is nothing a reset could lose, and nothing tha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
-from drivers.base import DriverError, Measurement
+from drivers.base import DriverError, Measurement, Sleep
 from drivers.sensirion import SensirionDriver
 
 # Measure T & RH, by precision (repeatability) (datasheet command table).
@@ -45,6 +46,10 @@ def humidity_percent(raw: int) -> float:
 
 class SHT4x(SensirionDriver):
     name: ClassVar[str] = "sht4x"
+    label: ClassVar[str] = "Sensirion SHT4x"
+    simulated: ClassVar[str] = "drivers.sim.sht4x:SimSHT4x"
+    # An SHT3x at the same addresses refuses this chip's commands: it gets named.
+    names_other_chips: ClassVar[bool] = True
     default_address: ClassVar[int] = 0x44
     # Fixed per part number: SHT4x-AD1x 0x44, -BD1x 0x45, -CD1x 0x46.
     addresses: ClassVar[tuple[int, ...]] = (0x44, 0x45, 0x46)
@@ -62,9 +67,9 @@ class SHT4x(SensirionDriver):
         self.serial: Optional[int] = None
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         # Reading the serial number changes nothing on the chip.
-        return cls(bus, address).describe()
+        return cls(bus, address, sleep=sleep).describe()
 
     def describe(self) -> Optional[str]:
         """'SHT4x serial 0x...', or None when no SHT4x answers here."""
@@ -87,16 +92,7 @@ class SHT4x(SensirionDriver):
             self.sleep(SOFT_RESET_TIME_S)
             self.serial = self.read_serial()
         except OSError as e:
-            raise self._not_an_sht4x(e) from e
-
-    def _not_an_sht4x(self, e: OSError) -> DriverError:
-        # An SHT3x at 0x44/0x45 refuses one-byte commands; name it rather than blame the wiring.
-        from drivers.sht3x import SHT3x
-
-        other = SHT3x(self.bus, self.address, sleep=self.sleep).describe()
-        if other:
-            return DriverError(f"{self.where}: {other} answers, not an SHT4x: use driver 'sht3x'")
-        return self.no_answer(e)
+            raise self.no_answer(e) from e
 
     def read(self) -> Measurement:
         if self.serial is None:

@@ -49,10 +49,11 @@ autoLux() and ESPHome (flow, polynomial), Linux's veml6030.c (bit fields, start-
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
-from drivers.base import Driver, DriverError, Measurement
+from drivers.base import Driver, DriverError, Measurement, Sleep
 
 REG_ALS_CONF = 0x00
 REG_ALS_WH = 0x01
@@ -148,6 +149,8 @@ def auto_setting(linear_lux: float) -> Setting:
 
 class VEML7700(Driver):
     name: ClassVar[str] = "veml7700"
+    label: ClassVar[str] = "Vishay VEML7700"
+    simulated: ClassVar[str] = "drivers.sim.veml7700:SimVEML7700"
     default_address: ClassVar[int] = 0x10
     addresses: ClassVar[tuple[int, ...]] = (0x10,)
     quantities: ClassVar[tuple[str, ...]] = ("illuminance",)
@@ -187,7 +190,7 @@ class VEML7700(Driver):
         return settle_time_s((GAIN_MAX, integration_ms)) + BUS_ALLOWANCE_S
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> Optional[str]:
+    def identify(cls, bus: Any, address: int, sleep: Sleep = time.sleep) -> Optional[str]:
         """Reads the ID register only: nothing a running driver set is touched."""
         try:
             data = bus.read_i2c_block_data(address, REG_ID, 2)

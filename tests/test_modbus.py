@@ -299,18 +299,18 @@ def test_relay_against_meter(tmp_path: Path) -> None:
 def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall_the_line(
     rtu: Any,
 ) -> None:
-    """Two meters polled every second by the agent's runners on one line's bus thread; one
+    """Two meters polled every second by the agent's runners on one line's bus scheduler; one
     goes silent for a while: it is reported unavailable with why, comes back by itself, and the
     other keeps its cadence meanwhile."""
     import asyncio
 
-    from agent.bus_worker import BusWorker
     from agent.clock import SystemClock
     from agent.config import DeviceConfig
     from agent.devices import DeviceRunner
+    from agent.sensing.buses import Buses
 
     server, line, _ = rtu
-    worker = BusWorker("modbus-rs485")
+    buses = Buses()
     samples: dict[str, list[float]] = {"one": [], "three": []}
     availability: list[tuple[str, bool, Any]] = []
 
@@ -323,7 +323,7 @@ def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall
     def runner(name: str, driver: Any) -> DeviceRunner:
         config = DeviceConfig(name, driver.name, 1.0, "rs485", driver.address, timeout=5.0,
                               unavailable_after=2)  # fmt: skip
-        return DeviceRunner(config, driver, worker, SystemClock("synced"), on_sample,
+        return DeviceRunner(config, driver, buses.of(config), SystemClock("synced"), on_sample,
                             on_availability)  # fmt: skip
 
     async def scenario() -> None:
@@ -353,7 +353,7 @@ def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall
     try:
         asyncio.run(scenario())
     finally:
-        worker.shutdown()
+        buses.shutdown()
     down = next(e for d, ok, e in availability if d == "one" and not ok)
     assert "no answer within 0.3 s" in down and "check the unit id" in down
     assert ("three", False) not in [(d, ok) for d, ok, _ in availability]

@@ -16,7 +16,6 @@ import pytest
 from agent import config as config_mod
 from agent import header, wiring
 from agent.config import Config
-from drivers import DRIVERS
 from tests.conftest import REPO
 
 DOC = REPO / "docs" / "installing.md"
@@ -39,10 +38,6 @@ def test_the_header_is_the_raspberry_pi_pinout() -> None:
     assert header.physical(28) is None  # not on the header
     assert header.header_gpios() == list(range(28))
     assert header.power_pins("GND") == [6, 9, 14, 20, 25, 30, 34, 39]
-
-
-def test_every_driver_has_its_chip_named() -> None:
-    assert set(wiring.CHIPS) == set(DRIVERS)
 
 
 def small_room(tmp_path: Path) -> Config:

@@ -105,6 +105,9 @@ class RoomController:
         self._motion_inputs = [i.name for i in config.inputs if i.kind == "motion"]
         self._asked: dict[str, tuple[bool, float]] = {}  # relay -> (on, when last asked)
         self.startup_events = list(self.relays.startup_events)
+        # What the zones are told of presence; a session calendar (agent/room_service.py) hides
+        # an empty room during a session's preheat, which must not set the zone back.
+        self.zone_presence: Callable[[Optional[bool]], Optional[bool]] = lambda seen: seen
 
     def occupied(self) -> Optional[bool]:
         """From the motion inputs and the BLE presence groups, either being enough: None when
@@ -124,7 +127,8 @@ class RoomController:
         wants: list[Want] = []
         occupied = self.occupied()
         for zone in self.zones.values():
-            w, e = zone.update(self.readings(zone.config.sensor, "temperature"), occupied)
+            seen = self.zone_presence(occupied)
+            w, e = zone.update(self.readings(zone.config.sensor, "temperature"), seen)
             wants += w
             events += e
         for light in self.lights.values():

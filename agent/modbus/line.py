@@ -1,10 +1,11 @@
 """A Modbus line as a bus: a thin adapter around one pymodbus client.
 
-One ModbusLine per [[modbus]] table. Requests on it are serialised by its bus thread (the agent
-gives each line a BusWorker, as each I2C bus has one); this class adds what a shared RS-485 line
-needs between them: the silent interval of 3.5 characters between frames (Modbus over serial
-line V1.02, 2.5.1.1; a fixed 1.75 ms above 19200 baud), no retries of its own (a meter that does
-not answer costs one timeout, then the next meter's turn), and errors that say what to check.
+One ModbusLine per [[modbus]] table. Requests on it are serialised by its bus's scheduler (the
+agent gives each line one, as each I2C bus has one: agent.sensing.buses); this class adds what a
+shared RS-485 line needs between them: the silent interval of 3.5 characters between frames
+(Modbus over serial line V1.02, 2.5.1.1; a fixed 1.75 ms above 19200 baud), no retries of its
+own (a meter that does not answer costs one timeout, then the next meter's turn), and errors
+that say what to check.
 TCP lines reconnect on the next request after the connection drops.
 """
 

@@ -11,9 +11,10 @@ import importlib
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional
 
+from drivers import DRIVERS, Driver
 from drivers.sim.bus import SimChip
 from drivers.sim.environment import Environment
 
@@ -25,6 +26,9 @@ class RoomModel:
     def __init__(self, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
+        # A config with a [room] replaces this open-loop pattern with the closed-loop model
+        # (drivers/sim/closed_loop.py), which the chips made earlier then see through here.
+        self.closed_loop: Any = None
         # What the agent's relays draw now (W), set by the agent once its relays exist; the
         # simulated energy meters measure it.
         self.relay_load: Optional[Callable[[], float]] = None
@@ -39,6 +43,9 @@ class RoomModel:
     def minutes_into_meeting(self) -> Optional[float]:
         """A short meeting every ten minutes, six minutes long, so that a demo shows the room
         react within minutes: motion, lights, CO2 rising and the fan coming on."""
+        if self.closed_loop is not None:
+            minutes: Optional[float] = self.closed_loop.minutes_into_meeting()
+            return minutes
         minute = (self.clock() / 60.0) % MEETING_EVERY
         return minute if minute < MEETING_LENGTH else None
 
@@ -46,6 +53,9 @@ class RoomModel:
         return self.minutes_into_meeting() is not None
 
     def environment(self) -> Environment:
+        if self.closed_loop is not None:
+            env: Environment = self.closed_loop.environment()
+            return env
         hours = (self.clock() / 3600.0) % 24
         day = math.sin(2 * math.pi * (hours - 9) / 24)
         minutes_in = self.minutes_into_meeting()
@@ -77,34 +87,40 @@ class RoomModel:
 ChipFactory = Callable[[RoomModel, Mapping[str, Any]], SimChip]
 
 
-def _chip(
-    module: str, class_name: str, *, board: tuple[str, ...] = (), **kwargs: object
-) -> ChipFactory:
-    """A factory that imports the sim chip's module only when a config uses that chip.
-
-    `board` names the device options that describe the board rather than the chip (an INA's
-    shunt resistance): the simulated chip takes them from the device's config, as the real
-    one's behaviour follows from the resistor soldered next to it."""
+def _factory(driver: type[Driver]) -> ChipFactory:
+    """Makes the driver's simulated chip (drivers.base: `simulated`), importing its module only
+    when a config uses that chip. The options named in `board_options` describe the board, not
+    the chip (an INA's shunt resistance): the simulated chip takes them from the device's config,
+    as the real one's behaviour follows from the resistor soldered next to it."""
 
     def make(room: RoomModel, options: Mapping[str, Any]) -> SimChip:
-        cls = getattr(importlib.import_module(f"drivers.sim.{module}"), class_name)
-        fitted = {key: options[key] for key in board if key in options}
-        chip: SimChip = cls(room.environment, **kwargs, **fitted)
+        module, _, class_name = driver.simulated.partition(":")
+        cls = getattr(importlib.import_module(module), class_name)
+        fitted = {key: options[key] for key in driver.board_options if key in options}
+        chip: SimChip = cls(room.environment, **driver.simulated_arguments, **fitted)
         return chip
 
     return make
 
 
-SIMULATED_CHIPS: dict[str, ChipFactory] = {
-    "bme280": _chip("bme280", "SimBME280"),
-    "bmp280": _chip("bme280", "SimBME280", chip_id=0x58),
-    "sht3x": _chip("sht3x", "SimSHT3x"),
-    "sht4x": _chip("sht4x", "SimSHT4x"),
-    "scd4x": _chip("scd4x", "SimSCD4x"),
-    "sgp40": _chip("sgp40", "SimSGP40"),
-    "bh1750": _chip("bh1750", "SimBH1750"),
-    "veml7700": _chip("veml7700", "SimVEML7700"),
-    "ina219": _chip("ina219", "SimINA219", board=("shunt_ohms",)),
-    "ina226": _chip("ina226", "SimINA226", board=("shunt_ohms",)),
-    "pmsa003i": _chip("pmsa003i", "SimPMSA003I"),
-}
+class _SimulatedChips(Mapping[str, ChipFactory]):
+    """Every registered I2C chip's simulated counterpart, by driver name (Modbus meters are
+    simulated by pymodbus servers: drivers/sim/meter.py)."""
+
+    def __getitem__(self, name: str) -> ChipFactory:
+        if name not in _i2c():
+            raise KeyError(name)
+        return _factory(DRIVERS[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_i2c())
+
+    def __len__(self) -> int:
+        return len(_i2c())
+
+
+def _i2c() -> list[str]:
+    return [name for name, cls in DRIVERS.items() if cls.transport == "i2c"]
+
+
+SIMULATED_CHIPS: Mapping[str, ChipFactory] = _SimulatedChips()
