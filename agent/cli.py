@@ -77,7 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def prepare(cfg: Config) -> Config:
         return _override(cfg, args.broker, args.state_dir)
 
-    cfg = prepare(_load(args.config))
+    local = _load(args.config)
+    cfg = prepare(local)
     from agent.node_lock import NodeLock, StateDirLocked, StateDirUnusable
 
     # One agent per state directory, taken before any hardware or the buffer is touched; the
@@ -90,8 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateDirUnusable as e:
         print(f"roomagent: {e}", file=sys.stderr)
         return EXIT_BUFFER
-    # A config pushed from the central side since the file was last edited, if any.
-    cfg, origin = effective(cfg)
+    # A config pushed from the central side since the file was last edited, if any; its
+    # broker and other trust anchors are checked again against the file as written.
+    cfg, origin = effective(cfg, anchors=local)
     if origin != "file":
         cfg = prepare(cfg)
     agent = Agent(cfg, simulate=True if args.simulate else None, origin=origin, prepare=prepare)

@@ -4,8 +4,10 @@ agent. Every handler validates everything before it changes anything."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from agent.central_state import STATE_KINDS, topic_of
 from agent.commands import (
     MAX_PULSE,
     CommandError,
@@ -14,10 +16,13 @@ from agent.commands import (
     optional_minutes,
     word,
 )
+from agent.control.thermostat import hvac_modes
+from agent.discovery import lights_topic, ventilation_topic, zone_topic
 from drivers import DRIVERS
 
 if TYPE_CHECKING:
     from agent.control.room import RoomController
+    from agent.control.thermostat import Thermostat
     from agent.control.types import Event
     from agent.runtime import Agent
 
@@ -33,6 +38,8 @@ def _one(path: list[str], what: str) -> str:
 
 def _verb(body: dict[str, Any]) -> str:
     value = body.get("command")
+    if value is None:
+        raise CommandError("bad_argument", "command: missing (the payload was empty or had none)")
     if not isinstance(value, str):
         raise CommandError("bad_argument", "command: must be a string")
     return value.lower()
@@ -54,6 +61,8 @@ class Handlers:
             "stats": self.stats,
             "reannounce": self.reannounce,
             "config": self.config,
+            "ventilation": self.ventilation,
+            "state": self.state,
             "sessions": self.sessions,
         }
 
@@ -111,6 +120,7 @@ class Handlers:
         reason = self._reason(body) + (f": pulse {pulse:g} s" if pulse else "")
         events = room.relays.request(name, on, reason, pulse)
         self._emit(events)
+        self.agent.refresh_state(self.agent.topics.relay(name))  # changed or not, refused or not
         mine = [e for e in events if e.subject == name]
         refused = [e for e in mine if e.state == "refused"]
         if refused:
@@ -123,9 +133,12 @@ class Handlers:
 
     def zone(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         room = self._room()
-        if len(path) != 2 or path[0] not in room.zones:
+        if not path or path[0] not in room.zones:
             raise CommandError("unknown_target", "expected cmd/zone/<zone>/{setpoint,mode,preset}"
                                + (f"; no zone {path[0]!r}" if path else ""))  # fmt: skip
+        if len(path) != 2 or not path[1]:
+            raise CommandError("unknown_target", f"cmd/zone/{path[0]}: missing the sub-topic: "
+                               "cmd/zone/<zone>/setpoint, mode or preset")  # fmt: skip
         zone, what = room.zones[path[0]], path[1]
         reason = self._reason(body)
         minutes = optional_minutes(body)
@@ -137,7 +150,7 @@ class Handlers:
                                          minutes, reason)  # fmt: skip
             elif what == "mode":
                 mode = word(body, "mode" if "mode" in body else key, HA_MODES)
-                events = zone.set_mode("off" if mode == "off" else "auto", reason, minutes)
+                events = self._zone_mode(zone, mode, reason, minutes)
             elif what == "preset":
                 preset = word(body, "preset" if "preset" in body else key, PRESETS)
                 events = zone.set_mode(preset, reason, minutes)
@@ -148,7 +161,28 @@ class Handlers:
         except ValueError as e:
             raise CommandError("bad_argument", str(e)) from None
         self._emit(events)
-        return {"zone": path[0], "mode": zone.current_mode(), "setpoint": zone.effective_setpoint()}
+        self.agent.refresh_state(zone_topic(self.agent.topics.base, path[0]))
+        return {"zone": path[0], "mode": zone.current_mode(), "hvac": zone.hvac,
+                "setpoint": zone.effective_setpoint()}  # fmt: skip
+
+    @staticmethod
+    def _zone_mode(
+        zone: Thermostat, mode: str, reason: str, minutes: Optional[float]
+    ) -> list[Event]:
+        """off switches the zone off; heat, cool and heat_cool say which of its stages may run
+        (a zone that was off follows its schedule again); auto is everything it can do."""
+        if mode == "off":
+            return zone.set_mode("off", reason, minutes)
+        hvac = hvac_modes(zone.config)[-1] if mode == "auto" else mode
+        if hvac not in hvac_modes(zone.config):
+            can = ", ".join(("off", *hvac_modes(zone.config)))
+            raise CommandError(
+                "bad_argument", f"mode: zone {zone.config.name} can do {can}; not {mode!r}"
+            )
+        events = zone.set_hvac(hvac, reason)
+        if zone.current_mode() == "off" or mode == "auto":
+            events += zone.set_mode("auto", reason, minutes)
+        return events
 
     def scene(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         room = self._room()
@@ -166,12 +200,18 @@ class Handlers:
 
     def lights(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         room = self._room()
-        name = _one(path, "lights")
+        if not 1 <= len(path) <= 2 or not path[0]:
+            raise CommandError("unknown_target", "expected cmd/lights/<group>")
+        name = path[0]
         light = room.lights.get(name)
         if light is None:
             raise CommandError("unknown_target", f"no lights {name!r}")
+        if len(path) == 2 and path[1] != "effect":
+            raise CommandError("unknown_target", f"cmd/lights/{name}: no sub-topic {path[1]!r}")
         verb = _verb(body)
         minutes = optional_minutes(body)
+        if verb == "manual":  # Home Assistant's effect list: hold what the lights do now
+            verb = "on" if room.relays.state(light.config.relays[0]) else "off"
         if verb in ("on", "off"):
             events = light.command(verb == "on", minutes, self._reason(body))
         elif verb == "auto":
@@ -179,7 +219,67 @@ class Handlers:
         else:
             raise CommandError("unknown_command", f"lights take ON, OFF, AUTO; not {verb!r}")
         self._emit(events)
-        return {"lights": name}
+        self.agent.refresh_state(lights_topic(self.agent.topics.base, name))
+        return {"lights": name, "mode": "auto" if verb == "auto" else "manual"}
+
+    def ventilation(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        """cmd/ventilation/<name>: ON, OFF, AUTO, BOOST (optional minutes) or
+        {"command": "stage", "stage": n}; .../stage takes the stage alone (Home Assistant's
+        speed), .../preset auto or boost."""
+        room = self._room()
+        if not path or path[0] not in room.ventilation:
+            raise CommandError("unknown_target", "expected cmd/ventilation/<name>"
+                               + (f"; no ventilation {path[0]!r}" if path else ""))  # fmt: skip
+        name, vent = path[0], room.ventilation[path[0]]
+        what = path[1] if len(path) == 2 else None
+        if len(path) > 2 or what not in (None, "stage", "preset"):
+            raise CommandError(
+                "unknown_target", f"cmd/ventilation/{name}: sub-topics are stage and preset"
+            )
+        top = len(vent.config.stages)
+        minutes = optional_minutes(body)
+        reason = self._reason(body)
+        verb = "stage" if what == "stage" else _verb(body)
+        try:
+            if verb == "stage":
+                key = "stage" if "stage" in body else "value" if "value" in body else "command"
+                stage = number(body, key, 0, top)
+                if not stage.is_integer():
+                    raise CommandError(
+                        "bad_argument", f"{key}: a whole stage 0..{top}, got {stage:g}"
+                    )
+                events = vent.set_stage(int(stage), minutes, reason)
+            elif verb in ("on", "off"):
+                events = vent.set_stage(1 if verb == "on" else 0, minutes, reason)
+            elif verb == "boost":
+                events = vent.boost(minutes, reason)
+            elif verb in ("auto", "none"):  # HA sends none for no preset
+                events = vent.resume_automatic(reason)
+            else:
+                raise CommandError("unknown_command", "ventilation takes ON, OFF, AUTO, BOOST, "
+                                   f"stage; not {verb!r}")  # fmt: skip
+        except ValueError as e:
+            raise CommandError("bad_argument", str(e)) from None
+        self._emit(events)
+        self.agent.refresh_state(ventilation_topic(self.agent.topics.base, name))
+        return {"ventilation": name, "mode": vent.mode()}
+
+    def state(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        """cmd/state/<kind>/<name> (cmd/state/energy): the entity's retained state in the
+        answer, and published again on its topic."""
+        kind = path[0] if path else ""
+        topic = topic_of(self.agent.topics, kind, path[1] if len(path) == 2 else None)
+        if topic is None or len(path) > 2:
+            raise CommandError("unknown_target", "expected cmd/state/<kind>/<name> (kinds: "
+                               f"{', '.join(STATE_KINDS)}) or cmd/state/energy")  # fmt: skip
+        self.agent.refresh_state(topic)
+        payload = self.agent.retained_state(topic)
+        if payload is None:
+            what = f"{kind} {path[1]!r}" if len(path) == 2 else kind
+            raise CommandError("unknown_target", f"no {what} on this node")
+        if kind == "device" and self.agent.link is not None and self.agent.link.connected:
+            self.agent.link.publish(topic, payload, qos=1, retain=True)
+        return {"topic": topic, "state": json.loads(payload)}
 
     def device(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         runners = {r.config.name: r for r in self.agent.runners}

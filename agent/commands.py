@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
+from agent.contract import dumps
+
 log = logging.getLogger("roomagent.commands")
 
 MAX_PAYLOAD = 4096  # bytes: a command is small; anything bigger is a mistake or an attack
@@ -40,7 +42,7 @@ class Response:
                                 "reason": self.reason, "ts": ts}  # fmt: skip
         if self.result:
             body["result"] = self.result
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return dumps(body)
 
 
 ERRORS = {
@@ -83,7 +85,9 @@ def parse_payload(payload: bytes, limit: int = MAX_PAYLOAD) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise CommandError("bad_json", "JSON must be an object")
         return body
-    if not text or len(text) > 64 or any(ord(c) < 32 for c in text):
+    if not text:
+        return {}  # ping, stats, reannounce need nothing; the others say what is missing
+    if len(text) > 64 or any(ord(c) < 32 for c in text):
         raise CommandError("bad_json", "a plain payload must be one short word or number")
     return {"command": text}
 
@@ -92,9 +96,20 @@ def command_id(body: dict[str, Any]) -> Optional[str]:
     value = body.get("id")
     if value is None:
         return None
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
+    if not isinstance(value, str) or not value:
         raise CommandError("bad_argument", f"id: must be a string of 1-{MAX_ID} characters")
+    if len(value) > MAX_ID:
+        raise CommandError(
+            "bad_argument", f"id: {len(value)} characters; at most {MAX_ID} (not executed)"
+        )
     return value
+
+
+def echoed_id(body: dict[str, Any]) -> Optional[str]:
+    """The id to put in a refusal: the sender's own string, even one refused as too long, so
+    the answer can be matched to the command."""
+    value = body.get("id")
+    return value if isinstance(value, str) else None
 
 
 def check_fresh(body: dict[str, Any], now: float, clock_synced: bool) -> None:
@@ -208,7 +223,7 @@ class CommandProcessor:
             response = Response(ident, True, "ok", result.pop("reason", "done"), result)
             self.executed += 1
         except CommandError as e:
-            response = Response(ident, False, e.code, e.reason)
+            response = Response(ident or echoed_id(body), False, e.code, e.reason)
             self.refused += 1
         except Exception as e:  # a bug of ours must not stop the agent: answer and log it
             log.exception("command %s failed", "/".join(path))

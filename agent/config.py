@@ -26,6 +26,7 @@ from agent.ble.config import BleConfig, parse_ble
 from agent.config_control import NAME_RE, ControlConfig, parse_control
 from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
 from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
+from agent.reporting import AGGREGATES, ReportPolicy
 from agent.room_config import SECTIONS as ROOM_SECTIONS
 from agent.room_config import parse_room
 from agent.suggest import hint
@@ -65,8 +66,12 @@ class BufferConfig:
     path: Path = DEFAULT_STATE_DIR / "buffer.sqlite"
     max_rows: int = 1_000_000
     max_bytes: int = 256 * 1024 * 1024
-    durability: str = "full"  # "full": fsync every commit; "normal": see docs/buffer.md
+    # "staged": a RAM stage, the card written only for what stays unacknowledged; "full":
+    # fsync every commit; "normal": see docs/buffer.md
+    durability: str = "staged"
     max_inflight: int = 64
+    stage_dir: Optional[Path] = None  # None: systemd's RuntimeDirectory, else /dev/shm
+    sync_interval: float = 10.0  # s: what a power cut can lose under "staged"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class DeviceConfig:
     # humidity from the room's climate sensor).
     compensate_from: Optional[str] = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Which samples become stored readings (agent.reporting): every one, by default.
+    report: ReportPolicy = field(default_factory=ReportPolicy)
 
 
 @dataclass(frozen=True)
@@ -538,15 +545,23 @@ def _parse_registration(t: _Table, resolve: Callable[[str], Path]) -> Registrati
     return registration
 
 
+def _optional_path(text: str, resolve: Callable[[str], Path]) -> Optional[Path]:
+    return resolve(text) if text else None
+
+
 def _parse_buffer(t: _Table, state_dir: Path, resolve: Callable[[str], Path]) -> BufferConfig:
     buffer = BufferConfig(
         path=resolve(t.get("path", str, str(state_dir / "buffer.sqlite"))),
         max_rows=t.get("max_rows", int, BufferConfig.max_rows, check=_at_least(100, "rows")),
         max_bytes=t.get("max_bytes", int, BufferConfig.max_bytes, check=_at_least(65536, "bytes")),
         durability=t.get(
-            "durability", str, BufferConfig.durability, check=_one_of("full", "normal")
+            "durability", str, BufferConfig.durability, check=_one_of("staged", "full", "normal")
         ),
         max_inflight=t.get("max_inflight", int, BufferConfig.max_inflight, check=_between(1, 1000)),
+        stage_dir=_optional_path(t.get("stage_dir", str, ""), resolve),
+        sync_interval=t.get(
+            "sync_interval", float, BufferConfig.sync_interval, check=_between(1, 3600, "s")
+        ),
     )
     t.finish()
     return buffer
@@ -586,11 +601,27 @@ def _parse_device(data: Any, index: int, file: str) -> DeviceConfig:
         ),
         compensate_from=t.get("compensate_from", str, None),
         options=MappingProxyType(dict(options_t.data)),
+        report=_parse_report(t, driver),
     )
     if device.compensate_from is not None and not DRIVERS[driver].compensation:
         raise t.error("compensate_from", f"driver {driver!r} takes no compensation")
     t.finish()
     return device
+
+
+def _parse_report(t: _Table, driver: str) -> ReportPolicy:
+    """report_every, report_aggregate and [devices.report_deadband] (docs/config.md)."""
+    every = t.get("report_every", int, 1, check=_between(1, 10000))
+    aggregate = t.get("report_aggregate", str, "last", check=_one_of(*AGGREGATES))
+    band_t = t.table("report_deadband")
+    quantities = DRIVERS[driver].quantities
+    deadband: dict[str, float] = {}
+    for quantity in band_t.data:
+        if quantity not in quantities:
+            raise band_t.error(quantity, f"{driver} has no such quantity; it has "
+                               f"{', '.join(quantities)}")  # fmt: skip
+        deadband[quantity] = band_t.get(quantity, float, check=_at_least(0))
+    return ReportPolicy(every, aggregate, MappingProxyType(deadband))
 
 
 def _timeout(t: _Table, driver: str, options: Mapping[str, Any]) -> float:

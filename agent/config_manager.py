@@ -26,6 +26,7 @@ from agent.config_sources import (
     FileWatcher,
     RemoteCopy,
     RemoteStore,
+    check_trust_anchors,
     local_sha256,
     parse_remote,
     sha256,
@@ -57,6 +58,10 @@ class ConfigManager:
         self.reconfigurer = Reconfigurer(agent)
         self.origin = origin
         self.local_sha = local_sha256(agent.config.source)
+        # What a pushed config's broker, remote_config and registration must equal: the local
+        # file as written, before any command-line override (--broker), which would otherwise
+        # mask a pushed change and leave it stored for the next start without the override.
+        self.anchors = _local_file(agent.config)
         copy = self.store.load() if origin != "file" else None
         self.sha = sha256(copy.text.encode()) if copy else self.local_sha
         # The server's ETag for what was last taken from remote_config.url; a push or a local
@@ -115,7 +120,9 @@ class ConfigManager:
             if not isinstance(text, str):
                 raise CommandError("bad_argument", "config: must be the config as a TOML string")
             try:
-                new = self.prepare(parse_remote(text, "cmd/config", self.agent.config))
+                new = self._pushed(
+                    parse_remote(text, "cmd/config", self.agent.config), "cmd/config"
+                )
                 applied = self._apply(new, text, "mqtt", name="cmd/config")
             except ConfigError as e:
                 self._refused("mqtt", str(e))
@@ -154,8 +161,10 @@ class ConfigManager:
             return  # gone for a moment, touched, or written back unchanged
         self.local_sha = current
         try:
-            new = self.prepare(config_mod.load(path))
+            local = config_mod.load(path)
+            new = self.prepare(local)
             applied = self._apply(new, None, "file", name=str(path))
+            self.anchors = local
         except ConfigError as e:
             self._refused("file", str(e))
             return
@@ -195,13 +204,21 @@ class ConfigManager:
         if fetched.text is None:
             return  # 304: what we run is still current
         try:
-            new = self.prepare(parse_remote(fetched.text, url, self.agent.config))
+            new = self._pushed(parse_remote(fetched.text, url, self.agent.config), url)
             self._apply(new, fetched.text, url, fetched.etag, name=url)
         except ConfigError as e:
             self.url_etag = fetched.etag  # not again until the server has something else
             self._refused(url, str(e))
 
     # Applying.
+
+    def _pushed(self, raw: Config, name: str) -> Config:
+        """A config from the central side, checked as it was sent (the more basic reason first),
+        then given the command line's overrides."""
+        new = self.prepare(raw)
+        check_fixed(self.agent.config, new, name)
+        check_trust_anchors(self.anchors, raw, name)
+        return new
 
     def _apply(
         self,
@@ -263,19 +280,11 @@ class ConfigManager:
             asyncio.get_running_loop().run_in_executor(None, watcher.stop)
 
 
-def check_trust_anchors(old: Config, new: Config, origin: str) -> None:
-    """A config from the central side may not change where the node connects, with which
-    credentials, nor where it takes configs from: whoever can publish one could otherwise
-    send the node's password or token to a server of their choosing. Those change in the
-    local file only (the installer's, or provisioning's)."""
-    for key, before, after in (
-        ("broker", old.broker, new.broker),
-        ("remote_config", old.remote, new.remote),
-        ("registration", old.registration, new.registration),
-    ):
-        if before != after:
-            raise ConfigError(
-                origin, key,
-                "can only be changed in the node's local config file: it says where the "
-                "node connects and with which credentials",
-            )  # fmt: skip
+def _local_file(running: Config) -> Config:
+    """The local file's own config (no overrides), or the running one if it cannot be read
+    now (then the overrides are compared like everything else)."""
+    try:
+        return config_mod.load(running.source)
+    except (ConfigError, OSError) as e:
+        log.warning("cannot read %s to check pushed configs against: %s", running.source, e)
+        return running

@@ -90,8 +90,10 @@ def parse_remote(text: str, origin: str, local: Config) -> Config:
     return dataclasses.replace(cfg, source=local.source)
 
 
-def effective(local: Config) -> tuple[Config, str]:
-    """The config to start with, and where it came from ("file" or a remote origin)."""
+def effective(local: Config, anchors: Optional[Config] = None) -> tuple[Config, str]:
+    """The config to start with, and where it came from ("file" or a remote origin).
+    `anchors`: the local file as written (before command-line overrides), whose broker,
+    remote_config and registration a stored copy must still have (default: `local`)."""
     store = RemoteStore(local.node.state_dir)
     copy = store.load()
     if copy is None:
@@ -100,10 +102,30 @@ def effective(local: Config) -> tuple[Config, str]:
         log.info("%s changed since the central side's config was applied: it wins", local.source)
         return local, "file"
     try:
-        return parse_remote(copy.text, copy.origin, local), copy.origin
+        remote = parse_remote(copy.text, copy.origin, local)
+        check_trust_anchors(anchors or local, remote, copy.origin)
+        return remote, copy.origin
     except ConfigError as e:  # written by an older version, say: the local file still works
         log.error("the stored remote config is no longer valid (%s): using %s", e, local.source)
         return local, "file"
+
+
+def check_trust_anchors(old: Config, new: Config, origin: str) -> None:
+    """A config from the central side may not change where the node connects, with which
+    credentials, nor where it takes configs from: whoever can publish one could otherwise
+    send the node's password or token to a server of their choosing. Those change in the
+    local file only (the installer's, or provisioning's)."""
+    for key, before, after in (
+        ("broker", old.broker, new.broker),
+        ("remote_config", old.remote, new.remote),
+        ("registration", old.registration, new.registration),
+    ):
+        if before != after:
+            raise ConfigError(
+                origin, key,
+                "can only be changed in the node's local config file: it says where the "
+                "node connects and with which credentials",
+            )  # fmt: skip
 
 
 class FileWatcher:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from drivers.quantities import QUANTITIES
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class Topics:
     def energy(self) -> str:
         return f"{self.base}/energy"
 
+    @property
+    def energy_state(self) -> str:
+        """The energy counters, retained (from what is saved: they never go down)."""
+        return f"{self.base}/counters/energy"
+
 
 def iso_utc(timestamp: float) -> str:
     """RFC 3339 UTC with milliseconds: 2026-11-24T17:32:06.123Z."""
@@ -65,15 +70,31 @@ def rounded(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON. A string holding a lone surrogate (a command's `"\\ud800"`, valid
+    JSON) has no UTF-8 form: such a message is escaped as ASCII instead of failing, so the
+    answer or the event that quotes it is still sent, and reads back as the same string."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def telemetry_payload(
-    timestamp: float, seq: int, clock_synced: bool, values: Mapping[str, float]
+    timestamp: float,
+    seq: int,
+    clock_synced: bool,
+    values: Mapping[str, float],
+    aggregate: Optional[Mapping[str, Any]] = None,
 ) -> bytes:
-    return _dumps(
-        {"ts": iso_utc(timestamp), "seq": seq, "clock_synced": clock_synced, "values": values}
-    )
+    body = {"ts": iso_utc(timestamp), "seq": seq, "clock_synced": clock_synced, "values": values}
+    if aggregate is not None:  # values summarise several samples (agent.reporting)
+        body["aggregate"] = aggregate
+    return _dumps(body)
 
 
 def corrected_telemetry(payload: bytes, timestamp: float) -> bytes:

@@ -43,7 +43,8 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from agent.config import Config
-from agent.contract import Topics
+from agent.contract import Topics, dumps
+from agent.control.thermostat import hvac_modes
 from agent.inputs import KINDS as INPUT_STATES
 from drivers import DRIVERS
 from drivers.quantities import QUANTITIES
@@ -99,18 +100,29 @@ INPUT_CLASSES: dict[str, tuple[Optional[str], str]] = {
 
 AVAILABLE_TEMPLATE = "{{ 'online' if value_json['available'] else 'offline' }}"
 RELAY_TEMPLATE = "{{ 'ON' if value_json['on'] else 'OFF' }}"
+ON_TEMPLATE = RELAY_TEMPLATE  # light groups and ventilation say "on" the same way
 INPUT_TEMPLATE = "{{ value_json['state'] }}"
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def input_topic(base: str, name: str) -> str:
-    """Retained ``{"ts", "state"}`` of one GPIO input (not yet published by the runtime)."""
+    """Retained ``{"ts", "state"}`` of one GPIO input."""
     return f"{base}/input/{name}"
 
 
 def zone_topic(base: str, name: str) -> str:
     """Retained ``{"ts", "mode", "setpoint", "action", "temperature"}`` of one zone."""
     return f"{base}/zone/{name}"
+
+
+def lights_topic(base: str, name: str) -> str:
+    """Retained ``{"ts", "on", "mode"}`` of one light group (mode auto or manual)."""
+    return f"{base}/lights/{name}"
+
+
+def ventilation_topic(base: str, name: str) -> str:
+    """Retained ``{"ts", "on", "stage", "stages", "mode"}`` of one ventilation unit."""
+    return f"{base}/ventilation/{name}"
 
 
 def command_topic(base: str, *path: str) -> str:
@@ -209,12 +221,23 @@ def discovery_payload(
             topics.relay(relay.name), command_topic(node.base_topic, "relay", relay.name),
         ))  # fmt: skip
     for group in control.lights:
-        # On or off for the group's override_minutes, then automatic again; its relays all
-        # follow the group, so the first one's state is the group's.
-        add(f"lights_{group.name}", _on_off(
-            "light", group.name, topics.relay(group.relays[0]),
-            command_topic(node.base_topic, "lights", group.name),
-        ))  # fmt: skip
+        # On or off for the group's override_minutes, then automatic again: the effect "auto"
+        # hands the group back to its rules at once ("manual" holds what it does now). HA
+        # sends ON before the effect (on_command_type first), so "auto" has the last word.
+        state = lights_topic(node.base_topic, group.name)
+        light = _on_off("light", group.name, state,
+                        command_topic(node.base_topic, "lights", group.name))  # fmt: skip
+        light.update({
+            "stat_val_tpl": ON_TEMPLATE,
+            "on_cmd_type": "first",
+            "fx_cmd_t": command_topic(node.base_topic, "lights", group.name, "effect"),
+            "fx_list": ["auto", "manual"],
+            "fx_stat_t": state,
+            "fx_val_tpl": "{{ value_json['mode'] }}",
+        })  # fmt: skip
+        add(f"lights_{group.name}", light)
+    for vent in control.ventilation:
+        add(f"ventilation_{vent.name}", _fan(vent, node.base_topic))
 
     for inp in control.inputs:
         device_class, on = INPUT_CLASSES[inp.kind]
@@ -296,17 +319,14 @@ def removal_payload(previous: bytes, current: bytes) -> Optional[bytes]:
 def _climate(zone: Any, topics: Topics) -> dict[str, Any]:
     base = topics.base
     state = zone_topic(base, zone.name)
-    # The thermostat heats and cools by itself around one setpoint: HA's mode is only on/off.
-    on = {(True, True): "heat_cool", (True, False): "heat", (False, True): "cool"}[
-        (bool(zone.heat_stages), bool(zone.cool_stages))
-    ]
+    # Exactly what the zone's relays can do; heat never cools (Thermostat.set_hvac).
     presets = ", ".join(f"'{p}'" for p in PRESETS)
     return {
         "p": "climate",
         "name": zone.name,
-        "modes": ["off", on],
+        "modes": ["off", *hvac_modes(zone)],
         "mode_stat_t": state,
-        "mode_stat_tpl": f"{{{{ 'off' if value_json['mode'] == 'off' else '{on}' }}}}",
+        "mode_stat_tpl": "{{ value_json['hvac'] }}",
         "mode_cmd_t": command_topic(base, "zone", zone.name, "mode"),
         "pr_modes": list(PRESETS),
         "pr_mode_stat_t": state,
@@ -332,6 +352,37 @@ def _climate(zone: Any, topics: Topics) -> dict[str, Any]:
     }
 
 
+def _fan(vent: Any, base: str) -> dict[str, Any]:
+    """Home Assistant's fan: on/off, one speed per stage, presets auto and boost (boost for
+    the unit's boost_minutes; a JSON command gives another duration)."""
+    state = ventilation_topic(base, vent.name)
+    command = command_topic(base, "ventilation", vent.name)
+    fan: dict[str, Any] = {
+        "p": "fan",
+        "name": vent.name,
+        "stat_t": state,
+        "stat_val_tpl": ON_TEMPLATE,
+        "cmd_t": command,
+        "pl_on": "ON",
+        "pl_off": "OFF",
+    }
+    if len(vent.stages) > 1:  # HA refuses a speed range of one (speed_range_max > min)
+        fan.update({
+            "pct_stat_t": state,
+            "pct_val_tpl": "{{ value_json['stage'] }}",
+            "pct_cmd_t": f"{command}/stage",
+            "spd_rng_min": 1,
+            "spd_rng_max": len(vent.stages),
+        })  # fmt: skip
+    return {
+        **fan,
+        "pr_mode_stat_t": state,
+        "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] != 'manual' else 'None' }}",
+        "pr_mode_cmd_t": f"{command}/preset",
+        "pr_modes": ["auto", "boost"],
+    }
+
+
 def _on_off(platform: str, name: str, state: str, command: str) -> dict[str, Any]:
     return {
         "p": platform,
@@ -349,7 +400,7 @@ def _energy(name: str, topics: Topics, template: str) -> dict[str, Any]:
     return {
         "p": "sensor",
         "name": name,
-        "stat_t": topics.energy,
+        "stat_t": topics.energy_state,
         "val_tpl": template,
         "dev_cla": "energy",
         "stat_cla": "total_increasing",
@@ -365,4 +416,4 @@ def _value_template(table: str, key: str) -> str:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(obj)

@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox, Row
+from agent.outbox import Row
+from agent.staged_outbox import Buffer
 
 log = logging.getLogger("roomagent.forwarder")
 
@@ -49,7 +50,7 @@ def read_ahead_rows(max_inflight: int) -> int:
 class Forwarder:
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Buffer,
         link: MqttLink,
         run_db: Callable[..., Any],
         max_inflight: int,

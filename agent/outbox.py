@@ -60,6 +60,17 @@ RESERVE_BYTES = 256 * 1024
 # checkpoints) and for whatever else shares the card.
 MIN_FREE_BYTES = 4 * 1024 * 1024
 SPACE_CHECK_EVERY = 50
+# ...but never below this (or half the space left, if less): a connected node must still hold
+# what it is handing to the broker (two windows in flight and the read-ahead, ~2,000 readings of
+# ~250 bytes). Capping an empty buffer at its size (0) once removed every new row in the
+# transaction that added it.
+LOW_SPACE_FLOOR_BYTES = 512 * 1024
+# Readings are what the bounds drop first; events, energy and other room-control messages
+# only once no reading is left to drop (docs/buffer.md, Bounds).
+READING_TOPIC = "*/telemetry/*"
+# Seqs dropped recently, remembered so that one the forwarder had already read ahead, and so
+# delivers after all, is taken off the `dropped` count when its acknowledgement arrives.
+DROPPED_MEMORY = 20000
 LOW_SPACE_CHECKPOINT_PAGES = 32
 
 
@@ -92,6 +103,7 @@ class Outbox:
         durability: str = "full",
         min_free_bytes: int = MIN_FREE_BYTES,
         reserve_bytes: int = RESERVE_BYTES,
+        low_space_floor_bytes: int = LOW_SPACE_FLOOR_BYTES,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
@@ -99,6 +111,8 @@ class Outbox:
         self.max_rows, self.max_bytes, self.durability = max_rows, max_bytes, durability
         self.configured_max_bytes, self.min_free_bytes = max_bytes, min_free_bytes
         self.reserve_bytes = reserve_bytes
+        self.low_space_floor_bytes = low_space_floor_bytes
+        self._recently_dropped: dict[int, None] = {}  # insertion-ordered, bounded
         self._appends_since_check = SPACE_CHECK_EVERY  # check at the first append
         self.reserve_path = self.path.with_name(self.path.name + ".reserve")
         self.recovered_from: Optional[str] = None
@@ -206,6 +220,27 @@ class Outbox:
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
 
+    def reserve_through(self, seq: int) -> None:
+        """Records, fsync'd, that seqs up to `seq` may be in use elsewhere (the RAM stage): a
+        start after a power cut continues above it. The floor file is raised with it."""
+        self.floor.cover(seq + 1)
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._transaction():
+                self._set_meta("seq_reserved", seq + 1)
+        finally:
+            self.db.execute(f"PRAGMA synchronous={self.durability.upper()}")
+
+    def mark_unsynced(self, entries: Iterable[tuple[int, str, float]]) -> None:
+        """(seq, boot id, monotonic time) of rows here stamped by an unsynchronised clock."""
+        entries = list(entries)
+        if entries:
+            with self._transaction():
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO unsynced(seq, boot, monotonic) VALUES (?, ?, ?)",
+                    entries,
+                )
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
 
@@ -246,12 +281,18 @@ class Outbox:
             self.db.execute("DELETE FROM unsynced")
         return len(rows)
 
-    def append_many(self, items: Iterable[tuple[str, Callable[[int], bytes]]]) -> list[int]:
+    def append_many(
+        self,
+        items: Iterable[tuple[str, Callable[[int], bytes]]],
+        seqs: Optional[list[int]] = None,
+    ) -> list[int]:
         """Commits several messages in one transaction (one fsync). When the disk is full, the
-        oldest rows are dropped (and counted) to make room; OutboxError if even that fails."""
+        oldest rows are dropped (and counted) to make room; OutboxError if even that fails.
+        seqs: numbers already given to these messages (rows moved here from the RAM stage,
+        agent.staged_outbox), ascending and above any row here; None allocates the next ones."""
         items = list(items)
         try:
-            return self._append_many(items)
+            return self._append_many(items, seqs)
         except sqlite3.OperationalError as e:
             if not _is_full(e):
                 raise
@@ -260,7 +301,7 @@ class Outbox:
         self._checkpoint()
         log.error("disk full under the buffer: dropped the %d oldest readings", dropped)
         try:
-            return self._append_many(items)
+            return self._append_many(items, seqs)
         except sqlite3.OperationalError as e:
             if not _is_full(e):
                 raise
@@ -292,8 +333,7 @@ class Outbox:
     def _drop_oldest(self, count: int) -> int:
         try:
             with self._transaction():
-                seqs = [r[0] for r in self.db.execute(
-                    "SELECT seq FROM outbox ORDER BY seq LIMIT ?", (count,))]  # fmt: skip
+                seqs = [v[0] for v in self._victims(count)]
                 dropped, freed = self._delete_counted(seqs)
                 self._set_meta("dropped", self.dropped + dropped)
                 self._set_meta("seq_next", self.next_seq)
@@ -304,7 +344,25 @@ class Outbox:
         self.rows -= dropped
         self.bytes -= freed
         self.dropped += dropped
+        self._remember_dropped(seqs)
         return dropped
+
+    def _victims(self, count: int) -> list[tuple[int, int]]:
+        """The rows to drop first, (seq, size) oldest first: readings, and only when none is
+        left, the rest (events, energy)."""
+        query = "SELECT seq, length(topic) + length(payload) FROM outbox {} ORDER BY seq LIMIT ?"
+        victims = self.db.execute(
+            query.format("WHERE topic GLOB ?"), (READING_TOPIC, count)
+        ).fetchall()
+        if not victims:
+            victims = self.db.execute(query.format(""), (count,)).fetchall()
+        return victims
+
+    def _remember_dropped(self, seqs: Iterable[int]) -> None:
+        for seq in seqs:
+            self._recently_dropped[seq] = None
+        while len(self._recently_dropped) > DROPPED_MEMORY:
+            del self._recently_dropped[next(iter(self._recently_dropped))]
 
     def _check_space(self) -> None:
         """Caps the buffer at its present size while the disk is nearly full; lifts the cap
@@ -319,13 +377,16 @@ class Outbox:
         if free < self.min_free_bytes:
             self._checkpoint()  # the WAL gives its space back first
             free = self._free_bytes() or 0
-        if free < self.min_free_bytes and self.max_bytes > self.bytes:
-            self.max_bytes = max(self.bytes, 1)
+        # Never below what a connected node needs in flight, nor more than half what is left.
+        floor = min(self.low_space_floor_bytes, free // 2)
+        cap = min(max(self.bytes, floor), self.configured_max_bytes)
+        if free < self.min_free_bytes and self.max_bytes > cap:
+            self.max_bytes = cap
             # Keep the WAL short while space is short (SQLite's default lets it reach 1000 pages).
             self.db.execute(f"PRAGMA wal_autocheckpoint={LOW_SPACE_CHECKPOINT_PAGES}")
             log.error(
-                "only %d KiB free under the buffer: it stops growing at %d readings (%d KiB); "
-                "the oldest are dropped from now on", free // 1024, self.rows, self.bytes // 1024
+                "only %d KiB free under the buffer (%d rows in it): it stops growing at %d KiB; "
+                "the oldest readings are dropped from now on", free // 1024, self.rows, cap // 1024
             )  # fmt: skip
         elif free > 2 * self.min_free_bytes and self.max_bytes < self.configured_max_bytes:
             self.max_bytes = self.configured_max_bytes
@@ -339,18 +400,23 @@ class Outbox:
             return None
         return st.f_bavail * st.f_frsize
 
-    def _append_many(self, items: list[tuple[str, Callable[[int], bytes]]]) -> list[int]:
+    def _append_many(
+        self, items: list[tuple[str, Callable[[int], bytes]]], given: Optional[list[int]] = None
+    ) -> list[int]:
         self._appends_since_check += 1
         if self._appends_since_check >= SPACE_CHECK_EVERY:
             self._check_space()
-        self.floor.cover(self.next_seq + len(items))
-        if self.durability == "normal" and self.next_seq + len(items) > self._reserved:
+        if not items:
+            return []
+        last = given[-1] if given else self.next_seq + len(items) - 1
+        self.floor.cover(last + 1)
+        if self.durability == "normal" and last + 1 > self._reserved:
             self._reserve()
         seqs: list[int] = []
         added = 0
         with self._transaction():
             for topic, make_payload in items:
-                seq = self.next_seq + len(seqs)
+                seq = given[len(seqs)] if given else self.next_seq + len(seqs)
                 payload = make_payload(seq)
                 self.db.execute(
                     "INSERT INTO outbox(seq, topic, payload) VALUES (?, ?, ?)",
@@ -360,33 +426,40 @@ class Outbox:
                 added += len(topic.encode()) + len(payload)
             # seq_next is not written here: while rows exist, max(seq) says where to resume. It is
             # written by whatever deletes rows (trim, delete), saving a page write per reading.
-            dropped, freed = self._trim(self.rows + len(seqs), self.bytes + added, seqs[-1] + 1)
+            dropped, freed, gone = self._trim(
+                self.rows + len(seqs), self.bytes + added, seqs[-1] + 1
+            )
+        self._remember_dropped(gone)
         # Only now that the commit succeeded does the in-memory view move on.
-        self.next_seq += len(seqs)
+        self.next_seq = max(self.next_seq, seqs[-1] + 1)
         self.rows += len(seqs) - dropped
         self.bytes += added - freed
         self.dropped += dropped
         return seqs
 
-    def _trim(self, rows: int, size: int, seq_next: int) -> tuple[int, int]:
-        """Inside a transaction: drops the oldest rows until under both bounds."""
-        dropped = freed = 0
-        while rows - dropped > self.max_rows or size - freed > self.max_bytes:
-            over_rows = max(0, rows - dropped - self.max_rows)
+    def _trim(self, rows: int, size: int, seq_next: int) -> tuple[int, int, list[int]]:
+        """Inside a transaction: drops rows, readings oldest first, until under both bounds.
+        Returns how many, their bytes, and their seqs."""
+        gone: list[int] = []
+        freed = 0
+        while rows - len(gone) > self.max_rows or size - freed > self.max_bytes:
+            over_rows = max(0, rows - len(gone) - self.max_rows)
             batch = max(over_rows, 1)  # over the byte bound only: one row at a time
-            victims = self.db.execute(
-                "SELECT seq, length(topic) + length(payload) FROM outbox ORDER BY seq LIMIT ?",
-                (min(batch, 10000),),
-            ).fetchall()
+            victims = self._victims(min(batch, 10000))
             if not victims:
                 break
-            self.db.execute("DELETE FROM outbox WHERE seq <= ?", (victims[-1][0],))
-            dropped += len(victims)
+            seqs = [v[0] for v in victims]
+            for i in range(0, len(seqs), 500):  # stay under SQLite's bound-parameter limit
+                chunk = seqs[i : i + 500]
+                self.db.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                )
+            gone += seqs
             freed += sum(v[1] for v in victims)
-        if dropped:
-            self._set_meta("dropped", self.dropped + dropped)
+        if gone:
+            self._set_meta("dropped", self.dropped + len(gone))
             self._set_meta("seq_next", seq_next)
-        return dropped, freed
+        return len(gone), freed, gone
 
     def fetch(self, after_seq: int, limit: int) -> list[Row]:
         """The oldest rows with seq > after_seq.
@@ -448,9 +521,23 @@ class Outbox:
             self.db.execute(f"PRAGMA synchronous={self.durability.upper()}")
         self.rows -= count
         self.bytes -= size
+        self._delivered_after_drop(seqs)
         if self.max_bytes < self.configured_max_bytes:
             self._check_space()  # readings delivered: the cap may come off at once
         return count
+
+    def _delivered_after_drop(self, seqs: list[int]) -> None:
+        """A row dropped from the buffer after the forwarder had read it ahead still reached
+        the broker: acknowledged now, it is not lost, and comes off the `dropped` count."""
+        late = [s for s in seqs if s in self._recently_dropped]
+        for seq in late:
+            del self._recently_dropped[seq]
+        if not late:
+            return
+        self.dropped -= len(late)
+        # A full disk: corrected in memory only.
+        with contextlib.suppress(sqlite3.OperationalError), self._transaction():
+            self._set_meta("dropped", self.dropped)
 
     def _delete(self, seqs: list[int]) -> tuple[int, int]:
         with self._transaction():
@@ -472,6 +559,9 @@ class Outbox:
             count, size = count + c, size + s
         return count, size
 
+    def tick(self) -> None:
+        """Nothing to do on a timer: every commit is on the card already (see StagedOutbox)."""
+
     def stats(self) -> OutboxStats:
         return OutboxStats(self.rows, self.bytes, self.dropped, self.next_seq, self.recovered_from)
 
@@ -480,8 +570,8 @@ class Outbox:
         self.db.execute("PRAGMA synchronous=FULL")
         with self._transaction():
             self._set_meta("seq_next", self.next_seq)
-            if self.durability == "normal":
-                self._set_meta("seq_reserved", self.next_seq)
+            # Nothing is reserved ahead any more (durability "normal", or the RAM stage).
+            self._set_meta("seq_reserved", self.next_seq)
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 

@@ -29,6 +29,8 @@ FIXED = (
     ("node", "state_dir", "node.state_dir"),
     ("node", "simulate", "node.simulate"),
     ("buffer", "path", "buffer.path"),
+    ("buffer", "durability", "buffer.durability"),  # the stage is opened, or not, at the start
+    ("buffer", "stage_dir", "buffer.stage_dir"),
 )
 SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote", "registration")
 

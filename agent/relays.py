@@ -444,6 +444,12 @@ class RelayBank:
         r = self._get(name)
         return r.energy_wh + self._running_wh(r, self._clock.monotonic())
 
+    def saved_energy_wh(self, name: str) -> float:
+        """The energy as last saved: what a restart resumes from, so never more than that."""
+        saved = self._store.get(_key(self._get(name).cfg.name))
+        value = _number(saved.get("energy_wh")) if isinstance(saved, dict) else None
+        return value or 0.0
+
     def close(self) -> None:
         """Saves the state and releases the pins, switching nothing (that is safe_state's job).
         gpiozero returns a released pin to an input: the board's own pull decides from then."""

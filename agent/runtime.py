@@ -6,12 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from agent import __version__, discovery
+from agent import __version__, central_state, discovery
 from agent.clock import SystemClock, boot_id
 from agent.command_handlers import bind
 from agent.commands import CommandProcessor
@@ -32,10 +33,12 @@ from agent.devices import DeviceRunner, Sample, link_compensation, slow_devices
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox, OutboxError
+from agent.outbox import OutboxError
+from agent.reporting_hook import Reports
 from agent.sensing.buses import Buses
 from agent.sensing.operation import bus_sleep
 from agent.seq_floor import write_durably
+from agent.staged_outbox import Buffer, open_buffer
 from agent.state_store import StateStore
 from agent.systemd import Notifier
 from drivers import DRIVERS, QUANTITIES
@@ -76,8 +79,9 @@ class Agent:
         self._states: dict[str, bytes] = {}
         self._relay_states: dict[str, bytes] = {}
         self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
+        self._state_bodies: dict[str, dict[str, Any]] = {}  # the same, without their "ts"
         self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
-        self.outbox: Optional[Outbox] = None
+        self.outbox: Optional[Buffer] = None
         self.link: Optional[MqttLink] = None
         self.forwarder: Optional[Forwarder] = None
         self.runners: list[DeviceRunner] = []
@@ -93,6 +97,7 @@ class Agent:
         self._control_store: Optional[StateStore] = None
         self._spawned: set[asyncio.Future[Any]] = set()
         self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
+        self._reports = Reports()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -103,7 +108,13 @@ class Agent:
         b = self.config.buffer
         self.outbox = await self.run_db(
             functools.partial(
-                Outbox, b.path, max_rows=b.max_rows, max_bytes=b.max_bytes, durability=b.durability
+                open_buffer,
+                b.path,
+                max_rows=b.max_rows,
+                max_bytes=b.max_bytes,
+                durability=b.durability,
+                stage_dir=b.stage_dir,
+                sync_interval=b.sync_interval,
             )
         )
         stats = self.outbox.stats()
@@ -116,6 +127,7 @@ class Agent:
         self.ble = self.make_ble(self.config)
         if self.config.control.active:
             self.room = self.make_room(self.config)
+            self._publish_control_states()  # retained from the first second, not the first change
         if self.config.room is not None:
             from agent.room_service import RoomService
 
@@ -123,6 +135,7 @@ class Agent:
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
+        tasks.append(asyncio.ensure_future(self._tick_buffer()))
         if self.room_service is not None:
             tasks.append(asyncio.ensure_future(self.room_service.run()))
         self.start_control()
@@ -133,6 +146,10 @@ class Agent:
         self.config_manager = ConfigManager(self, self.origin, self.prepare)
         self.config_manager.start()
         await self._first_round(stop)
+        for runner in self.runners:  # answering, no value yet (a warm-up): available, not unknown
+            if runner.available and runner.config.name not in self._states:
+                empty = device_state_payload(self.clock.time(), True, {})
+                self._set_state(runner.config.name, empty)
         self.notifier.notify(READY="1", STATUS=self.status_line())
         tasks.append(asyncio.ensure_future(self._supervise()))
         log.info(
@@ -292,7 +309,7 @@ class Agent:
                 events = self.room.tick()
                 for event in events:
                     self.emit(event)
-                self._publish_control_states(events)
+                self._publish_control_states()
                 beats += 1
                 if beats % max(1, int(self.config.node.health_interval)) == 0:
                     self._publish_energy()
@@ -323,12 +340,15 @@ class Agent:
             ble_quantities=self.ble.quantities if self.ble is not None else None,
         )  # fmt: skip
         last = self.config.node.state_dir / "discovery.last"
+        previous = None
         with contextlib.suppress(OSError):
             previous = last.read_bytes()
             removal = discovery.removal_payload(previous, payload)
             if removal is not None:
                 self.link.publish(topic, removal, qos=1, retain=True)
         self.link.publish(topic, payload, qos=1, retain=True)
+        if previous == payload:
+            return  # unchanged: a reconnect costs the SD card nothing
         try:
             write_durably(last, payload)
         except OSError as e:
@@ -339,28 +359,46 @@ class Agent:
         if self.config.node.discovery and self.link is not None and self.link.connected:
             self._publish_discovery()
 
-    def _publish_control_states(self, events: list[Event]) -> None:
-        """Retained states of inputs and zones, for dashboards and Home Assistant."""
-        assert self.room is not None
+    def _publish_control_states(self, force: Optional[str] = None) -> None:
+        """Retained state of every relay, input, zone, light group, ventilation unit and the
+        energy counters (agent.central_state): each one from the first second, then whenever
+        it changes; `force` publishes that topic even unchanged (a command's answer)."""
+        if self.room is None:
+            return
         now = iso_utc(self.clock.time())
-        for event in events:
-            if event.kind == "input":
-                topic = discovery.input_topic(self.topics.base, event.subject)
-                self._retain(topic, json_payload({"ts": now, "state": event.state}))
-        for name, zone in self.room.zones.items():
-            state = {
-                "mode": zone.current_mode(),
-                "setpoint": zone.effective_setpoint(),
-                "action": self.room.zone_action(name),
-                "temperature": self.room.zone_temperature(name),
-            }
-            topic = discovery.zone_topic(self.topics.base, name)
-            payload = json_payload(state)
-            if self._control_states.get(topic) != payload:
-                self._retain(topic, payload)
+        for relay, on in self.room.relays.states().items():
+            cached = self._relay_states.get(relay)
+            if cached is None or json.loads(cached).get("on") is not on:
+                body = central_state.relay_body(on, "current state")
+                self._relay_states[relay] = json_payload({"ts": now, **body})
+                self._publish_retained(self.topics.relay(relay), self._relay_states[relay])
+            elif force == self.topics.relay(relay):
+                self._publish_retained(force, cached)
+        states = central_state.room_states(
+            self.room, self.topics, self.config.control.grid_emission_factor
+        )
+        for topic, body in states.items():
+            if self._state_bodies.get(topic) != body or topic == force:
+                self._state_bodies[topic] = body
+                self._retain(topic, json_payload({"ts": now, **body}))
+
+    def refresh_state(self, topic: str) -> None:
+        """Publishes one entity's retained state again, changed or not (after a command)."""
+        self._publish_control_states(force=topic)
+
+    def retained_state(self, topic: str) -> Optional[bytes]:
+        """The latest retained state published on `topic`, if this node has one."""
+        if topic.startswith(self.topics.relay("")):
+            return self._relay_states.get(topic[len(self.topics.relay("")) :])
+        if topic.startswith(self.topics.state("")):
+            return self._states.get(topic[len(self.topics.state("")) :])
+        return self._control_states.get(topic)
 
     def _retain(self, topic: str, payload: bytes) -> None:
         self._control_states[topic] = payload
+        self._publish_retained(topic, payload)
+
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
         if self.link is not None and self.link.connected:
             self.link.publish(topic, payload, qos=1, retain=True)
 
@@ -464,9 +502,12 @@ class Agent:
 
     async def _on_sample(self, sample: Sample) -> None:
         assert self.outbox is not None and self.forwarder is not None
-        make = functools.partial(_telemetry, sample)
-        unsynced_at = None if sample.clock_synced else (self.boot, sample.monotonic)
-        await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
+        report = self._reports.add(sample, self.config.devices)
+        if report is not None:  # None: sampled, not reported (agent.reporting)
+            reported, aggregate = report
+            make = functools.partial(_telemetry, reported, aggregate)
+            unsynced_at = None if reported.clock_synced else (self.boot, reported.monotonic)
+            await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
         self._set_state(sample.device, device_state_payload(
             sample.timestamp, True, sample.values,
             sample_interval=sample.sample_interval, cadence=sample.cadence,
@@ -584,6 +625,7 @@ class Agent:
         self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
         if self.config.node.discovery:
             self._publish_discovery()
+        self._publish_control_states()
         for topic, payload in self._control_states.items():
             self.link.publish(topic, payload, qos=1, retain=True)
         for entity, payload in self._states.items():
@@ -673,6 +715,13 @@ class Agent:
             was_synced = synced
             await asyncio.sleep(CLOCK_CHECK_SECONDS)
 
+    async def _tick_buffer(self) -> None:
+        """Once a second the buffer moves what is due from its RAM stage to the card."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.outbox is not None:
+                await self.run_db(self.outbox.tick)
+
     async def _health(self) -> None:
         while True:
             await asyncio.sleep(self.config.node.health_interval)
@@ -745,8 +794,8 @@ def _nothing() -> None:
     """A job for the database thread that proves it is free to take jobs."""
 
 
-def _telemetry(sample: Sample, seq: int) -> bytes:
-    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values)
+def _telemetry(sample: Sample, aggregate: Optional[Mapping[str, Any]], seq: int) -> bytes:
+    return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values, aggregate)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -1,8 +1,10 @@
 """A tiny durable key-value store for the node's own state (relay states, timers, energy).
 
-All of it is one JSON object in one file, replaced atomically (agent.seq_floor.write_durably),
-so a power cut leaves the previous content or the new, whole. set() only marks the store dirty;
-the owner decides when a flush is worth an fsync (the relay bank flushes on every switch).
+All of it is one JSON object, kept in place in a two-slot checksummed file (agent.slot_file):
+a flush is one small pwrite and one fdatasync, and a power cut leaves the previous content or
+the new, whole. A file of the earlier format (plain JSON) is read, and replaced at the first
+flush. set() only marks the store dirty; the owner decides when a flush is worth an fsync (the
+relay bank flushes on every switch).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from agent.seq_floor import write_durably
+from agent.slot_file import SlotFile, SlotFileError
 
 log = logging.getLogger("roomagent.state")
 
@@ -33,16 +35,22 @@ class StateStore:
     def __init__(self, path: Path, now: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self._now = now  # only names the file a corrupt state is moved aside to
+        self._file = SlotFile(self.path)
         self._data: dict[str, Any] = self._load()
         self._dirty = False
 
     def _load(self) -> dict[str, Any]:
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
+            raw = self._file.read()
+        except SlotFileError:
+            try:  # the earlier format: the JSON object alone
+                raw = self.path.read_bytes()
+            except OSError as e:
+                return self._set_aside(f"cannot be read ({e})")
         except OSError as e:
             return self._set_aside(f"cannot be read ({e})")
+        if raw is None:
+            return {}
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
@@ -88,7 +96,7 @@ class StateStore:
             return True
         data = json.dumps(self._data, sort_keys=True, separators=(",", ":")).encode()
         try:
-            write_durably(self.path, data)
+            self._file.write(data)
         except OSError as e:  # e.g. a full or read-only card: the relays keep working
             log.warning("cannot save state to %s: %s", self.path, e)
             return False

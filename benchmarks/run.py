@@ -38,6 +38,7 @@ NAMES = (
     "modbus",
     "room",
     "cadence",
+    "writes",
 )
 
 

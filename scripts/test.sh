@@ -37,6 +37,11 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # checks the service unit
+# The write-budget benchmark (benchmarks/writes.py) measures a loop-mounted ext4 and counts
+# fsyncs with strace; the power-cut test builds its fsync shim with cc (make_venv checks cc).
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
+command -v losetup >/dev/null 2>&1 || [ -x /sbin/losetup ] || missing+=(mount)
 # Provisioning tests: shellcheck and bash -n on the scripts, a real SSH key, and the Python
 # libraries Debian's cloud-init imports (the tests unpack cloud-init and netplan with
 # `apt-get download` to validate what is written, without installing them).

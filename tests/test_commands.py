@@ -170,7 +170,7 @@ def test_late_retained_and_controlled_commands_move_nothing(central: Central) ->
         owned is not None and owned["code"] == "controlled" and "zone 'chamber'" in owned["reason"]
     )
     # (The heater itself may be on: the zone runs it by the simulated room's temperature.)
-    assert central.state("up") is None
+    assert central.state("up") is not True  # retained off from the start, never on
     fresh = iso(datetime.now(timezone.utc) + timedelta(minutes=1))
     ok = central.send("relay/up", json.dumps({"command": "on", "expires": fresh}))
     assert ok is not None and ok["ok"]
@@ -198,7 +198,7 @@ def test_bad_commands_get_an_error_and_change_nothing(
 ) -> None:
     reply = central.send(suffix, payload)
     assert reply is not None and reply["ok"] is False and reply["code"] == code, reply
-    assert central.state("up") is None and central.state("down") is None
+    assert central.state("up") is not True and central.state("down") is not True
 
 
 def test_home_assistant_style_setpoint(central: Central) -> None:

@@ -20,8 +20,10 @@ import pytest
 
 from agent import config
 from agent.config import Config
+from agent.control.ventilation import VentilationConfig
 from agent.discovery import (
     SENSOR_CLASSES,
+    _fan,
     discovery_payload,
     ha_status_is_online,
     removal_payload,
@@ -185,6 +187,11 @@ ABBREVIATIONS = {
     "temp_cmd_t": "temperature_command_topic", "temp_stat_t": "temperature_state_topic",
     "temp_stat_tpl": "temperature_state_template", "temp_unit": "temperature_unit",
     "uniq_id": "unique_id", "unit_of_meas": "unit_of_measurement", "val_tpl": "value_template",
+    "on_cmd_type": "on_command_type", "fx_cmd_t": "effect_command_topic",
+    "fx_list": "effect_list", "fx_stat_t": "effect_state_topic",
+    "fx_val_tpl": "effect_value_template", "pct_cmd_t": "percentage_command_topic",
+    "pct_stat_t": "percentage_state_topic", "pct_val_tpl": "percentage_value_template",
+    "spd_rng_min": "speed_range_min", "spd_rng_max": "speed_range_max",
 }  # fmt: skip
 # ... keys that have no abbreviation (so appear in full) ...
 UNABBREVIATED = {"qos", "temp_step", "precision"}
@@ -209,8 +216,9 @@ HA_UNITS = {
     "current": {"A", "mA"}, "power": {"W", "kW", "mW", "MW", "GW", "TW"},
     "energy": {"Wh", "kWh", "MWh", "GWh", "TWh", "J", "kJ", "MJ", "GJ", "cal", "kcal"},
 }  # fmt: skip
-STATE_KEYS = {"stat_t", "curr_temp_t", "temp_stat_t", "mode_stat_t", "pr_mode_stat_t", "act_t"}
-COMMAND_KEYS = {"cmd_t", "temp_cmd_t", "mode_cmd_t", "pr_mode_cmd_t"}
+STATE_KEYS = {"stat_t", "curr_temp_t", "temp_stat_t", "mode_stat_t", "pr_mode_stat_t", "act_t",
+              "fx_stat_t", "pct_stat_t"}  # fmt: skip
+COMMAND_KEYS = {"cmd_t", "temp_cmd_t", "mode_cmd_t", "pr_mode_cmd_t", "fx_cmd_t", "pct_cmd_t"}
 
 
 def load(tmp_path: Path, extra_relay: str = "", name: str = "node.toml") -> Config:
@@ -272,7 +280,7 @@ def test_a_component_id_and_unique_id_per_entity(payload: dict[str, Any]) -> Non
     cmps = payload["cmps"]
     # 14 quantities, 8 relays, a light group, 4 inputs, 3 zones, 5 metered relays, a total,
     # a scene.
-    assert len(cmps) == 14 + 8 + 1 + 4 + 3 + 5 + 1 + 1
+    assert len(cmps) == 14 + 8 + 1 + 4 + 3 + 5 + 1 + 1 + 1  # and a ventilation fan
     unique_ids = [c["uniq_id"] for c in cmps.values()]
     assert len(set(unique_ids)) == len(unique_ids)  # check_unique_id needs one per entity
     for key, comp in cmps.items():
@@ -369,7 +377,18 @@ def test_free_relays_are_switches_or_lights_owned_ones_only_report(
         assert "cmd_t" not in comp and "pl_on" not in comp  # HA's defaults: ON and OFF
     group = cmps["lights_hall"]
     assert (group["p"], group["name"]) == ("light", "hall")
-    assert group["stat_t"] == f"{BASE}/relay/lights"
+    assert group["stat_t"] == f"{BASE}/lights/hall"
+    # Back to automatic from HA: the effect "auto", sent after ON.
+    assert group["fx_cmd_t"] == f"{BASE}/cmd/lights/hall/effect" and group["fx_list"][0] == "auto"
+    assert group["on_cmd_type"] == "first"
+    fan = cmps["ventilation_air"]
+    assert (fan["p"], fan["cmd_t"]) == ("fan", f"{BASE}/cmd/ventilation/air")
+    # One stage: on and off only (HA rejects a speed range of one, found with a real HA).
+    assert "spd_rng_max" not in fan and "pct_cmd_t" not in fan
+    two = _fan(VentilationConfig("air", ("a", "b"), "co2", co2_high=1400), BASE)
+    assert (two["spd_rng_min"], two["spd_rng_max"]) == (1, 2)
+    assert two["pct_cmd_t"] == f"{BASE}/cmd/ventilation/air/stage"
+    assert fan["pr_modes"] == ["auto", "boost"]
     assert group["stat_val_tpl"] == "{{ 'ON' if value_json['on'] else 'OFF' }}"
     assert group["cmd_t"] == f"{BASE}/cmd/lights/hall"
     assert (group["pl_on"], group["pl_off"]) == ("ON", "OFF")
@@ -392,17 +411,18 @@ def test_inputs_become_binary_sensors(payload: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("zone", "sensor", "hvac", "min_temp"), [
-    ("chamber", "climate", "heat_cool", 7.0),
-    ("annex", "co2", "heat", 5.0),  # frost 5 °C: the slider reaches it
-    ("server", "climate", "cool", 7.0),
+    ("chamber", "climate", ["heat", "cool", "heat_cool"], 7.0),
+    ("annex", "co2", ["heat"], 5.0),  # frost 5 °C: the slider reaches it
+    ("server", "climate", ["cool"], 7.0),
 ])  # fmt: skip
 def test_zones_become_climate_entities(
-    payload: dict[str, Any], zone: str, sensor: str, hvac: str, min_temp: float
+    payload: dict[str, Any], zone: str, sensor: str, hvac: list[str], min_temp: float
 ) -> None:
     comp = payload["cmps"][f"zone_{zone}"]
     state = f"{BASE}/zone/{zone}"
     assert comp["p"] == "climate"
-    assert comp["modes"] == ["off", hvac]
+    # Exactly what the zone's relays can do: HA's heat never offers a zone that only cools.
+    assert comp["modes"] == ["off", *hvac]
     assert comp["pr_modes"] == ["comfort", "eco", "boost", "frost"]  # never "none"
     for key in ("mode_stat_t", "pr_mode_stat_t", "temp_stat_t", "act_t"):
         assert comp[key] == state
@@ -413,7 +433,7 @@ def test_zones_become_climate_entities(
     assert comp["temp_cmd_t"] == f"{BASE}/cmd/zone/{zone}/setpoint"
     assert comp["curr_temp_t"] == f"{BASE}/state/{sensor}"
     assert comp["curr_temp_tpl"] == "{{ value_json['values'].get(\"temperature\", '') }}"
-    assert comp["mode_stat_tpl"] == f"{{{{ 'off' if value_json['mode'] == 'off' else '{hvac}' }}}}"
+    assert comp["mode_stat_tpl"] == "{{ value_json['hvac'] }}"
     presets = "['comfort', 'eco', 'boost', 'frost']"
     assert comp["pr_mode_val_tpl"] == (
         f"{{{{ value_json['mode'] if value_json['mode'] in {presets} else 'none' }}}}"
@@ -450,7 +470,7 @@ def test_energy_sensors_for_metered_relays_and_the_total(payload: dict[str, Any]
     for key, template in expected.items():
         comp = cmps[key]
         assert comp["p"] == "sensor"
-        assert comp["stat_t"] == f"{BASE}/energy"
+        assert comp["stat_t"] == f"{BASE}/counters/energy"  # retained
         assert comp["val_tpl"] == template
         assert (comp["dev_cla"], comp["stat_cla"]) == ("energy", "total_increasing")
         assert comp["unit_of_meas"] == "kWh" and comp["unit_of_meas"] in HA_UNITS["energy"]
@@ -460,7 +480,8 @@ def test_every_topic_is_one_the_agent_publishes_or_reads(
     cfg: Config, payload: dict[str, Any]
 ) -> None:
     c = cfg.control
-    published = {f"{BASE}/status", f"{BASE}/energy"}
+    published = {f"{BASE}/status", f"{BASE}/counters/energy", f"{BASE}/lights/hall"}
+    published |= {f"{BASE}/ventilation/air"}
     published |= {f"{BASE}/state/{d.name}" for d in cfg.devices}
     published |= {f"{BASE}/relay/{r.name}" for r in c.relays}
     # Added with discovery; the runtime starts publishing these (see the report).
@@ -468,6 +489,8 @@ def test_every_topic_is_one_the_agent_publishes_or_reads(
     published |= {f"{BASE}/zone/{z.name}" for z in c.zones}
     # What agent/command_handlers.py takes: free relays, light groups, zones.
     handled = {f"{BASE}/cmd/relay/{n}" for n in ("lamp", "spare")} | {f"{BASE}/cmd/lights/hall"}
+    handled |= {f"{BASE}/cmd/lights/hall/effect", f"{BASE}/cmd/ventilation/air"}
+    handled |= {f"{BASE}/cmd/ventilation/air/{w}" for w in ("stage", "preset")}
     handled |= {f"{BASE}/cmd/scene/council-session"}
     handled |= {f"{BASE}/cmd/zone/{z.name}/{w}" for z in c.zones
                 for w in ("setpoint", "mode", "preset")}  # fmt: skip

@@ -58,7 +58,7 @@ def test_readings_arrive_with_the_documented_payload(
     state = json.loads(sub.on(f"{BASE}/state/climate")[0].payload)
     assert state["available"] is True and set(state["values"]) == set(body["values"])
     info = json.loads(sub.on(f"{BASE}/info")[0].payload)
-    assert info["contract"] == 1 and info["devices"][0]["units"]["pressure"] == "hPa"
+    assert info["contract"] == 2 and info["devices"][0]["units"]["pressure"] == "hPa"
 
     assert agent.terminate() == 0
     assert sub.wait_for(

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from agent.staged_outbox import stage_path
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 
@@ -35,13 +36,21 @@ def seqs_of(sub: Subscriber) -> list[int]:
     return [json.loads(m.payload)["seq"] for m in sub.on(f"{BASE}/telemetry/")]
 
 
-def committed(state: Path) -> tuple[set[int], int]:
-    """The seqs in the buffer now, and the next seq it will hand out."""
+def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
+    """The seqs in the buffer now (on the card and in its RAM stage), and one past the highest
+    handed out that the files show; with_reserved: past the block reserved on the card too,
+    below which a restarted agent never hands out a seq."""
     with sqlite3.connect(state / "buffer.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = {r[0] for r in db.execute("SELECT seq FROM outbox")}
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    return rows, max([meta.get("seq_next", 1), *(s + 1 for s in rows)])
+    stage = stage_path(state / "buffer.sqlite")
+    if stage.exists():
+        with sqlite3.connect(stage) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            rows |= {r[0] for r in db.execute("SELECT seq FROM stage")}
+    floor = max(meta.get("seq_next", 1), meta.get("seq_reserved", 0) if with_reserved else 0)
+    return rows, max([floor, *(s + 1 for s in rows)])
 
 
 def proc_figures(pid: int) -> dict[str, int]:
@@ -111,7 +120,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
         offline.start()
         time.sleep(4)
         offline.kill()
-        rows, highest_handed_out = committed(state)
+        rows, highest_handed_out = committed(state, with_reserved=True)
         seen_committed |= rows
         backlog = len(rows)
         for i in range(iterations):
@@ -121,7 +130,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
             agent.start()
             time.sleep(rng.uniform(0.8, 2.5))
             agent.kill()
-            rows, next_seq = committed(state)  # integrity_check inside
+            rows, next_seq = committed(state, with_reserved=True)  # integrity_check inside
             assert next_seq >= highest_handed_out  # the sequence never goes back
             highest_handed_out = next_seq
             seen_committed |= rows

@@ -255,7 +255,11 @@ def test_the_agent_publishes_why_and_stops_in_the_safe_state(
         assert sub.wait_for(lambda ms: any(m.topic.endswith("/relay/heater") for m in ms)), (
             agent.output()
         )
-        first = json.loads(sub.on("/relay/heater")[0].payload)
+        # Retained from the first second (issue 17): off as it powered on, then on with why.
+        start = json.loads(sub.on("/relay/heater")[0].payload)
+        assert start["on"] is False and start["reason"] == "current state"
+        assert sub.wait_for(lambda ms: len(sub.on("/relay/heater")) > 1), agent.output()
+        first = json.loads(sub.on("/relay/heater")[1].payload)
         assert first["on"] is True and "comfort 30.0" in first["reason"]
         assert first["reason"].endswith("(sensor climate)")
 

@@ -154,6 +154,8 @@ class Thermostat:
         self._base: Optional[str] = None  # the mode before occupancy setback, and since when
         self._base_since = now
         self._reported: Optional[tuple[str, Optional[float]]] = None
+        # Which stages may run (Home Assistant's heat, cool or heat_cool): heat never cools.
+        self.hvac = hvac_modes(config)[-1]
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -198,6 +200,19 @@ class Thermostat:
         elif minutes is not None:
             text += f" for {minutes:g} min"
         return [Event("mode", self.config.name, target.mode, text, wall)]
+
+    def set_hvac(self, hvac: str, reason: str) -> list[Event]:
+        """Restricts the zone to heating or cooling, or allows both (what its relays can do);
+        the mode and setpoint stay as they are."""
+        allowed = hvac_modes(self.config)
+        if hvac not in allowed:
+            raise ValueError(f"mode: zone {self.config.name} can do {', '.join(allowed)}; "
+                             f"not {hvac!r}")  # fmt: skip
+        self.hvac = hvac
+        text = f"zone {self.config.name}: {hvac.replace('_', ' and ')} only ({reason})"
+        if hvac == "heat_cool":
+            text = f"zone {self.config.name}: heats and cools ({reason})"
+        return [Event("mode", self.config.name, f"hvac_{hvac}", text, self.clock.time())]
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -310,11 +325,19 @@ class Thermostat:
         temp, sp, half = self._reading[0], target.setpoint, c.deadband / 2
         wants = []
         for k, relay in enumerate(c.heat_stages):
+            if self.hvac == "cool":
+                self._heat[k] = False
+                wants.append(Want(relay, False, f"{zone}: set to cool only"))
+                continue
             centre = sp - k * c.stage_offset
             base = f"{target.mode} {sp:.1f}" + (f" − {k * c.stage_offset:g}" if k else "")
             self._heat[k], why = _band(f"heat {k + 1}", temp, self._heat[k], centre, half, base)
             wants.append(Want(relay, self._heat[k], f"{zone}: {why} (sensor {c.sensor})"))
         for k, relay in enumerate(c.cool_stages):
+            if self.hvac == "heat":
+                self._cool[k] = False
+                wants.append(Want(relay, False, f"{zone}: set to heat only"))
+                continue
             if target.mode == "frost":  # frost protection only ever heats
                 self._cool[k] = False
                 wants.append(Want(relay, False, f"{zone}: frost protection does not cool"))
@@ -360,6 +383,13 @@ class Thermostat:
                 why = f"{why}, but vacant for {vacant / 60:.0f} min: set back"
                 return _Target("eco", c.eco, why)
         return _Target(base, c.setpoint(base), why)
+
+
+def hvac_modes(config: ZoneConfig) -> tuple[str, ...]:
+    """Home Assistant's hvac modes (besides off) that the zone's relays can do."""
+    if config.heat_stages and config.cool_stages:
+        return ("heat", "cool", "heat_cool")
+    return ("heat",) if config.heat_stages else ("cool",)
 
 
 def _band(

@@ -101,6 +101,7 @@ class VentilationControl:
         self._running_since = -math.inf
         self._stale: dict[str, bool] = {}
         self.boost_until: Optional[float] = None
+        self.hold: Optional[tuple[int, float]] = None  # (stage, monotonic until): by hand
 
     def update(
         self, co2: Optional[Reading] = None, voc: Optional[Reading] = None
@@ -116,9 +117,15 @@ class VentilationControl:
             demands.append(self._voc_demand(voc, now, events))
         stage, why = max(demands, key=lambda d: d[0])
         top = len(self.config.stages)
+        if self.hold is not None and now >= self.hold[1]:
+            self.hold = None
+            events.append(self._event("automatic", "manual setting ended"))
         if self.boost_until is not None:
             left = (self.boost_until - now) / 60
             stage, why = top, f"boost ({left:.0f} min left; {why})"
+        elif self.hold is not None:
+            left = (self.hold[1] - now) / 60
+            stage, why = self.hold[0], f"set by hand ({left:.0f} min left; {why})"
         elif stage == 0 and self.stage > 0 and now - self._running_since < self._min_run:
             left = (self._running_since + self._min_run - now) / 60
             stage = 1
@@ -135,7 +142,7 @@ class VentilationControl:
             minutes = self.config.boost_minutes
         if not (math.isfinite(minutes) and minutes > 0):
             raise ValueError(f"minutes: must be a positive number, got {minutes}")
-        self.boost_until = self.clock.monotonic() + minutes * 60
+        self.boost_until, self.hold = self.clock.monotonic() + minutes * 60, None
         return [self._event("boost", f"{reason}: boost for {minutes:g} min")]
 
     def cancel_boost(self, reason: str = "command") -> list[Event]:
@@ -143,6 +150,39 @@ class VentilationControl:
             return []
         self.boost_until = None
         return [self._event("automatic", f"boost cancelled by {reason}")]
+
+    def set_stage(
+        self, stage: int, minutes: Optional[float] = None, reason: str = "command"
+    ) -> list[Event]:
+        """Holds a stage (0 is off) for `minutes` (default boost_minutes), ending any boost;
+        then back to automatic. Minimum run does not keep a fan on that was switched off by
+        hand; the relay layer's minimum times still apply."""
+        top = len(self.config.stages)
+        if isinstance(stage, bool) or not 0 <= stage <= top:
+            raise ValueError(f"stage: must be 0..{top}, got {stage!r}")
+        if minutes is None:
+            minutes = self.config.boost_minutes
+        if not (math.isfinite(minutes) and minutes > 0):
+            raise ValueError(f"minutes: must be a positive number, got {minutes}")
+        self.boost_until = None
+        self.hold = (stage, self.clock.monotonic() + minutes * 60)
+        return [self._event(f"stage_{stage}", f"{reason}: stage {stage} for {minutes:g} min")]
+
+    def resume_automatic(self, reason: str = "command") -> list[Event]:
+        """Ends a boost or a stage set by hand now."""
+        if self.boost_until is None and self.hold is None:
+            return []
+        self.boost_until = self.hold = None
+        return [self._event("automatic", f"back to automatic by {reason}")]
+
+    def mode(self) -> str:
+        """auto, boost or manual: what decides the stage now."""
+        now = self.clock.monotonic()
+        if self.boost_until is not None and now < self.boost_until:
+            return "boost"
+        if self.hold is not None and now < self.hold[1]:
+            return "manual"
+        return "auto"
 
     @property
     def _min_run(self) -> float:
