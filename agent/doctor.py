@@ -41,6 +41,7 @@ from agent.doctor_hardware import (
     check_sensor,
     uses_ble,
 )
+from agent.doctor_pins import check_pin_factory
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 MARKS = {True: "✓", False: "✗", None: "–"}  # passed, failed, information or not applicable
@@ -126,6 +127,8 @@ def run(
 
             factory = MockFactory()
         results.append(check_gpio(cfg, boot, host, pin_factory=factory))
+        if cfg.control.relays or cfg.control.inputs:
+            results.append(check_pin_factory(cfg, simulated))
     finally:
         if hardware is not None:
             hardware.close()

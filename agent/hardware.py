@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from agent.config import DeviceConfig
+from agent.pins import NoPins, PinChoice, choose
 from drivers import DRIVERS
 
 
@@ -16,15 +17,21 @@ class NoBusError(Exception):
 
 class Hardware:
     def __init__(
-        self, devices: Sequence[DeviceConfig], simulate: bool, modbus: Sequence[Any] = ()
+        self,
+        devices: Sequence[DeviceConfig],
+        simulate: bool,
+        modbus: Sequence[Any] = (),
+        pin_factory: Any = None,
     ) -> None:
+        """`pin_factory`: gpiozero's pins to use instead of the one agent.pins chooses."""
         self.devices, self.simulate = tuple(devices), simulate
         self._buses: dict[int, Any] = {}
         self.modbus_configs = tuple(modbus)  # [[modbus]] lines: opened by agent.modbus.lines
         self._modbus: Any = None
         # kWh a simulated meter starts from, by device name (the agent sets it from its record)
         self.meter_seed: Any = lambda device: 0.0
-        self._pin_factory: Any = None
+        self._pin_factory: Any = pin_factory
+        self._pin_choice: Optional[PinChoice] = None
         self.room: Any = None  # the simulated room (drivers.sim.room.RoomModel) when simulating
         if simulate:
             self._attach_simulated_chips(self.devices)
@@ -81,21 +88,32 @@ class Hardware:
             )
             self.bus(device.bus).attach(address, factory(room, device.options))
 
-    def pin_factory(self) -> Any:
-        """gpiozero's pins: mock ones when simulating, else None (gpiozero picks: lgpio on a
-        Pi 5, honouring GPIOZERO_PIN_FACTORY)."""
-        if not self.simulate:
-            return None
-        if self._pin_factory is None:
-            from gpiozero.pins.mock import MockFactory
+    def pin_choice(self) -> PinChoice:
+        """The pin factory, chosen once (agent.pins.choose): mock pins when simulating, else
+        lgpio or what GPIOZERO_PIN_FACTORY names; with the reason either way."""
+        if self._pin_choice is None:
+            if self._pin_factory is not None:
+                self._pin_choice = PinChoice("given", "passed in", self._pin_factory)
+            else:
+                self._pin_choice = choose(self.simulate)
+        return self._pin_choice
 
-            self._pin_factory = MockFactory()
+    def pin_factory(self) -> Any:
+        """gpiozero's pin factory for relays and inputs. One that could not be opened is a
+        stand-in whose every pin fails with the reason: those are unavailable, not fatal."""
+        if self._pin_factory is None:
+            choice = self.pin_choice()
+            self._pin_factory = choice.factory or NoPins(choice.describe())
         return self._pin_factory
 
     def simulate_inputs(self, inputs: Any) -> None:
         """Moves the simulated room's motion sensors with its meetings."""
-        if self.room is None or self._pin_factory is None:
+        if self.room is None or not self.simulate:
             return
+        from gpiozero.pins.mock import MockFactory
+
+        if not isinstance(self._pin_factory, MockFactory):
+            return  # no pins yet, or none that can be driven by hand
         for config in inputs:
             if config.kind == "motion":
                 pin = self._pin_factory.pin(config.pin)

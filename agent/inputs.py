@@ -41,6 +41,10 @@ I2C_PINS = {2: "SDA", 3: "SCL"}
 # A level that disagrees with the last reported state for this long means an edge was lost
 # (RPi.GPIO's bouncetime drops the edge that ends a bounce), not that the pin is bouncing.
 RECONCILE_AFTER = 2.0  # s
+# An input whose pin could not be opened is tried again this often (a pin library installed,
+# /dev/gpiochip* permissions fixed, another program letting go of the pin).
+RETRY_AFTER = 30.0  # s
+UNAVAILABLE = "unavailable"
 
 
 class InputError(Exception):
@@ -128,7 +132,10 @@ class _Input:
 
 
 class InputBank:
-    """The GPIO inputs of one node. pin_factory None lets gpiozero choose (lgpio on a Pi)."""
+    """The GPIO inputs of one node. pin_factory None lets gpiozero choose (lgpio on a Pi).
+
+    An input whose pin cannot be opened does not stop the others: its state is "unavailable",
+    an event says why, and poll() tries it again every RETRY_AFTER seconds."""
 
     def __init__(
         self, configs: Sequence[InputConfig], pin_factory: Optional[Any], clock: Clock
@@ -139,12 +146,43 @@ class InputBank:
         self._inputs: dict[str, _Input] = {}
         self._lock = threading.Lock()  # close() against a callback still running
         self._closed = False
+        self._pin_factory = pin_factory
+        self._unavailable: dict[str, tuple[InputConfig, str]] = {}  # name -> (config, why)
+        self._next_retry = clock.monotonic() + RETRY_AFTER
+        self._events: list[Event] = []  # unavailable/available, for the next poll()
         try:
             for config in configs:
-                self._inputs[config.name] = self._open(config, pin_factory)
+                self._try_open(config)
         except Exception:
             self.close()
             raise
+
+    def _try_open(self, config: InputConfig) -> None:
+        try:
+            self._inputs[config.name] = self._open(config, self._pin_factory)
+        except InputError as e:
+            self._unavailable[config.name] = (config, str(e))
+            self._events.append(Event("input", config.name, UNAVAILABLE, str(e), self.clock.time()))
+
+    def _retry(self) -> None:
+        now = self.clock.monotonic()
+        if not self._unavailable or now < self._next_retry:
+            return
+        self._next_retry = now + RETRY_AFTER
+        for name, (config, _why) in list(self._unavailable.items()):
+            del self._unavailable[name]
+            self._try_open(config)
+            if name in self._inputs:
+                entry = self._inputs[name]
+                self._events.append(Event("input", name, entry.state,
+                    f"GPIO {config.pin} opened after all: it reads {entry.state}",
+                    self.clock.time()))  # fmt: skip
+            else:  # still failing: said once, not every RETRY_AFTER
+                self._events.pop()
+
+    def unavailable(self) -> dict[str, str]:
+        """The inputs that could not be opened, with why."""
+        return {name: why for name, (_config, why) in self._unavailable.items()}
 
     def _open(self, config: InputConfig, pin_factory: Optional[Any]) -> _Input:
         # unused-ignore: stays clean once pyproject gives gpiozero an ignore_missing_imports
@@ -188,7 +226,9 @@ class InputBank:
 
     def poll(self) -> list[Event]:
         """The changes since the last poll, oldest first. Call it from one thread only."""
-        events: list[Event] = []
+        if not self._closed:
+            self._retry()
+        events, self._events = self._events, []
         while True:
             try:
                 change = self._changes.get_nowait()
@@ -241,12 +281,20 @@ class InputBank:
         return events
 
     def state(self, name: str) -> str:
-        """The input's state as of the last poll() (or as read when the bank was opened)."""
+        """The input's state as of the last poll() (or as read when the bank was opened);
+        "unavailable" for one whose pin could not be opened."""
+        if name in self._unavailable:
+            return UNAVAILABLE
         return self._entry(name).state
 
     def last_motion(self, name: str) -> Optional[float]:
         """Monotonic time motion was last seen: now while the PIR holds motion, the moment it
         cleared after that, None if it has shown none since the bank opened (as of poll())."""
+        if name in self._unavailable:
+            config = self._unavailable[name][0]
+            if config.kind != "motion":
+                raise ValueError(f"input {name!r} is a {config.kind}, not a motion sensor")
+            return None  # nothing known: occupancy rests on the other sensors
         entry = self._entry(name)
         if entry.config.kind != "motion":
             raise ValueError(f"input {name!r} is a {entry.config.kind}, not a motion sensor")

@@ -27,6 +27,8 @@ POWER_ON = ("off", "on", "restore")
 SAFE = ("off", "on")
 HOUR = 3600.0
 ENERGY_FLUSH_INTERVAL = 60.0  # while something is on, at most this much energy is lost to a cut
+# A relay whose pin could not be opened at start is tried again this often (see RelayBank).
+RETRY_AFTER = 30.0  # s
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class _Relay:
         self.last_on_wall: Optional[float] = None  # persisted: the monotonic clock restarts
         self.last_off_wall: Optional[float] = None
         self.pending: Optional[_Pending] = None
+        self.unavailable: Optional[str] = None  # why its pin could not be opened at start
         self.pulse_end: Optional[float] = None  # monotonic; persisted as wall time in _save
         self.pulse_s: Optional[float] = None  # the pulse in force: the config's or a command's
         self.commanded = False  # pulse_s came from a command, not from the config
@@ -154,6 +157,8 @@ class RelayBank:
         self._last_flush = now
         self._closed = False
         self._late_events: list[Event] = []
+        self._pin_factory = pin_factory
+        self._next_retry = now + RETRY_AFTER
         # Switches and deferrals decided at power-on, for the runtime to publish.
         holder = {
             c.interlock: c.name
@@ -161,15 +166,18 @@ class RelayBank:
             if c.interlock is not None and c.name in kept and kept[c.name].on
         }
         self.startup_events: list[Event] = self._power_on(now, wall, fresh, holder)
+        # At start (no previous bank) a pin that cannot be opened makes that relay unavailable
+        # and the rest carries on; a reconfiguration instead fails whole and keeps the old bank.
+        degrade = previous is None
         # New pins are claimed before anything of the previous bank is touched, so a pin that
         # cannot be claimed leaves it as it was; only pins the previous bank must give up
         # first (a retired relay's pin that a new relay takes over) wait for the retirement.
         retiring = previous._retiring_pins(set(kept)) if previous is not None else set()
         try:
-            self._claim([r for r in fresh if r.cfg.pin not in retiring], pin_factory)
+            self._claim([r for r in fresh if r.cfg.pin not in retiring], pin_factory, degrade)
             if previous is not None:
                 self.startup_events += previous._retire(set(kept))
-            self._claim([r for r in fresh if r.cfg.pin in retiring], pin_factory)
+            self._claim([r for r in fresh if r.cfg.pin in retiring], pin_factory, degrade)
         except BaseException:
             for r in fresh:
                 if r.device is not None:
@@ -178,6 +186,13 @@ class RelayBank:
             raise
         if previous is not None:
             previous._hand_over(kept)
+        lost = {r.cfg.name for r in fresh if r.unavailable is not None}
+        self.startup_events = [e for e in self.startup_events if e.subject not in lost]
+        self.startup_events += [
+            self._event(r, "unavailable", r.unavailable, wall)
+            for r in fresh
+            if r.unavailable is not None
+        ]
         for c in configs:
             r = self._relays[c.name]
             if r.on and r.cfg.pulse != c.pulse and r.last_on is not None and not r.commanded:
@@ -200,17 +215,56 @@ class RelayBank:
             and (r.cfg.pin, r.cfg.active_high) == (c.pin, c.active_high)
         }
 
-    def _claim(self, relays: list[_Relay], pin_factory: object) -> None:
+    def _claim(self, relays: list[_Relay], pin_factory: object, degrade: bool = False) -> None:
         # Imported here, not at the top: the config loader imports this module for every node,
         # and gpiozero is over 3 MiB of a node's memory (docs/benchmarks.md, footprint).
-        from gpiozero import OutputDevice
+        from gpiozero import GPIOZeroError, OutputDevice
 
         for r in relays:
-            # The pin starts at its resolved level: no glitch through the wrong one.
-            r.device = OutputDevice(
-                r.cfg.pin, active_high=r.cfg.active_high, initial_value=r.on,
-                pin_factory=pin_factory,
-            )  # fmt: skip
+            try:
+                # The pin starts at its resolved level: no glitch through the wrong one.
+                r.device = OutputDevice(
+                    r.cfg.pin, active_high=r.cfg.active_high, initial_value=r.on,
+                    pin_factory=pin_factory,
+                )  # fmt: skip
+            except (GPIOZeroError, OSError, RuntimeError) as e:
+                if not degrade:
+                    raise
+                # Not driven by us, so not on as far as any rule is concerned (an interlock
+                # partner may run); its saved state stays as it was for the next start.
+                r.device, r.on, r.pending = None, False, None
+                r.pulse_end, r.pulse_s, r.commanded = None, None, False
+                r.unavailable = f"relay {r.cfg.name!r}: cannot drive GPIO {r.cfg.pin}: {e}"
+
+    def _retry(self, now: float) -> list[Event]:
+        """Tries the unavailable relays' pins again; one that opens starts off (the safe
+        default: the control rules ask again for what they want)."""
+        from gpiozero import GPIOZeroError, OutputDevice
+
+        if now < self._next_retry:
+            return []
+        self._next_retry = now + RETRY_AFTER
+        events: list[Event] = []
+        for r in self._relays.values():
+            if r.unavailable is None:
+                continue
+            try:
+                r.device = OutputDevice(
+                    r.cfg.pin, active_high=r.cfg.active_high, initial_value=False,
+                    pin_factory=self._pin_factory,
+                )  # fmt: skip
+            except (GPIOZeroError, OSError, RuntimeError):
+                continue
+            r.unavailable = None
+            r.last_off, r.last_off_wall = now, self._clock.time()
+            self._save(r)
+            why = f"GPIO {r.cfg.pin} can be driven now: off until control asks for it"
+            events.append(self._event(r, "off", why))
+        return events
+
+    def unavailable(self) -> dict[str, str]:
+        """The relays whose pins could not be opened, with why."""
+        return {n: r.unavailable for n, r in self._relays.items() if r.unavailable is not None}
 
     def _retiring_pins(self, keep: set[str]) -> set[int]:
         return {r.cfg.pin for name, r in self._relays.items() if name not in keep}
@@ -314,6 +368,8 @@ class RelayBank:
         in force. `pulse`: on for that many seconds (from when it comes on, or from now if it is
         on already), then off by itself; a later request cancels it."""
         r = self._get(name)
+        if r.unavailable is not None:
+            return [self._event(r, "refused", f"{r.unavailable}; {reason}", kind="alarm")]
         if r.device is None:  # retired by a reconfiguration that could not be completed
             return [self._event(r, "refused", f"{name} was removed from the config; {reason}")]
         now = self._clock.monotonic()
@@ -339,6 +395,7 @@ class RelayBank:
         self._check_open()
         now = self._clock.monotonic()
         events, self._late_events = self._late_events, []
+        events += self._retry(now)
         for r in self._relays.values():
             if r.pulse_end is not None and r.on and now >= r.pulse_end:
                 events.append(self._switch(r, False, f"pulse: {r.pulse_s:g} s elapsed", now))
@@ -522,6 +579,8 @@ class RelayBank:
         r.energy_since = now
 
     def _save(self, r: _Relay) -> None:
+        if r.unavailable is not None:
+            return  # not known: the record of the last time it could be driven stands
         self._fold_energy(r, self._clock.monotonic())
         record: dict[str, Any] = {"on": r.on, "energy_wh": r.energy_wh}
         record.update(last_on=r.last_on_wall, last_off=r.last_off_wall)

@@ -228,6 +228,9 @@ class Agent:
         def presence() -> Mapping[str, Optional[bool]]:  # the BLE service of the moment
             return self.ble.occupied() if self.ble is not None else {}
 
+        if config.control.relays or config.control.inputs:
+            choice = self.hardware.pin_choice()
+            (log.warning if choice.error else log.info)("GPIO pins: %s", choice.describe())
         room = RoomController(
             config.control,
             self.hardware.pin_factory(),
@@ -456,9 +459,14 @@ class Agent:
         tried = asyncio.ensure_future(asyncio.gather(*(r.first_poll.wait() for r in self.runners)))
         stopping = asyncio.ensure_future(stop.wait())
         waiters: set[asyncio.Future[Any]] = {tried, stopping}
-        await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-        tried.cancel()
-        stopping.cancel()
+        try:
+            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+                # A cancelled gather ends with CancelledError as its exception; unread, asyncio
+                # logs it at ERROR when the future is collected (a stop during the first round).
+                waiter.add_done_callback(_retrieve)
 
     def status_line(self) -> str:
         """One line for `systemctl status`: connected, backlog, devices."""
@@ -795,3 +803,8 @@ def _nothing() -> None:
 
 def _telemetry(sample: Sample, aggregate: Optional[Mapping[str, Any]], seq: int) -> bytes:
     return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values, aggregate)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

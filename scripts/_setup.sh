@@ -42,5 +42,23 @@ make_venv() {
         "$python" -m venv "$dir"
     fi
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check -e ".${extras}"
+    lgpio_build_tools "$dir/bin/python"
+    # PYPI=1: lgpio's setup.py then compiles its C library in (as its own wheels do) instead of
+    # linking a liblgpio the system may not have. Only lgpio reads it.
+    PYPI=1 "$dir/bin/python" -m pip install -q --disable-pip-version-check -e ".${extras}"
+}
+
+# lgpio (the GPIO pin library, a dependency on ARM Linux) has wheels up to CPython 3.12; where
+# pip finds none (Trixie's 3.13) it builds the source, which needs swig.
+lgpio_build_tools() {
+    local py=$1
+    case "$(uname -m)" in aarch64|armv7l) ;; *) return 0 ;; esac
+    command -v swig >/dev/null 2>&1 && return 0
+    local probe
+    probe=$(mktemp -d)
+    if ! "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+            -d "$probe" "lgpio>=0.2.2" >/dev/null 2>&1; then
+        apt_install swig
+    fi
+    rm -rf "$probe"
 }

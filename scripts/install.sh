@@ -101,6 +101,49 @@ render_unit() {  # render_unit VENV OUT
         "$HERE/roomagent.service" > "$2"
 }
 
+# What this run created, so that a failed first install can be undone: "dir:PATH",
+# "link:PATH", "unit:PATH", "group:NAME", "user:NAME", in the order made.
+CREATED=()
+created() { CREATED+=("$1"); }
+
+undo_created() {  # undoes CREATED, newest first; prints what was removed and what was left
+    local i item removed=() left=()
+    for ((i = ${#CREATED[@]} - 1; i >= 0; i--)); do
+        item=${CREATED[i]}
+        case "$item" in
+            unit:*)
+                if live; then systemctl disable --now roomagent.service >/dev/null 2>&1 || true; fi
+                systemctl_files disable roomagent.service >/dev/null 2>&1 || true
+                if rm -f "${item#unit:}"; then removed+=("${item#unit:}"); else left+=("${item#unit:}"); fi
+                if live; then systemctl daemon-reload || true; fi ;;
+            dir:*|link:*)
+                local path=${item#*:}
+                if rm -rf "$path"; then removed+=("$path"); else left+=("$path"); fi ;;
+            user:*)
+                if userdel "${item#user:}" 2>/dev/null; then removed+=("user ${item#user:}")
+                else left+=("user ${item#user:}"); fi ;;
+            group:*)
+                if groupdel "${item#group:}" 2>/dev/null; then removed+=("group ${item#group:}")
+                else left+=("group ${item#group:}"); fi ;;
+        esac
+    done
+    CREATED=()
+    UNDO_REMOVED=$(join_list "${removed[@]}")
+    UNDO_LEFT=$(join_list "${left[@]}")
+}
+
+join_list() { local out="" x; for x in "$@"; do out=${out:+$out, }$x; done; echo "$out"; }
+
+fail() {  # fail MESSAGE: stops an install, first undoing what it created, and says exactly so
+    undo_created
+    local what="nothing else was changed"
+    if [ -n "$UNDO_REMOVED" ]; then what="undone: removed $UNDO_REMOVED"; fi
+    if [ -n "$UNDO_LEFT" ]; then
+        what="${UNDO_REMOVED:+removed $UNDO_REMOVED, but }could not remove $UNDO_LEFT (remove by hand)"
+    fi
+    die "$1; $what"
+}
+
 BACKUP=""
 save_config() {  # a copy of the config being replaced, put back if the install fails
     BACKUP=$(mktemp -d "$ETC/.backup-XXXXXX")
@@ -122,20 +165,6 @@ keep_config_backup() {  # installed: the old config stays in .previous, for refe
 }
 
 do_install() {
-    say "groups and the $USER_NAME user"
-    if [ -n "$ROOT" ]; then
-        skip "groupadd i2c gpio bluetooth; useradd --system $USER_NAME; root:$USER_NAME owners"
-    else
-        for group in i2c gpio bluetooth; do
-            getent group "$group" >/dev/null || groupadd --system "$group"
-        done
-        if ! id "$USER_NAME" >/dev/null 2>&1; then
-            useradd --system --user-group --no-create-home --home-dir /var/lib/roomagent \
-                --shell /usr/sbin/nologin "$USER_NAME"
-        fi
-        usermod -a -G i2c,gpio,bluetooth "$USER_NAME"
-    fi
-
     local version source
     if [ -n "$WHEELS" ]; then
         local wheels=("$WHEELS"/roomagent-*.whl)
@@ -150,6 +179,7 @@ do_install() {
         version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")
         source="the checkout $(cd "$repo" && pwd) (PyPI for dependencies)"
     fi
+    [ -e "$OPT" ] || created "dir:$OPT"
     mkdir -p "$OPT/releases"
     local name
     name=$version-$(date -u +%Y%m%dT%H%M%SZ)
@@ -168,7 +198,7 @@ do_install() {
                    --disable-pip-version-check --no-index --find-links "$WHEELS" \
                    "roomagent==$version" pip; }; then
             rm -rf "$release"
-            die "installing roomagent $version failed; nothing else was changed"
+            fail "installing roomagent $version failed"
         fi
     else
         # shellcheck source=scripts/_setup.sh
@@ -178,8 +208,23 @@ do_install() {
         if ! { (cd "$HERE/.." && make_venv "$PYTHON" "$release" "") &&
                "$release/bin/python" -m pip install -q --disable-pip-version-check "$HERE/.."; }; then
             rm -rf "$release"
-            die "installing roomagent $version failed; nothing else was changed"
+            fail "installing roomagent $version failed"
         fi
+    fi
+    say "groups and the $USER_NAME user"
+    if [ -n "$ROOT" ]; then
+        skip "groupadd i2c gpio bluetooth; useradd --system $USER_NAME; root:$USER_NAME owners"
+    else
+        for group in i2c gpio bluetooth; do
+            if ! getent group "$group" >/dev/null; then
+                groupadd --system "$group" && created "group:$group"
+            fi
+        done
+        if ! id "$USER_NAME" >/dev/null 2>&1; then
+            useradd --system --user-group --no-create-home --home-dir /var/lib/roomagent \
+                --shell /usr/sbin/nologin "$USER_NAME" && created "user:$USER_NAME"
+        fi
+        usermod -a -G i2c,gpio,bluetooth "$USER_NAME"
     fi
     local docs_src=$HERE/docs
     [ -d "$docs_src" ] || docs_src=$HERE/../docs
@@ -187,6 +232,7 @@ do_install() {
     install -m 0644 "$docs_src"/*.md "$release/docs/"
 
     say "$ETC"
+    [ -e "$ETC" ] || created "dir:$ETC"
     install -d -m 0750 "$ETC"
     owner 0750 "$ETC"
     save_config
@@ -203,16 +249,18 @@ do_install() {
         owner 0640 "$ETC/roomagent.toml"
     fi
     if [ ! -f "$ETC/roomagent.toml" ]; then
+        restore_config
         rm -rf "$release"
-        die "no $ETC/roomagent.toml yet: give --config FILE or --config-dir DIR"
+        fail "no $ETC/roomagent.toml yet: give --config FILE or --config-dir DIR"
     fi
     if ! "$release/bin/roomagent" check-config "$ETC/roomagent.toml"; then
         restore_config
         rm -rf "$release"
-        die "the config does not pass roomagent $version's check; nothing else was changed"
+        fail "the config does not pass roomagent $version's check"
     fi
 
     say "$STATE (the buffer; kept by uninstall unless --purge)"
+    [ -e "$STATE" ] || created "dir:$STATE"
     install -d -m 0700 "$STATE"
     if [ -z "$ROOT" ]; then chown "$USER_NAME:$USER_NAME" "$STATE"; fi
 
@@ -225,13 +273,14 @@ do_install() {
         if ! systemd-analyze verify "$check/roomagent.service"; then
             rm -rf "$check" "$release"
             restore_config
-            die "the unit does not verify; nothing else was changed"
+            fail "the unit does not verify"
         fi
     else
         echo "    systemd-analyze not found: unit not verified"
     fi
     rm -rf "$check"
     mkdir -p "$(dirname "$UNIT")"
+    [ -e "$UNIT" ] || created "unit:$UNIT"
     render_unit "$PREFIX/current" "$UNIT"
     chmod 0644 "$UNIT"
     systemctl_files enable roomagent.service
@@ -246,11 +295,20 @@ do_install() {
             say "roomagent $version did not become ready: rolling back to $old"
             switch_to "$old"
             restore_config
-            if [ -z "$ROOT" ] && live; then systemctl restart roomagent.service || true; fi
             rm -rf "$release"
-            die "upgrade failed; $old is running again (journalctl -u roomagent for why)"
+            undo_created
+            if ! live && [ -z "$ROOT" ] || [ "$START" = 0 ]; then
+                die "upgrade failed; rolled back to $old (not started: no running systemd, or --no-start)"
+            fi
+            if check_ready "$OPT/releases/$old"; then
+                die "upgrade failed; rolled back to $old, which is ready again (journalctl -u roomagent for why)"
+            fi
+            die "upgrade failed, and $old, rolled back to, did not become ready either: the service is DOWN (systemctl status roomagent; journalctl -u roomagent)"
         fi
-        die "roomagent $version did not become ready (journalctl -u roomagent for why)"
+        if [ -z "$ROOT" ] && live; then systemctl stop roomagent.service || true; fi
+        restore_config
+        rm -rf "$release"
+        fail "roomagent $version did not become ready (journalctl -u roomagent for why)"
     fi
     keep_config_backup
     if [ -n "$old" ] && [ "$old" != "$name" ]; then
@@ -279,8 +337,13 @@ do_rollback() {
     if ! check_ready "$OPT/releases/$prev"; then
         switch_to "$cur"
         ln -sfn "releases/$prev" "$OPT/previous"
-        if [ -z "$ROOT" ] && live; then systemctl restart roomagent.service || true; fi
-        die "$prev did not become ready; staying on $cur"
+        if ! live && [ -z "$ROOT" ] || [ "$START" = 0 ]; then
+            die "$prev did not become ready; back on $cur (not started)"
+        fi
+        if check_ready "$OPT/releases/$cur"; then
+            die "$prev did not become ready; back on $cur, which is ready again"
+        fi
+        die "$prev did not become ready, and neither did $cur after it: the service is DOWN (systemctl status roomagent; journalctl -u roomagent)"
     fi
     say "rolled back to $prev (previous is now $cur)"
 }
@@ -288,6 +351,7 @@ do_rollback() {
 # `roomagent` on PATH for the installer (doctor, read, watch): a link that follows current.
 BIN_LINK=$ROOT/usr/local/bin/roomagent
 link_command() {
+    [ -e "$BIN_LINK" ] || [ -L "$BIN_LINK" ] || created "link:$BIN_LINK"
     mkdir -p "$(dirname "$BIN_LINK")"
     ln -sfn "$PREFIX/current/bin/roomagent" "$BIN_LINK"
     say "$BIN_LINK -> $PREFIX/current/bin/roomagent"

@@ -587,23 +587,28 @@ def pi_tree(tmp_path: Path) -> Host:
     return make_host(tmp_path)
 
 
-def test_a_healthy_room(tmp_path: Path, broker: Broker) -> None:
+def test_a_healthy_room(tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")  # no lgpio off a Pi: gpiozero's mock pins
     cfg = load(tmp_path, ROOM, port=broker.port)
     bus = SimBus({0x76: SimBME280(), 0x23: SimBH1750()})
     report = run(cfg.source, host=pi_tree(tmp_path), open_bus=lambda n: bus)
     names = [r.name for r in report.results]
     assert names == ["config", "service", "i2c bus 1", "sensor climate", "sensor light", "gpio",
-                     "bluetooth", "broker", "clock", "disk", "buffer"]  # fmt: skip
+                     "pin factory", "bluetooth", "broker", "clock", "disk", "buffer"]  # fmt: skip
     failures = [r for r in report.results if r.ok is False]
     assert failures == []
     assert exit_status(report.results) == EXIT_OK
     text = render(report.results, "heading")
+    assert "pin factory" in text and "GPIOZERO_PIN_FACTORY=mock" in text
     # Service, Bluetooth (no BLE sensors) and buffer (none yet) are information here.
-    assert "✗" not in text and text.count("✓") == 8 and text.count("–") == 3
+    assert "✗" not in text and text.count("✓") == 9 and text.count("–") == 3
     assert text.endswith("All checks passed.")
 
 
-def test_a_room_with_faults_says_how_to_fix_each(tmp_path: Path) -> None:
+def test_a_room_with_faults_says_how_to_fix_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     cfg = load(tmp_path, ROOM, port=free_port())
     bus = SimBus({0x76: SimBME280(chip_id=0x58)})  # a BMP280 fitted, the light sensor absent
     report = run(cfg.source, host=pi_tree(tmp_path), open_bus=lambda n: bus)
@@ -616,7 +621,8 @@ def test_a_room_with_faults_says_how_to_fix_each(tmp_path: Path) -> None:
         assert lines[row + 1].lstrip().startswith("fix: ")  # the fix right under its ✗
     assert lines[-1].startswith("3 of ")
     # The summary is one line naming what failed, in the order shown.
-    assert lines[-1].startswith("3 of 8 checks failed (sensor climate, sensor light, broker): ")
+    # 9: the pin factory line counts too (relays and inputs in the config)
+    assert lines[-1].startswith("3 of 9 checks failed (sensor climate, sensor light, broker): ")
 
 
 def test_a_bad_config_exits_2_and_still_checks_what_needs_none(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from agent.control.types import Event, FakeClock
-from agent.inputs import InputBank, InputConfig, InputError, validate_inputs
+from agent.inputs import RETRY_AFTER, InputBank, InputConfig, validate_inputs
 
 
 @pytest.fixture
@@ -197,17 +197,30 @@ def test_duplicate_pin_and_name_rejected(factory: MockFactory, clock: FakeClock)
         validate_inputs(same_name)
 
 
-def test_a_pin_taken_elsewhere_fails_cleanly(factory: MockFactory, clock: FakeClock) -> None:
+def test_a_pin_taken_elsewhere_is_unavailable_and_retried(
+    factory: MockFactory, clock: FakeClock
+) -> None:
     from gpiozero import DigitalInputDevice
 
     other = DigitalInputDevice(27, pin_factory=factory)
     configs = [InputConfig("wall", 17, "button"), InputConfig("pir", 27, "motion")]
-    with pytest.raises(InputError, match="input 'pir': cannot open GPIO 27"):
-        InputBank(configs, factory, clock)
-    other.close()
-    # the pin opened before the failure was released again
     with InputBank(configs, factory, clock) as bank:
-        assert bank.state("wall") == "released"
+        assert bank.state("wall") == "released"  # the other input works
+        assert bank.state("pir") == "unavailable"
+        assert bank.last_motion("pir") is None
+        (event,) = bank.poll()
+        assert (event.kind, event.subject, event.state) == ("input", "pir", "unavailable")
+        assert "input 'pir': cannot open GPIO 27" in event.reason
+        assert "pir" in bank.unavailable()
+        other.close()
+        clock.advance(RETRY_AFTER - 1)
+        assert bank.poll() == [] and bank.state("pir") == "unavailable"  # not yet retried
+        clock.advance(1)
+        (event,) = bank.poll()
+        assert (event.subject, event.state) == ("pir", "clear")
+        assert bank.state("pir") == "clear" and bank.unavailable() == {}
+        factory.pin(27).drive_high()
+        assert [e.state for e in bank.poll()] == ["motion"]
 
 
 def test_close_releases_pins_and_drops_later_changes(

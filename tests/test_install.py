@@ -181,6 +181,65 @@ def test_install_upgrade_failed_upgrade_rollback_uninstall(
     assert not (root / "etc/roomagent").exists() and not (root / "var/lib/roomagent").exists()
 
 
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+def test_a_first_install_that_fails_is_undone_and_says_so(
+    tmp_path: Path, wheelhouse: Path, broken_wheelhouse: Path
+) -> None:
+    """A first install that never becomes ready leaves nothing behind (not a unit enabled
+    for a release that cannot start) and names what it removed; so does one whose config is
+    refused. (Under --root the user and groups are skipped; on a Pi they are removed too.)"""
+    root = tmp_path / "root"
+    root.mkdir()
+    result = install(root, "install", "--wheels", str(broken_wheelhouse),
+                     "--config-dir", str(config_dir(tmp_path, "Room 9")))  # fmt: skip
+    assert result.returncode == 1
+    assert "roomagent 0.1.1 did not become ready" in result.stderr
+    assert "undone: removed" in result.stderr
+    for made in ("opt/roomagent", "etc/roomagent", "var/lib/roomagent",
+                 "etc/systemd/system/roomagent.service", "usr/local/bin/roomagent"):  # fmt: skip
+        assert str(root / made) in result.stderr, made
+    assert "nothing else was changed" not in result.stderr
+    assert files_under(root) == []
+
+    bad = config_dir(tmp_path, "Room 9 bad")
+    (bad / "roomagent.toml").write_text(ROOM.format(name="x").replace("= 5", "= 0"))
+    result = install(root, "install", "--wheels", str(wheelhouse), "--config-dir", str(bad))
+    assert result.returncode == 1 and "devices[0].interval: must be ≥ 1 s" in result.stderr
+    assert f"undone: removed {root / 'etc/roomagent'}" in result.stderr
+    assert files_under(root) == []
+
+
+def test_a_rollback_whose_old_release_fails_too_says_the_service_is_down(
+    tmp_path: Path, wheelhouse: Path, broken_wheelhouse: Path
+) -> None:
+    """install.sh used to say "<old> is running again" without looking."""
+    root = tmp_path / "root"
+    root.mkdir()
+    result = install(root, "install", "--wheels", str(wheelhouse),
+                     "--config-dir", str(config_dir(tmp_path, "Room 9")))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = link(root, "current")
+    # The installed release stops starting (a damaged card, say): its `run` now exits at once.
+    (cli,) = (root / "opt/roomagent/releases" / first).glob(
+        "lib/python*/site-packages/agent/cli.py"
+    )
+    text = cli.read_text()
+    marker = "def cmd_run(args: argparse.Namespace) -> int:\n"
+    assert marker in text
+    cli.write_text(text.replace(marker, marker + "    raise SystemExit('damaged')\n"))
+    result = install(root, "install", "--wheels", str(broken_wheelhouse),
+                     "--config-dir", str(config_dir(tmp_path, "Room 9 broken")))  # fmt: skip
+    assert result.returncode == 1
+    assert f"rolling back to {first}" in result.stdout
+    assert f"{first}, rolled back to, did not become ready either: the service is DOWN" in (
+        result.stderr
+    )
+    assert "running again" not in result.stderr and link(root, "current") == first
+
+
 def test_install_refuses_a_wheel_folder_without_the_agent(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     (tmp_path / "wheels").mkdir()

@@ -11,6 +11,7 @@ the WPA PSK test vectors of IEEE 802.11i-2004 Annex H.4.3.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -324,6 +326,61 @@ def test_running_twice_gives_the_same_card_byte_for_byte(
     assert provision(args(boot, inputs, agent=False)) == 0
     assert tree(boot) == first
     assert "0 created, 0 updated, 0 removed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EINVAL])
+def test_a_card_whose_filesystem_refuses_chmod_is_written_whole(
+    tmp_path: Path,
+    inputs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
+) -> None:
+    """A FUSE FAT mount (fusefat) answers chmod with ENOSYS, the kernel's vfat with EPERM:
+    neither may stop the card half written. The second run, where chmod works, finds every
+    file already there and only sets the modes."""
+    reference = provisioned(tmp_path / "reference", "bookworm", inputs)
+    boot = card(tmp_path, "bookworm")
+    real_chmod = os.chmod
+    refused = []
+
+    def chmod(path: Any, mode: int, *a: Any, **kw: Any) -> None:
+        if str(path).startswith(str(boot)):
+            refused.append(path)
+            raise OSError(code, os.strerror(code), str(path))
+        real_chmod(path, mode, *a, **kw)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    assert provision(args(boot, inputs)) == 0
+    assert refused, "the test must have refused some chmod calls"
+    contents = {k: v[0] for k, v in tree(boot).items()}
+    assert contents == {k: v[0] for k, v in tree(reference).items()}
+    monkeypatch.setattr(os, "chmod", real_chmod)
+    capsys.readouterr()
+    assert provision(args(boot, inputs)) == 0
+    assert "0 created, 0 updated, 0 removed" in capsys.readouterr().out
+    assert tree(boot) == tree(reference)
+
+
+def test_a_card_with_a_real_write_error_stops_with_it(
+    tmp_path: Path, inputs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only chmod's 'not supported here' answers are shrugged off: an I/O error on the card
+    is reported (exit status 1, no traceback) and the next run finishes the card."""
+    boot = card(tmp_path, "bookworm")
+    real_chmod = os.chmod
+
+    def chmod(path: Any, mode: int, *a: Any, **kw: Any) -> None:
+        if str(path).startswith(str(boot)):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        real_chmod(path, mode, *a, **kw)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    assert provision(args(boot, inputs)) == 1
+    monkeypatch.setattr(os, "chmod", real_chmod)
+    assert provision(args(boot, inputs)) == 0
+    reference = provisioned(tmp_path / "reference", "bookworm", inputs)
+    assert tree(boot) == tree(reference)
 
 
 def test_a_second_run_with_other_settings_leaves_no_stale_files(

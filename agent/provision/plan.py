@@ -9,6 +9,7 @@ twice leaves the card byte for byte the same.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -153,14 +154,23 @@ def _write(target: Path, e: Entry) -> None:
     os.replace(tmp, target)
 
 
+# How filesystems without permission bits answer chmod: the kernel's vfat EPERM, a FUSE FAT
+# mount (fusefat) ENOSYS, others ENOTSUP/EOPNOTSUPP or EINVAL. Any other error (EIO, ENOENT)
+# is a real problem with the card and is reported.
+CHMOD_UNSUPPORTED = frozenset(
+    {errno.EPERM, errno.EACCES, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL}
+)
+
+
 def _chmod(target: Path, mode: int) -> None:
     """FAT has no permission bits: on the card this may fail or do nothing, and that is fine
     (install.sh sets the real owner and mode on the Pi)."""
     try:
         if target.stat().st_mode & 0o7777 != mode:
             os.chmod(target, mode)
-    except PermissionError:
-        pass
+    except OSError as e:
+        if e.errno not in CHMOD_UNSUPPORTED:
+            raise
 
 
 def _remove_empty_dirs(folder: Path) -> None:

@@ -66,6 +66,32 @@ class Target:
     def describe(self) -> str:
         return f"Linux {self.arch}, CPython {self.python}, glibc {self.glibc[0]}.{self.glibc[1]}"
 
+    def markers(self) -> dict[str, str]:
+        """PEP 508's environment markers as they are on the target. pip evaluates a
+        requirement's markers on the machine it runs on (only python_version follows
+        --python-version), so `lgpio; platform_machine == 'aarch64'` would be dropped on a
+        laptop: provisioning evaluates them for the Pi itself."""
+        major, minor = self.python.split(".")[:2]
+        return {
+            "platform_machine": self.arch, "sys_platform": "linux", "platform_system": "Linux",
+            "os_name": "posix", "python_version": f"{major}.{minor}",
+            "python_full_version": self.python, "implementation_name": "cpython",
+            "platform_python_implementation": "CPython", "extra": "",
+        }  # fmt: skip
+
+
+def for_target(reqs: list[str], target: Target) -> list[str]:
+    """The requirements that apply on the target, without their markers."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for r in reqs:
+        req = Requirement(r)
+        if req.marker is None or req.marker.evaluate(target.markers()):
+            req.marker = None
+            out.append(str(req))
+    return out
+
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -145,7 +171,7 @@ def download(
     """Every wheel the agent needs on the target, in `dest`. If some have no wheel for the
     target, names all of them (pip stops at the first, so each is set aside and the rest
     resolved again) and says how to get them."""
-    reqs = [*requirements(agent_wheel), "pip"]  # pip itself: the Pi installs from its wheel
+    reqs = [*for_target(requirements(agent_wheel), target), "pip"]  # pip: the Pi installs with it
     direct = {}
     for r in reqs:
         match = NAME_RE.match(r)
