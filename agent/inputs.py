@@ -135,10 +135,16 @@ class InputBank:
     """The GPIO inputs of one node. pin_factory None lets gpiozero choose (lgpio on a Pi).
 
     An input whose pin cannot be opened does not stop the others: its state is "unavailable",
-    an event says why, and poll() tries it again every RETRY_AFTER seconds."""
+    an event says why, and poll() tries it again every RETRY_AFTER seconds. `strict` (a bank
+    built for a live reconfiguration) raises instead: a new config that cannot claim its pins
+    is refused whole, and the bank it would replace carries on."""
 
     def __init__(
-        self, configs: Sequence[InputConfig], pin_factory: Optional[Any], clock: Clock
+        self,
+        configs: Sequence[InputConfig],
+        pin_factory: Optional[Any],
+        clock: Clock,
+        strict: bool = False,
     ) -> None:
         validate_inputs(configs)
         self.clock = clock
@@ -150,6 +156,7 @@ class InputBank:
         self._unavailable: dict[str, tuple[InputConfig, str]] = {}  # name -> (config, why)
         self._next_retry = clock.monotonic() + RETRY_AFTER
         self._events: list[Event] = []  # unavailable/available, for the next poll()
+        self._strict = strict
         try:
             for config in configs:
                 self._try_open(config)
@@ -161,6 +168,8 @@ class InputBank:
         try:
             self._inputs[config.name] = self._open(config, self._pin_factory)
         except InputError as e:
+            if self._strict:
+                raise
             self._unavailable[config.name] = (config, str(e))
             self._events.append(Event("input", config.name, UNAVAILABLE, str(e), self.clock.time()))
 

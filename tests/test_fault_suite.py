@@ -6,6 +6,7 @@ are sized for CI; ROOMAGENT_SOAK=N multiplies them for a longer run by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -40,13 +41,15 @@ def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
     """The seqs in the buffer now (on the card and in its RAM stage), and one past the highest
     handed out that the files show; with_reserved: past the block reserved on the card too,
     below which a restarted agent never hands out a seq."""
-    with sqlite3.connect(state / "buffer.sqlite") as db:
+    # Closed at once (contextlib.closing): on 3.9 an unclosed connection lingers until the
+    # garbage collector, and its close checkpoints the WAL under a running agent's feet.
+    with contextlib.closing(sqlite3.connect(state / "buffer.sqlite")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = {r[0] for r in db.execute("SELECT seq FROM outbox")}
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     stage = stage_path(state / "buffer.sqlite")
     if stage.exists():
-        with sqlite3.connect(stage) as db:
+        with contextlib.closing(sqlite3.connect(stage)) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             rows |= {r[0] for r in db.execute("SELECT seq FROM stage")}
     floor = max(meta.get("seq_next", 1), meta.get("seq_reserved", 0) if with_reserved else 0)

@@ -50,8 +50,14 @@ def test_council_chamber_without_gpio_runs_with_its_gpio_unavailable(
     hardware = Hardware(cfg.devices, simulate=True, pin_factory=NoPins(WHY))
     agent = Agent(cfg, notifier=Recorder({}), hardware=hardware)
     loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(target=loop.run_until_complete, args=(agent.run(stop),))
+    stops: list[asyncio.Event] = []
+
+    async def run() -> None:
+        # Made on the agent's loop: on 3.9 an Event binds to the loop current where it is made.
+        stops.append(asyncio.Event())
+        await agent.run(stops[0])
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),))
     thread.start()
     try:
 
@@ -75,7 +81,7 @@ def test_council_chamber_without_gpio_runs_with_its_gpio_unavailable(
         inputs = [m for m in sub.messages if m.topic == f"{base}/input/pir-floor"]
         assert inputs and json.loads(inputs[-1].payload)["state"] == "unavailable"
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(lambda: [stop.set() for stop in stops])
         thread.join(30)
         sub.close()
     assert not thread.is_alive()

@@ -19,6 +19,7 @@ from agent.config import ConfigError, loads
 from agent.modbus.config import ModbusLineConfig
 from agent.modbus.energy import EnergyGuard
 from agent.modbus.line import ModbusLine, frame_gap
+from agent.modbus.scan import probe
 from drivers.em24 import EM24
 from drivers.modbus_generic import ModbusGeneric
 from drivers.modbus_map import ExceptionResponse, FrameError, ModbusError, NoAnswer
@@ -27,6 +28,7 @@ from drivers.sdm630 import SDM630
 from drivers.sim.meter import SimMeter
 from drivers.sim.modbus_server import SimModbusServer
 from drivers.sim.rs485 import SimRS485
+from tests.waiting import wait_until
 
 
 class Image:
@@ -57,6 +59,8 @@ def rtu() -> Iterator[tuple[SimModbusServer, ModbusLine, SimRS485]]:
     config = ModbusLineConfig("rs485", serial="/dev/ttyUSB0", baudrate=9600, parity="N",
                               stopbits=1, timeout=0.3)  # fmt: skip
     line = ModbusLine(config, port=wire.client_port)
+    # The server comes up on its own thread: a test starts once it answers, not before.
+    assert wait_until(lambda: probe(line, 1)[0], timeout=15), "the simulated line never answered"
     yield server, line, wire
     line.close()
     server.stop()

@@ -60,7 +60,9 @@ class RoomController:
             if previous is not None:
                 previous.inputs.close()  # its pins may be the new inputs' pins
             try:
-                self.inputs = InputBank(config.inputs, pin_factory, clock)
+                self.inputs = InputBank(
+                    config.inputs, pin_factory, clock, strict=previous is not None
+                )
             except Exception:
                 if previous is not None and old is not None:
                     previous.inputs = InputBank(old.inputs, pin_factory, clock)
