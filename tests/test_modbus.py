@@ -59,10 +59,12 @@ def rtu() -> Iterator[tuple[SimModbusServer, ModbusLine, SimRS485]]:
     config = ModbusLineConfig("rs485", serial="/dev/ttyUSB0", baudrate=9600, parity="N",
                               stopbits=1, timeout=0.3)  # fmt: skip
     line = ModbusLine(config, port=wire.client_port)
-    # The server comes up on its own thread: a test starts once it answers, not before. In the
-    # whole suite, right after the dead-meter test, it once took over 15 s (cause not yet found:
-    # see the closing note of issue 20), hence the long bound; alone it answers at once.
-    assert wait_until(lambda: probe(line, 1)[0], timeout=60), "the simulated line never answered"
+    # The server comes up on its own thread: a test starts once it answers, not before. Probes
+    # half a second apart, so a late answer to one cannot meet the next request on the wire. In
+    # the whole suite, right after the dead-meter test, the line once stayed silent over 15 s
+    # (cause not yet found: see the closing note of issue 20), hence the long bound.
+    answered = wait_until(lambda: probe(line, 1)[0], timeout=60, every=0.5)
+    assert answered, "the simulated line never answered"
     yield server, line, wire
     line.close()
     server.stop()
