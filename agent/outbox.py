@@ -269,17 +269,9 @@ class Outbox:
         true time = monotonic time of the reading + (wall - monotonic) now. Readings of earlier
         boots cannot be placed (their monotonic clock is gone) and keep clock_synced false."""
         with self._transaction():
-            rows = self.db.execute(
-                "SELECT o.seq, o.payload, u.monotonic FROM unsynced u JOIN outbox o USING (seq) "
-                "WHERE u.boot = ?",
-                (boot,),
-            ).fetchall()
-            for seq, payload, monotonic in rows:
-                fixed = restamp(bytes(payload), monotonic + wall_minus_monotonic)
-                self.db.execute("UPDATE outbox SET payload = ? WHERE seq = ?", (fixed, seq))
-                self.bytes += len(fixed) - len(payload)
-            self.db.execute("DELETE FROM unsynced")
-        return len(rows)
+            count, grown = restamp_unsynced(self.db, "outbox", boot, wall_minus_monotonic, restamp)
+            self.bytes += grown
+        return count
 
     def append_many(
         self,
@@ -599,3 +591,27 @@ class _Transaction:
 
 def _is_full(e: sqlite3.OperationalError) -> bool:
     return "full" in str(e)  # SQLITE_FULL: "database or disk is full"
+
+
+def restamp_unsynced(
+    db: sqlite3.Connection,
+    table: str,
+    boot: str,
+    wall_minus_monotonic: float,
+    restamp: Callable[[bytes, float], bytes],
+) -> tuple[int, int]:
+    """Inside the caller's transaction: re-stamps the rows of `table` ("outbox", or the RAM
+    stage's "stage") listed in `unsynced` for `boot`, and empties `unsynced`. Returns how many
+    rows, and by how many bytes their payloads grew."""
+    rows = db.execute(
+        f"SELECT o.seq, o.payload, u.monotonic FROM unsynced u JOIN {table} o USING (seq) "
+        "WHERE u.boot = ?",
+        (boot,),
+    ).fetchall()
+    grown = 0
+    for seq, payload, monotonic in rows:
+        fixed = restamp(bytes(payload), monotonic + wall_minus_monotonic)
+        db.execute(f"UPDATE {table} SET payload = ? WHERE seq = ?", (fixed, seq))
+        grown += len(fixed) - len(payload)
+    db.execute("DELETE FROM unsynced")
+    return len(rows), grown

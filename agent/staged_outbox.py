@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from agent.outbox import MIN_FREE_BYTES, Outbox, OutboxError, OutboxStats, Row
+from agent.outbox import MIN_FREE_BYTES, Outbox, OutboxError, OutboxStats, Row, restamp_unsynced
 
 log = logging.getLogger("roomagent.outbox")
 
@@ -246,17 +246,9 @@ class StagedOutbox:
     ) -> int:
         fixed = self.disk.correct_clock(boot, wall_minus_monotonic, restamp)
         with self.db:
-            rows = self.db.execute(
-                "SELECT s.seq, s.payload, u.monotonic FROM unsynced u JOIN stage s USING (seq) "
-                "WHERE u.boot = ?",
-                (boot,),
-            ).fetchall()
-            for seq, payload, monotonic in rows:
-                new = restamp(bytes(payload), monotonic + wall_minus_monotonic)
-                self.db.execute("UPDATE stage SET payload = ? WHERE seq = ?", (new, seq))
-                self.bytes += len(new) - len(payload)
-            self.db.execute("DELETE FROM unsynced")
-        return fixed + len(rows)
+            count, grown = restamp_unsynced(self.db, "stage", boot, wall_minus_monotonic, restamp)
+            self.bytes += grown
+        return fixed + count
 
     def set_limits(self, max_rows: int, max_bytes: int, durability: str) -> None:
         # durability itself can change only at a restart (agent.reconfigure.FIXED)
