@@ -67,6 +67,7 @@ class ModbusLine:
         self._client: Any = None
         self._lock = threading.Lock()  # the bus thread serialises; this guards scan vs close
         self._last_end = float("-inf")
+        self._closed = False
         self._received = bytearray()  # raw bytes of the current transaction (CRC diagnosis)
         self.requests = 0
         self.failures: dict[str, int] = {"no_answer": 0, "frame": 0, "exception": 0}
@@ -133,6 +134,8 @@ class ModbusLine:
         from pymodbus.exceptions import ModbusException
 
         with self._lock:
+            if self._closed:
+                raise NoAnswer(f"{self.where()}: the line is closed")
             wait = self._last_end + self.gap - self.clock()
             if wait > 0:
                 self.sleep(wait)
@@ -189,7 +192,12 @@ class ModbusLine:
             self._client = None
 
     def close(self) -> None:
+        """For good: a request that comes later fails instead of opening the port again. A
+        transaction the bus scheduler walked away from can still be running a driver's read; had
+        it reopened the port, it would hold the port's exclusive lock against the line that
+        replaces this one (and a freed pseudo-terminal's name is reused at once)."""
         with self._lock:
+            self._closed = True
             if self._client is not None:
                 self._client.close()
                 self._client = None
