@@ -250,6 +250,9 @@ class Subscriber:
         self.subscribed = threading.Event()
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.closing = False
+        self.drops = 0  # connections lost before close(): a clean session loses what came meanwhile
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
         if tls:
@@ -266,6 +269,10 @@ class Subscriber:
             self.messages.append(Received(msg.topic, msg.payload, bool(msg.retain)))
             self.cond.notify_all()
 
+    def _on_disconnect(self, client: Any, userdata: Any, *_: Any) -> None:
+        if not self.closing:
+            self.drops += 1
+
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 15.0) -> bool:
         with self.cond:
             return self.cond.wait_for(lambda: predicate(self.messages), timeout)
@@ -275,6 +282,7 @@ class Subscriber:
             return [m for m in self.messages if topic_part in m.topic]
 
     def close(self) -> None:
+        self.closing = True
         self.client.loop_stop()
         self.client.disconnect()
 
