@@ -41,6 +41,8 @@ def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
     """The seqs in the buffer now (on the card and in its RAM stage), and one past the highest
     handed out that the files show; with_reserved: past the block reserved on the card too,
     below which a restarted agent never hands out a seq."""
+    if not (state / "buffer.sqlite").exists():
+        return set(), 0  # killed before it had made its buffer (a slow start under load)
     # Closed at once (contextlib.closing): on 3.9 an unclosed connection lingers until the
     # garbage collector, and its close checkpoints the WAL under a running agent's feet.
     with contextlib.closing(sqlite3.connect(state / "buffer.sqlite")) as db:

@@ -31,7 +31,8 @@ from tests.provision_support import (
 )
 
 # Independent of the Python version: run on one leg of CI (see .ci/run).
-pytestmark = pytest.mark.one_leg
+# One xdist worker runs this file: its session wheelhouse is built once.
+pytestmark = [pytest.mark.one_leg, pytest.mark.xdist_group("install")]
 
 pytest_plugins = ("tests.provision_fixtures",)  # wheelhouse, certs, ssh_key
 

@@ -32,6 +32,7 @@ import pytest
 from agent.staged_outbox import ACK_GRACE, stage_path
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
+from tests.waiting import wait_until
 
 BASE = "roomagent/test-node"
 SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))
@@ -121,6 +122,10 @@ def test_power_cuts_lose_at_most_the_window_and_never_reuse_a_seq(
             agent = agent_process(node_config(port, state, devices=ROOM))
             start = time.time()
             agent.start()
+            # The cut falls at a random moment of a running agent's life, counted from its first
+            # reading: under load, starting Python and the agent alone once took longer than the
+            # shortest run (5.8 s), and nothing of that run could survive.
+            assert wait_until(lambda a=agent: " is available" in a.output(), 60), agent.output()
             time.sleep(rng.uniform(5.0, 12.0))
             cut = time.time()
             agent.kill()

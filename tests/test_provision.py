@@ -50,7 +50,9 @@ from tests.provision_support import (
 )
 
 # Independent of the Python version: run on one leg of CI (see .ci/run).
-pytestmark = pytest.mark.one_leg
+# One xdist worker runs this file: its session fixtures (the wheelhouse, the Debian tools
+# cache, which two workers would download into at once) are made once.
+pytestmark = [pytest.mark.one_leg, pytest.mark.xdist_group("provision")]
 
 pytest_plugins = ("tests.provision_fixtures",)  # its fixtures: wheelhouse, ...
 
