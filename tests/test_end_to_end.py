@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import BROKER_KINDS, REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, NatsCluster, Subscriber, make_broker, make_certificates
+from tests.waiting import wait_until
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 BASE = "roomagent/test-node"
@@ -224,8 +225,9 @@ def test_username_and_password_file(
         bad = f'username = "room"\npassword_file = "{wrong}"\n'
         refused = agent_process(node_config(broker.port, tmp_path / "state2", broker_extra=bad))
         refused.start()
-        time.sleep(2)
-        assert "refused the connection" in refused.output()
+        # Waited for, not slept on: under load the agent's start alone once took over 2 s.
+        refused_log = lambda: "refused the connection" in refused.output()  # noqa: E731
+        assert wait_until(refused_log, 30), refused.output()
         assert refused.proc is not None and refused.proc.poll() is None  # still running, retrying
         refused.terminate()
         sub.close()
