@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -14,8 +15,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 from agent import __version__, central_state, discovery
 from agent.clock import SystemClock, boot_id
-from agent.command_handlers import bind
-from agent.commands import CommandProcessor
+from agent.command_handlers import table
+from agent.commands import CommandError, CommandProcessor
 from agent.config import Config, DeviceConfig
 from agent.config_manager import ConfigManager
 from agent.contract import (
@@ -33,7 +34,9 @@ from agent.devices import DeviceRunner, Sample, link_compensation, slow_devices
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
+from agent.node_ports import CommandPorts, ConfigPorts, NodeParts, ReconfigurePorts, RoomPorts
 from agent.outbox import OutboxError
+from agent.reconfigure import Reconfigurer
 from agent.reporting_hook import Reports
 from agent.sensing.buses import Buses
 from agent.sensing.operation import bus_sleep
@@ -64,7 +67,7 @@ class Agent:
         """`origin`: where `config` came from ("file", or the central side: see
         agent.config_sources.effective); `prepare`: applied to every config loaded later (the
         command line's overrides)."""
-        self.config = config
+        self.parts = NodeParts(config)  # replaced whole by a reconfiguration, never edited
         self.origin, self.prepare = origin, prepare
         self.simulate = config.node.simulate if simulate is None else simulate
         self.clock = clock or SystemClock(config.node.clock)
@@ -84,14 +87,11 @@ class Agent:
         self.outbox: Optional[Buffer] = None
         self.link: Optional[MqttLink] = None
         self.forwarder: Optional[Forwarder] = None
-        self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
-        self.room: Optional[RoomController] = None
         self.room_service: Any = None  # agent.room_service.RoomService, with a [room] section
-        self.analytics: Any = None  # agent.analytics.service.Analytics: faults, optimum start
-        self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
         self.config_manager: Optional[ConfigManager] = None
+        self.reconfigurer = Reconfigurer(self._reconfigure_ports())
         self._runner_tasks: dict[DeviceRunner, asyncio.Future[None]] = {}
         self._control_task: Optional[asyncio.Future[None]] = None
         self._ble_task: Optional[asyncio.Future[None]] = None
@@ -99,6 +99,85 @@ class Agent:
         self._spawned: set[asyncio.Future[Any]] = set()
         self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
         self._reports = Reports()
+
+    # The running parts (agent.node_ports.NodeParts), read-only: a reconfiguration swaps them.
+    @property
+    def config(self) -> Config:
+        return self.parts.config
+
+    @property
+    def runners(self) -> tuple[DeviceRunner, ...]:
+        return self.parts.runners
+
+    @property
+    def room(self) -> Optional[RoomController]:
+        return self.parts.room
+
+    @property
+    def ble(self) -> Any:
+        return self.parts.ble
+
+    @property
+    def analytics(self) -> Any:
+        return self.parts.analytics
+
+    def _swap(self, parts: NodeParts) -> None:
+        self.parts = parts
+
+    # The narrow seams (agent.node_ports): what each part may do with the node.
+
+    def _command_ports(self) -> CommandPorts:
+        def config_command(body: dict[str, Any]) -> dict[str, Any]:
+            if self.config_manager is None:
+                raise CommandError("unavailable", "the agent is still starting")
+            return self.config_manager.from_command(body)
+
+        service = self.room_service
+        return CommandPorts(
+            topics=self.topics, emit=self.emit, refresh_state=self.refresh_state,
+            retained_state=self.retained_state, republish=self._publish_retained,
+            health=self.health, announce=self.announce, config_command=config_command,
+            sessions_command=None if service is None else service.push,
+        )  # fmt: skip
+
+    def _reconfigure_ports(self) -> ReconfigurePorts:
+        from agent.analytics import service as analytics
+
+        def set_buffer_limits(new: Config) -> None:
+            if self.outbox is not None:
+                b = new.buffer
+                self.submit_db(self.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
+
+        def announce() -> None:
+            if self.link is not None and self.link.connected:
+                self.announce()
+
+        return ReconfigurePorts(
+            parts=lambda: self.parts, swap=self._swap, hardware=self.hardware,
+            subscriptions=self.subscriptions, check_link=self.check_link,
+            set_buffer_limits=set_buffer_limits, make_runner=self.make_runner,
+            start_runner=self.start_runner, stop_runner=self.stop_runner,
+            forget_state=self.forget_state, make_ble=self.make_ble, start_ble=self.start_ble,
+            stop_ble=self.stop_ble, make_room=self.make_room, start_control=self.start_control,
+            stop_control=self.stop_control,
+            make_analytics=lambda config: analytics.build(NodeParts(config)), emit=self.emit,
+            relink=lambda: self.spawn(self.replace_link()), announce=announce,
+        )  # fmt: skip
+
+    def _room_ports(self) -> RoomPorts:
+        async def append(topic: str, make: Callable[[int], bytes]) -> None:
+            assert self.outbox is not None and self.forwarder is not None
+            await self.run_db(self.outbox.append, topic, make, None)
+            self.forwarder.notify()
+
+        def energy_totals() -> Optional[dict[str, float]]:
+            guard = self.energy_guard
+            return None if guard is None else dict(guard.totals())
+
+        return RoomPorts(
+            parts=lambda: self.parts, clock=self.clock, base_topic=self.topics.base,
+            emit=self.emit, retain=self._retain, append=append, energy_totals=energy_totals,
+        )  # fmt: skip
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -121,18 +200,23 @@ class Agent:
         stats = self.outbox.stats()
         log.info("buffer %s: %d readings waiting, next seq %d", b.path, stats.rows, stats.next_seq)
         self.link = self._new_link(self.config)
-        self.commands = CommandProcessor(bind(self)(), self.clock.time, self.clock.synced)
         self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
-        self.runners = [self.make_runner(d) for d in self.config.devices]
-        link_compensation(self.runners)
-        self.ble = self.make_ble(self.config)
+        # Built one part at a time at the start, before any command or tick can look at them.
+        runners = [self.make_runner(d) for d in self.config.devices]
+        link_compensation(runners)
+        self.parts = dataclasses.replace(self.parts, runners=tuple(runners))
+        self.parts = dataclasses.replace(self.parts, ble=self.make_ble(self.config))
         if self.config.control.active:
-            self.room = self.make_room(self.config)
+            self.parts = dataclasses.replace(self.parts, room=self.make_room(self.config))
             self._publish_control_states()  # retained from the first second, not the first change
         if self.config.room is not None:
             from agent.room_service import RoomService
 
-            self.room_service = RoomService(self)
+            self.room_service = RoomService(
+                self._room_ports(), self.hardware if self.simulate else None
+            )
+        handlers = table(self._command_ports(), lambda: self.parts)  # after the room service
+        self.commands = CommandProcessor(handlers, self.clock.time, self.clock.synced)
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
         tasks.append(asyncio.ensure_future(self._watch_clock()))
@@ -141,14 +225,18 @@ class Agent:
             tasks.append(asyncio.ensure_future(self.room_service.run()))
         from agent.analytics import service as analytics
 
-        self.analytics = analytics.build(self)
+        self.parts = dataclasses.replace(self.parts, analytics=analytics.build(self.parts))
         tasks.append(asyncio.ensure_future(analytics.run(self)))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
         self.start_ble()
         self.link.start()
-        self.config_manager = ConfigManager(self, self.origin, self.prepare)
+        self.config_manager = ConfigManager(
+            ConfigPorts(lambda: self.parts.config, self.reconfigurer.apply, self.config_event),
+            self.origin,
+            self.prepare,
+        )
         self.config_manager.start()
         await self._first_round(stop)
         for runner in self.runners:  # answering, no value yet (a warm-up): available, not unknown
@@ -218,12 +306,7 @@ class Agent:
             self._control_store = StateStore(self.config.node.state_dir / "control.json")
 
         def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
-            runner = next((r for r in self.runners if r.config.name == device), None)
-            if runner is None and self.ble is not None:
-                return self.ble.reading(device, quantity)
-            if runner is None or quantity not in runner.last_values:
-                return None
-            return runner.last_values[quantity], runner.last_good
+            return self.parts.reading(device, quantity)  # the parts of the moment
 
         def presence() -> Mapping[str, Optional[bool]]:  # the BLE service of the moment
             return self.ble.occupied() if self.ble is not None else {}
@@ -296,9 +379,6 @@ class Agent:
     def submit_db(self, fn: Callable[..., Any], *args: Any) -> None:
         """Runs fn on the buffer's thread without waiting for it (config changes)."""
         self._db_thread.submit(fn, *args)
-
-    def rebind_commands(self) -> None:
-        self.commands.handlers = bind(self)()
 
     def config_event(self, state: str, reason: str) -> None:
         """A config applied or refused, on the events topic: the central side's record."""
