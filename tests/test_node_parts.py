@@ -97,8 +97,8 @@ class Node:
 def test_a_command_in_flight_finishes_on_the_parts_it_started_with(tmp_path: Path) -> None:
     node = Node(tmp_path)
     before = node.parts
-    renamed = dataclasses.replace(before.config,
-                                  node=dataclasses.replace(before.config.node, name="Room 2"))  # fmt: skip
+    config = before.config
+    renamed = dataclasses.replace(config, node=dataclasses.replace(config.node, name="Room 2"))
     # The relay handler emits its events, then reads the relay's state for its answer: a
     # reconfiguration (of the node's name: the room control is kept) lands in between.
     node.on_emit = lambda: node.reconfigurer.apply(renamed, "renamed.toml")

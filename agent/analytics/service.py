@@ -275,7 +275,7 @@ async def run(agent: Any) -> None:
                     body = analytics.faults_body(now)
                 if body is not None:
                     published = analytics
-                    agent._retain(faults_topic(agent.topics.base), json_payload(body))
+                    agent.retained.retain(faults_topic(agent.topics.base), json_payload(body))
         except Exception:
             log.exception("fault detection failed this round; carrying on")
         await asyncio.sleep(TICK)
