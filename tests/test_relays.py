@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
 from agent.control.types import FakeClock
-from agent.relays import RelayBank, RelayConfig, validate_relays
+from agent.relay_config import RelayConfig, validate_relays
+from agent.relays import RelayBank
 from agent.state_store import MemoryStore, StateStore
 
 HOUR = 3600.0
