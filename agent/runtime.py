@@ -164,7 +164,7 @@ class Agent:
             forget_state=self.forget_state, make_ble=self.make_ble, start_ble=self.start_ble,
             stop_ble=self.stop_ble, make_room=self.make_room, start_control=self.start_control,
             stop_control=self.stop_control,
-            make_analytics=lambda config: analytics.build(NodeParts(config)), emit=self.emit,
+            make_analytics=analytics.build, emit=self.emit,
             relink=lambda: self.spawn(self.mqtt.replace()), announce=announce,
         )  # fmt: skip
 
@@ -235,8 +235,11 @@ class Agent:
             tasks.append(asyncio.ensure_future(self.room_service.run()))
         from agent.analytics import service as analytics
 
-        self.parts = dataclasses.replace(self.parts, analytics=analytics.build(self.parts))
-        tasks.append(asyncio.ensure_future(analytics.run(self)))
+        self.parts = dataclasses.replace(self.parts, analytics=analytics.build(self.config))
+        faults = analytics.run(
+            lambda: self.parts, self.clock, self.emit, self.retained.retain, self.topics.base
+        )
+        tasks.append(asyncio.ensure_future(faults))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
