@@ -152,9 +152,11 @@ BINARY = {
     "trigger_output", "calibrating",
 }  # fmt: skip
 TEXT = {"button", "dimmer", "command", "text", "raw", "uuid", "url", "namespace", "instance"}
+# A meter's counters come from Modbus only: no BLE decoder returns them.
+METER_ONLY = {"energy_import", "energy_export", "co2e"}
 LEARNED = {
     "tag": {
-        **{name: "binary" if name in BINARY else "number" for name in UNITS if name not in TEXT},
+        **{name: "binary" if name in BINARY else "number" for name in UNITS if name not in TEXT | METER_ONLY},
         "temperature_2": "number", "humidity_3": "number", "motion_2": "binary",
         "dimmer_2_steps": "number",
     },
