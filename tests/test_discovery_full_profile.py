@@ -156,7 +156,7 @@ TEXT = {"button", "dimmer", "command", "text", "raw", "uuid", "url", "namespace"
 METER_ONLY = {"energy_import", "energy_export", "co2e"}
 LEARNED = {
     "tag": {
-        **{name: "binary" if name in BINARY else "number" for name in UNITS if name not in TEXT | METER_ONLY},
+        **{n: "binary" if n in BINARY else "number" for n in set(UNITS) - TEXT - METER_ONLY},
         "temperature_2": "number", "humidity_3": "number", "motion_2": "binary",
         "dimmer_2_steps": "number",
     },
@@ -222,6 +222,10 @@ def test_device_classes_and_units_are_home_assistants(body: bytes) -> None:
     for key in ("m630_energy_import", "m24_energy_export", "generic_energy_import", "tag_energy",
                 "tag_gas", "tag_water", "m120_co2e"):  # fmt: skip
         assert cmps[key]["stat_cla"] == "total_increasing", key
+    # A repeated name is labelled with its number, once (it was "tag dimmer 2 stepsps").
+    assert cmps["tag_dimmer_2_steps"]["name"] == "tag dimmer steps 2"
+    assert cmps["tag_temperature_2"]["name"] == "tag temperature 2"
+    assert cmps["tag_humidity_3"]["name"] == "tag humidity 3"
     # Identities and the radio's own counters are not entities.
     for name in ("tx_power", "adv_count", "uuid", "firmware_version", "movement_counter"):
         assert f"tag_{name}" not in cmps
