@@ -310,13 +310,11 @@ def _check_scenes(
 ) -> None:
     """Every scene target must exist and take its value, so a scene fails at load, not when a
     council session starts."""
-    from agent.control.scenes import SceneManager
-    from agent.control.types import FakeClock
+    from agent.control.scenes import check_targets
 
-    manager = SceneManager({x.name: x for x in lights}, {z.name: z for z in zones},
-                           {v.name: v for v in ventilation}, FakeClock())  # fmt: skip
+    names = ({x.name for x in lights}, {z.name for z in zones}, {v.name for v in ventilation})
     for i, scene in enumerate(scenes):
         try:
-            manager.check(scene)
+            check_targets(scene, *names)
         except ValueError as e:
             raise error(f"scenes[{i}].targets", str(e)) from None

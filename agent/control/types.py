@@ -7,7 +7,7 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """agent.clock.SystemClock satisfies it; tests pass a FakeClock they move by hand."""
+    """agent.clock.SystemClock satisfies it; tests pass tests/clocks.py FakeClock, moved by hand."""
 
     def monotonic(self) -> float: ...  # seconds, never stepped: durations, timers
 
@@ -32,20 +32,3 @@ class Event:
     state: str  # e.g. "on", "off", "motion", "clear", "pressed", "stale", "resolved"
     reason: str
     timestamp: float  # wall clock (Clock.time())
-
-
-class FakeClock:
-    """For tests: time moves only when advance() is called."""
-
-    def __init__(self, wall: float = 1_790_000_000.0, monotonic: float = 1000.0) -> None:
-        self._wall, self._monotonic = wall, monotonic
-
-    def monotonic(self) -> float:
-        return self._monotonic
-
-    def time(self) -> float:
-        return self._wall
-
-    def advance(self, seconds: float) -> None:
-        self._monotonic += seconds
-        self._wall += seconds
