@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Optional, Protocol
 
 
 class Clock(Protocol):
@@ -32,3 +33,27 @@ class Event:
     state: str  # e.g. "on", "off", "motion", "clear", "pressed", "stale", "resolved"
     reason: str
     timestamp: float  # wall clock (Clock.time())
+
+
+@dataclass(frozen=True)
+class RoomInputs:
+    """What the room knows at one tick: every control reads what it needs from it, so a new
+    control rule needs no new argument threaded through RoomController.tick."""
+
+    # device, quantity -> (value, monotonic time it was measured), or None
+    readings: Callable[[str, str], Optional[tuple[float, float]]]
+    # someone is in the room, as the zones are told (None: not known, or not to be acted on)
+    occupied: Optional[bool]
+    # motion input -> monotonic time it last saw motion (None: never, or not a motion input)
+    last_motion: Callable[[str], Optional[float]]
+    # BLE presence group -> someone is there (None: not known now)
+    presence: Mapping[str, Optional[bool]]
+    # the input events of this tick's poll (a wall switch pressed, a door opened)
+    input_events: Sequence[Event]
+
+
+class Control(Protocol):
+    """A control rule (a zone's thermostat, a light group, a ventilation unit): once a tick it
+    says what it wants for its relays, with the events of what it decided."""
+
+    def step(self, room: RoomInputs) -> tuple[list[Want], list[Event]]: ...
