@@ -402,7 +402,7 @@ class Agent:
             self._publish_discovery()
 
     def _publish_control_states(self, force: Optional[str] = None) -> None:
-        self.retained.publish_room(self.room, self.config.control.grid_emission_factor, force)
+        self.retained.publish_room(self.room, self.config.energy.kg_per_kwh, force)
 
     def refresh_state(self, topic: str) -> None:
         """Publishes one entity's retained state again, changed or not (after a command)."""
@@ -412,7 +412,7 @@ class Agent:
         assert self.room is not None
         guard = self.energy_guard
         self.writer.append(self.topics.energy, energy_report(
-            self.clock.time(), self.room, self.config.control.grid_emission_factor,
+            self.clock.time(), self.room, self.config.energy.kg_per_kwh,
             guard.totals() if guard is not None else None, self.config.energy.grid_factor,
         ))  # fmt: skip
 

@@ -18,11 +18,12 @@ from agent.commands import CommandProcessor
 from agent.config import Config
 from agent.contract import Topics
 from agent.control.room import RoomController
-from agent.control.types import Event, FakeClock
+from agent.control.types import Event
 from agent.hardware import Hardware
 from agent.node_ports import CommandPorts, NodeParts, ReconfigurePorts
 from agent.reconfigure import Reconfigurer
 from agent.state_store import StateStore
+from tests.clocks import FakeClock
 
 NODE = '[node]\nid = "r"\nstate_dir = "state"\n'
 FAN = '[[relays]]\nname = "fan"\npin = 22\nkind = "ventilation"\n'
