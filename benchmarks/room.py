@@ -33,7 +33,7 @@ from agent.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
 from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.control.types import FakeClock
 from agent.control.ventilation import VentilationConfig, VentilationControl
-from agent.occupancy import Co2Occupancy, steady_state_headcount
+from agent.occupancy import EDGE_WINDOW, Co2Occupancy, steady_state_headcount
 from agent.session_report import SessionRecorder
 from agent.sessions import Session, SessionCalendar
 from agent.state_store import StateStore
@@ -185,7 +185,8 @@ def simulate(
             relays[w.relay] = w.on
         relays["lights"] = present  # lights follow presence in both
         stages = 2 if relays["fan_high"] else int(relays["fan_low"])
-        occupancy.add(t, co2, profile.airflow_m3_s(stages), present)
+        edge = calendar.near_edge(t, EDGE_WINDOW)  # the node's calendar: arrivals, departures
+        occupancy.add(t, co2, profile.airflow_m3_s(stages), present, edge)
         if present:
             operative = room.physics.operative_temperature()
             kh += max(0.0, low - operative, operative - high) * STEP / 3600
