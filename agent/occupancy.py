@@ -19,6 +19,7 @@ It is an estimate for planning and ventilation, not a count: docs/comfort.md say
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Optional
 
@@ -35,6 +36,10 @@ WALK_PER_SEAT = 0.05 / 60
 ARRIVAL_SPREAD = 0.25  # of the seats, 1σ: how many may walk in when a room turns occupied
 EDGE_WINDOW = 600.0  # s: a room fills in about ten minutes, whatever its size
 EDGE_WALK_PER_SEAT = ARRIVAL_SPREAD / math.sqrt(EDGE_WINDOW)
+# The session report's peak comes from a fixed-lag (Rauch-Tung-Striebel) smoother this far
+# behind the live value: the peak of a noisy causal estimate overshoots (on benchmarks/room's
+# month by ~6 people a session), the smoothed one, which has seen ten more minutes, by ~1.
+SMOOTHING_LAG = 600.0  # s
 PERSON_CO2_M3_S = 20.0e-3 / 3600.0  # EN 16798-1's standard person, 20 L/h
 G_SPREAD = 0.15
 AIRFLOW_SPREAD = 0.10
@@ -51,6 +56,17 @@ class Estimate:
     def as_json(self) -> dict[str, object]:
         return {"people": self.people, "estimate": round(self.raw, 1),
                 "uncertainty": round(self.uncertainty, 1), "method": self.method}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Step:
+    t: float
+    f: Optional[tuple[tuple[float, float], tuple[float, float]]]
+    x_pred: Optional[list[float]]
+    p_pred: Optional[list[list[float]]]
+    x: list[float]
+    p: list[list[float]]
+    present: Optional[bool]
 
 
 class Co2Occupancy:
@@ -77,6 +93,10 @@ class Co2Occupancy:
         self.x = [outdoor_co2, 0.0]  # ppm, people
         self.p = [[noise_ppm**2, 0.0], [0.0, 100.0]]
         self._updates = 0
+        self._f: Optional[tuple[tuple[float, float], tuple[float, float]]] = None
+        # (t, F into this step or None where the track restarts, predicted x and P, filtered x
+        # and P, presence): the readings of the last SMOOTHING_LAG, for the smoother.
+        self._steps: deque[_Step] = deque()
 
     def add(
         self,
@@ -99,12 +119,19 @@ class Co2Occupancy:
             self.p[1][0] = self.p[0][1] = 0.0
             self.p[1][1] = min(self.p[1][1], 1.0)
         self._present = present
+        f = xp = pp = None
         if self._t is None:
             self.x = [co2_ppm, max(0.0, airflow_m3_s * (co2_ppm - self.outdoor) * 1e-6 / self.g)]
         else:
             edge = session_edge or t < self._edge_until
             self._predict(max(0.0, t - self._t), self._q, EDGE_WALK_PER_SEAT if edge else None)
+            f, xp, pp = self._f, list(self.x), [list(r) for r in self.p]
             self._correct(co2_ppm)
+        if present is False:
+            f = None  # pinned at 0: the smoother does not carry news across an empty room
+        self._steps.append(_Step(t, f, xp, pp, list(self.x), [list(r) for r in self.p], present))
+        while t - self._steps[0].t > SMOOTHING_LAG:
+            self._steps.popleft()
         self._t, self._q = t, airflow_m3_s
         self._updates += 1
 
@@ -116,7 +143,7 @@ class Co2Occupancy:
         b = (1 - a) * self.g * 1e6 / q if q > 0 else self.g * 1e6 / self.volume * dt
         c, n = self.x
         self.x = [a * c + (1 - a) * self.outdoor + b * n, n]
-        f = ((a, b), (0.0, 1.0))
+        f = self._f = ((a, b), (0.0, 1.0))
         fp = [[f[i][0] * self.p[0][j] + f[i][1] * self.p[1][j] for j in range(2)] for i in range(2)]
         self.p = [[fp[i][0] * f[j][0] + fp[i][1] * f[j][1] for j in range(2)] for i in range(2)]
         walk = self.walk if walk_per_seat is None else walk_per_seat * self.seats
@@ -144,6 +171,35 @@ class Co2Occupancy:
             + (AIRFLOW_SPREAD * max(people, 0.0)) ** 2
         )
         return people, sigma
+
+    def lagged_people(self) -> Optional[int]:
+        """The headcount SMOOTHING_LAG ago, smoothed with the readings since (fixed-lag
+        Rauch-Tung-Striebel); None until the filter has run that long. For the session
+        report's peak, not for the live value: it is ten minutes late."""
+        steps = self._steps
+        if self._updates < 3 or steps[-1].t - steps[0].t < SMOOTHING_LAG - 1.0:
+            return None
+        x = steps[-1].x
+        for later, now in zip(reversed(steps), list(reversed(steps))[1:]):
+            if later.f is None or later.x_pred is None or later.p_pred is None:
+                x = now.x
+                continue
+            # C = P F' P_pred⁻¹ (2×2); x = x_now + C (x_later_smoothed − x_pred_later)
+            f, pp, p = later.f, later.p_pred, now.p
+            pf = [[p[i][0] * f[j][0] + p[i][1] * f[j][1] for j in range(2)] for i in range(2)]
+            det = pp[0][0] * pp[1][1] - pp[0][1] * pp[1][0]
+            if det <= 0.0:
+                x = now.x
+                continue
+            inv = ((pp[1][1] / det, -pp[0][1] / det), (-pp[1][0] / det, pp[0][0] / det))
+            c = [[pf[i][0] * inv[0][j] + pf[i][1] * inv[1][j] for j in range(2)] for i in range(2)]
+            d = (x[0] - later.x_pred[0], x[1] - later.x_pred[1])
+            x = [now.x[i] + c[i][0] * d[0] + c[i][1] * d[1] for i in range(2)]
+        first = steps[0]
+        if first.present is False:
+            return 0
+        people = max(0, round(x[1]))
+        return max(1, people) if first.present else people
 
     def estimate(self, present: Optional[bool]) -> Estimate:
         """present: what motion inputs and BLE badges say (None: they do not know)."""

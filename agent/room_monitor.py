@@ -148,8 +148,10 @@ class RoomMonitor:
         self.log.add(now, g, occupied, dt_s)
 
         session = self.calendar.current(now)
-        out.reports = self.recorder.update(now, session, dt_s, co2, g.overall, estimate.people,
-                                           energy_kwh)  # fmt: skip
+        # The report's peak headcount is the smoothed one, ten minutes late (Co2Occupancy.
+        # lagged_people): a noisy live estimate's peak overshoots.
+        out.reports = self.recorder.update(now, session, dt_s, co2, g.overall,
+                                           self.occupancy.lagged_people(), energy_kwh)  # fmt: skip
         if self._started:
             self._started = False
             missed = self.calendar.ended_between(self.recorder.reported_until, now)

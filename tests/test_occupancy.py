@@ -141,3 +141,31 @@ def test_the_calendar_edge_window() -> None:
     assert [cal.near_edge(t, 600.0) for t in (399.0, 401.0, 1599.0, 1601.0, 4401.0, 5599.0,
                                               5601.0)] == [False, True, True, False, True, True,
                                                            False]  # fmt: skip
+
+
+def test_the_smoothed_headcount_is_ten_minutes_late_and_exact_on_exact_readings() -> None:
+    # 12 people at equilibrium in 60 m³ with 360 m³/h: 12 × 20 L/h / 0.1 m³/s = 666.7 ppm above
+    # outdoor, constant. The smoother answers once it has ten minutes of readings.
+    est, level = Co2Occupancy(60.0, 12, noise_ppm=1.0), 420.0 + 12 * 20e-3 / 3600 / 0.1 * 1e6
+    answers = []
+    for step in range(41):
+        est.add(step * 30.0, level, 0.1, True)
+        answers.append(est.lagged_people())
+    assert answers[:20] == [None] * 20  # 0 … 570 s: not ten minutes yet
+    assert answers[20:] == [12] * 21
+
+
+def test_the_report_peak_overshoots_less_than_the_live_peak() -> None:
+    # 20 people in the chamber for two hours, five noisy months of one session: the peak of the
+    # live estimate rides its noise; the smoothed one, which has seen ten more minutes, not.
+    live_over, lagged_over = [], []
+    for seed in range(3, 8):
+        live = lagged = 0
+        for t, _, est in follow("chamber", 20, 2, 120, seed=seed, edge=True):
+            if T0 <= t < T0 + 130 * 60:
+                live = max(live, est.estimate(None).people)
+                lagged = max(lagged, est.lagged_people() or 0)
+        assert abs(lagged - 20) <= 1
+        live_over.append(live - 20)
+        lagged_over.append(lagged - 20)
+    assert sum(lagged_over) < sum(live_over)
