@@ -16,8 +16,9 @@ KPIs over occupied time, after BOPTEST's: thermal discomfort in K·h outside the
 category II band of operative temperature (20-24 °C, heating season), CO2 discomfort in ppm·h
 above category II (outdoor + 800 ppm), energy in kWh (heaters, fans, lights, base load).
 Occupancy: the agent's estimator (agent/occupancy.py) on CO2 readings with an SCD4x's noise,
-every 30 s, presence and the calendar's session times (not its attendance), against the CO2-threshold (steady-state) baseline on the same readings; mean
-absolute error over occupied time, by session size. Each audience breathes as the mean of its
+every 30 s, presence and the calendar's session times (not its attendance), against the
+CO2-threshold (steady-state) baseline on the same readings; mean absolute error over occupied
+time, by session size. Each audience breathes as the mean of its
 people, each drawn around EN 16798-1's standard person with a 25 % spread. The session reports'
 peak headcount (a fixed-lag smoothed estimate) against each session's attendance.
 Relays switch at the thermostat's wish here: the relay bank's minimum times are not modelled.
