@@ -147,7 +147,8 @@ class RoomService:
             outdoor[0] if outdoor is not None else None,
         ):  # fmt: skip
             if decision is not None:
-                agent.emit(Event("optimum_start", name, decision.source, decision.reason, now))
+                kind = "optimum_stop" if decision.action == "stop" else "optimum_start"
+                agent.emit(Event(kind, name, decision.source, decision.reason, now))
             reason = decision.reason if decision is not None else "session calendar"
             for event in room.zones[name].set_mode(mode, reason):
                 agent.emit(event)

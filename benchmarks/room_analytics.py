@@ -149,7 +149,7 @@ def live(
     zone = Thermostat(zc, None, clock)
     learner = OptimumStart(zc.name, learning or LEARNING, saved=saved)
     recorder = Recorder(learner)
-    planner = PreheatPlanner(learner)
+    planner = PreheatPlanner(learner, early_stop=learner.config.early_stop)
     output = WarmupOutput()
     kinds = {n: "heat" for n in setup.heaters} | {n: k for n, (k, _) in setup.other_relays.items()}
     faults = faults or FaultConfig()
@@ -165,6 +165,9 @@ def live(
     decisions: list[str] = []
     learned_starts: set[float] = set()
     learned_sessions = 0
+    stops = 0
+    stopped_below = 0.0  # minutes occupied with the air below the stop band after a stop
+    stopped_at: Optional[float] = None
     frozen_at: Optional[tuple[float, float]] = None
     breaks = random.Random(seed + 9)
     window_until = -1.0
@@ -200,9 +203,13 @@ def live(
         # The zone's mode.
         if optimum:
             look = planner.look(t, (current.start, current.end) if current else None, upcoming,
-                                zc.comfort, temp, outdoor)  # fmt: skip
+                                zc.comfort, temp, outdoor, recorder.duty(t))  # fmt: skip
             comfort = look.comfort
-            if look.decision is not None:
+            if look.decision is not None and look.decision.action == "stop":
+                stops += 1
+                stopped_at = current.end if current else None
+                decisions.append(look.decision.reason)
+            elif look.decision is not None:
                 decisions.append(look.decision.reason)
                 if look.decision.source == "learned" and upcoming is not None:
                     learned_starts.add(upcoming)
@@ -235,6 +242,8 @@ def live(
             and temp >= threshold
         ):
             reached[nxt] = (comfort_since, t, t - comfort_since <= STEP)
+        if stopped_at is not None and t < stopped_at and room.people(t) > 0:
+            stopped_below += STEP / 60 * (temp < zc.comfort - learner.config.stop_band)
         if room.people(t) > 0:
             operative = room.physics.operative_temperature()
             kh += max(0.0, low - operative, operative - high) * STEP / 3600
@@ -283,6 +292,8 @@ def live(
             for s in sessions
             if s.start in learned_starts and _on_time(reached.get(s.start), s.start)
         ),
+        "early_stops": stops,
+        "below_band_after_stop_min": round(stopped_below),
         "drift_tau_h": None if learner.tau_h is None else round(learner.tau_h, 1),
         "false_alarms": [f"{_stamp(t)} {what}" for t, what in alarms],
         # Minutes the setpoint was reached after each session's start (None: already there).
