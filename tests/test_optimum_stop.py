@@ -130,3 +130,17 @@ def test_without_early_stop_the_session_runs_to_its_end() -> None:
     learner.tau_h = 20.0
     planner = PreheatPlanner(learner)
     assert planner.look(107_000.0, (100_000.0, 107_200.0), None, 21.0, 21.0, 1.0).comfort
+
+
+def test_a_stop_whose_room_leaves_the_band_is_taken_back_until_the_end() -> None:
+    planner = stopping_planner(20.0)
+    start, end = 100_000.0, 100_000.0 + 2 * HOUR
+    look = planner.look(end - 30 * MINUTE, (start, end), None, 21.0, 21.0, 1.0)  # 30.38 min
+    assert not look.comfort and look.decision is not None and look.decision.action == "stop"
+    # 20.5 °C is the band's edge (21 - 0.5): still stopped. 20.4 °C is out of it.
+    assert not planner.look(end - 25 * MINUTE, (start, end), None, 21.0, 20.5, 1.0).comfort
+    back = planner.look(end - 20 * MINUTE, (start, end), None, 21.0, 20.4, 1.0)
+    assert back.comfort and back.decision is not None and back.decision.action == "resume"
+    assert "20.4 °C is out of the 0.5 K band" in back.decision.reason
+    # Comfort to the end, even once the room is back at its setpoint: no second stop.
+    assert planner.look(end - MINUTE, (start, end), None, 21.0, 21.0, 1.0).comfort

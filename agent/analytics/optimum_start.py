@@ -240,7 +240,7 @@ class OptimumStart:
                 detail += f", capped at {c.max_lead_minutes:g} min"
         lead = min(max(lead, c.latest_start_minutes), c.max_lead_minutes)
         start = session_start - lead * 60
-        return Decision(start, lead, source, f"start {self._clock(start)}: {detail}")
+        return Decision(start, lead, source, f"start {self.clock(start)}: {detail}")
 
     def need_hours(
         self,
@@ -307,7 +307,7 @@ class OptimumStart:
         hours = self.tau_h * math.log(gap / (gap - margin)) if margin < gap else math.inf
         minutes = min(hours * 60 / c.safety, c.max_early_stop_minutes)
         stop = session_end - minutes * 60
-        reason = (f"stop {self._clock(stop)}: drifts {margin:.1f} K in {minutes:.0f} min "
+        reason = (f"stop {self.clock(stop)}: drifts {margin:.1f} K in {minutes:.0f} min "
                   f"(tau {self.tau_h:.1f} h learned)")  # fmt: skip
         return Decision(stop, minutes, "learned", reason, "stop")
 
@@ -341,7 +341,8 @@ class OptimumStart:
         self.tau_h = saved["tau_h"]
         self._tau_weight = int(saved["tau_weight"])
 
-    def _clock(self, epoch: float) -> str:
+    def clock(self, epoch: float) -> str:
+        """HH:MM of `epoch` in the zone's time zone, for reasons."""
         from datetime import datetime, timezone
 
         return datetime.fromtimestamp(epoch, self._tz or timezone.utc).strftime("%H:%M")

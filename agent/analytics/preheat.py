@@ -33,6 +33,7 @@ class PreheatPlanner:
         self.early_stop = early_stop
         self._started: Optional[float] = None  # start of the session comfort was committed for
         self._stopped: Optional[float] = None  # end of the session stopped early
+        self._resumed: Optional[float] = None  # end of a session whose stop was taken back
         self.last: Optional[Decision] = None  # the latest committed decision (for doctor)
         self.pending: Optional[Decision] = None
 
@@ -107,8 +108,25 @@ class PreheatPlanner:
     ) -> Look:
         start, end = current
         self.pending = None
+        if self._resumed == end:
+            return Look(True)
         if self._stopped == end:
-            return Look(False)
+            band = self.learner.config.stop_band
+            off = (
+                None
+                if indoor is None
+                else (setpoint - indoor if self.learner.direction == "heat" else indoor - setpoint)
+            )
+            if off is None or off <= band:
+                return Look(False)
+            # The drift was faster than learned (ventilation at full, a door open): never a
+            # session out of its band because of the model. Comfort again, to the end.
+            self._resumed = end
+            decision = Decision(now, 0.0, "learned", f"resume {self.learner.clock(now)}: "
+                                f"{indoor:.1f} °C is out of the {band:g} K band before the end: "
+                                "the early stop is taken back", "resume")  # fmt: skip
+            self.last = decision
+            return Look(True, decision)
         if not self.early_stop or indoor is None or outdoor is None:
             return Look(True)
         if self._started != start:
