@@ -12,12 +12,23 @@ Expected values are hand computations (worked in the comments) on the models' cl
 
 from __future__ import annotations
 
+import json
 import math
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Recorder
 from agent.analytics.preheat import PreheatPlanner
+from agent.analytics.service import STATE_FILE
+from agent.state_store import StateStore
+from tests.conftest import AgentProcess, node_config
+from tests.mqtt_fixtures import Broker, Subscriber
+
+BASE = "roomagent/test-node"
 
 HOUR = 3600.0
 MINUTE = 60.0
@@ -58,13 +69,13 @@ def test_the_recorder_measures_the_setback_duty_and_gives_it_to_the_warm_up() ->
     o = OptimumStart("z", OptimumStartConfig())
     rec = Recorder(o)
     now = 0.0
-    # Setback for 3 h, one look a minute, heating on one look in four.
-    for i in range(180):
+    # Setback for 5 h, one look a minute, heating on one look in four.
+    for i in range(300):
         if i == 30:  # half an hour watched: under the hour a duty needs
             assert rec.duty(now) is None
         rec.observe(now, 17.0, 0.0, "part" if i % 4 == 0 else "off")
         now += MINUTE
-    # The last 2 h hold 120 looks, 30 of them on (i = 60, 64, ..., 176).
+    # The last 4 h (DUTY_WINDOW) hold 240 looks, 60 of them on (i = 60, 64, ..., 296).
     assert rec.duty(now) == pytest.approx(0.25)
     for i in range(60):  # a warm-up of 4 K in an hour
         rec.observe(now, 17.0 + 4 * i / 60, 0.0, "full")
@@ -144,3 +155,73 @@ def test_a_stop_whose_room_leaves_the_band_is_taken_back_until_the_end() -> None
     assert "20.4 °C is out of the 0.5 K band" in back.decision.reason
     # Comfort to the end, even once the room is back at its setpoint: no second stop.
     assert planner.look(end - MINUTE, (start, end), None, 21.0, 21.0, 1.0).comfort
+
+
+# In the agent -------------------------------------------------------------------------------
+
+
+def test_early_stop_is_read_from_the_config_and_refused_when_not_a_boolean(
+    tmp_path: Path,
+) -> None:
+    from tests.test_analytics_agent import errors_of, load
+
+    assert load(tmp_path, "[room.optimum_start]\n").room.optimum_start.early_stop is False
+    cfg = load(tmp_path, "[room.optimum_start]\nearly_stop = true\n")
+    assert cfg.room.optimum_start.early_stop is True
+    text = errors_of(tmp_path, "[room.optimum_start]\nearly_stop = 1\n")
+    assert "room.optimum_start.early_stop:" in text and "true or false" in text
+
+
+def test_what_was_learned_survives_a_config_pushed_over_mqtt(
+    broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    """The node starts with four warm-ups learned (3 K/h) in its state directory and a session
+    20 minutes ahead; a config pushed on cmd/config raises the comfort setpoint to 26 °C. The
+    agent rebuilt after the push plans that session from what it learned: an optimum_start event
+    "learned" for the new setpoint (with the state lost it would be "fixed": 0 of 3 learned)."""
+    from tests.test_analytics_agent import ZONE, _climate, analytics, warm_ups
+    from tests.test_commands import Central
+
+    state = tmp_path / "state"
+    state.mkdir()
+    first = analytics(state)
+    warm_ups(first, 4)
+    learned = len(first.zones["room"].learner.episodes)
+    first.close()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    session = (f'[[sessions]]\nstart = "{(now + timedelta(minutes=20)).isoformat()}"\n'
+               f'end = "{(now + timedelta(minutes=80)).isoformat()}"\n')  # fmt: skip
+    text = node_config(broker.port, state, devices=_climate() + ZONE + "[room.optimum_start]\n"
+                       + session)  # fmt: skip
+    sub = Subscriber(broker.port, f"{BASE}/events")
+    agent = agent_process(text)
+    agent.start()
+    central = Central(broker.port)
+    try:
+        new = text.replace("comfort = 21.0", "comfort = 26.0")
+        new = new.replace("boost = 22.0", "boost = 27.0")
+        reply = None
+        deadline = time.monotonic() + 60
+        while reply is None and time.monotonic() < deadline:  # until the agent answers
+            reply = central.send("config", json.dumps({"id": "p1", "config": new}), timeout=2)
+        assert reply is not None and reply["ok"], (reply, agent.output()[-3000:])
+
+        def starts(ms: list) -> list[dict]:
+            return [e for e in (json.loads(m.payload) for m in ms)
+                    if e.get("kind") == "optimum_start" and e.get("subject") == "room"]  # fmt: skip
+
+        def for_the_new_setpoint(ms: list) -> bool:
+            # A start toward 26 °C: more than 4 K to gain from a room near 21 °C or below.
+            return any(float(e["reason"].split(": ", 1)[1].split(" K")[0]) > 4
+                       for e in starts(ms) if " K to gain" in e["reason"])  # fmt: skip
+
+        assert sub.wait_for(for_the_new_setpoint, timeout=60), (starts(sub.messages),
+                                                                agent.output()[-3000:])  # fmt: skip
+        event = next(e for e in reversed(starts(sub.messages)) if " K to gain" in e["reason"])
+        assert event["state"] == "learned", event
+        saved = StateStore(state / STATE_FILE).get("optimum_start.room.heat")
+        assert len(saved["episodes"]) >= learned
+    finally:
+        central.close()
+        sub.close()
+        assert agent.terminate() == 0
