@@ -119,14 +119,14 @@ class PreheatPlanner:
             )
             if off is None or off <= band:
                 return Look(False)
-            # The drift was faster than learned (ventilation at full, a door open): never a
+            # The drift was faster than learned (the fans at full, a door open): never a
             # session out of its band because of the model. Comfort again, to the end.
             self._resumed = end
-            decision = Decision(now, 0.0, "learned", f"resume {self.learner.clock(now)}: "
-                                f"{indoor:.1f} °C is out of the {band:g} K band before the end: "
-                                "the early stop is taken back", "resume")  # fmt: skip
-            self.last = decision
-            return Look(True, decision)
+            back = Decision(now, 0.0, "learned", f"resume {self.learner.clock(now)}: "
+                            f"{indoor:.1f} °C is out of the {band:g} K band before the end: "
+                            "the early stop is taken back", "resume")  # fmt: skip
+            self.last = back
+            return Look(True, back)
         if not self.early_stop or indoor is None or outdoor is None:
             return Look(True)
         if self._started != start:
