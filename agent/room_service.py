@@ -153,7 +153,10 @@ class RoomService:
             outdoor[0] if outdoor is not None else None,
         ):  # fmt: skip
             if decision is not None:
-                node.emit(Event("optimum_start", name, decision.source, decision.reason, now))
+                # An early stop, or its taking back (state "resumed"), is an optimum_stop.
+                kind = "optimum_start" if decision.action == "start" else "optimum_stop"
+                state = "resumed" if decision.action == "resume" else decision.source
+                node.emit(Event(kind, name, state, decision.reason, now))
             reason = decision.reason if decision is not None else "session calendar"
             for event in room.zones[name].set_mode(mode, reason):
                 node.emit(event)

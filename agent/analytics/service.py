@@ -71,7 +71,8 @@ class Analytics:
                     continue
                 saved = self.store.get(f"optimum_start.{name}.heat")
                 learner = OptimumStart(name, learning, "heat", saved=saved, tz=tz)
-                self.zones[name] = ZoneLearning(learner, PreheatPlanner(learner), Recorder(learner))
+                planner = PreheatPlanner(learner, early_stop=learning.early_stop)
+                self.zones[name] = ZoneLearning(learner, planner, Recorder(learner))
         self._learned_at: Optional[float] = None
         self._wall = 0.0  # wall time of the latest plan()
         self._fed: dict[str, float] = {}  # device -> when its last reading fed the monitor
@@ -163,7 +164,8 @@ class Analytics:
             if name not in zones:
                 continue
             setpoint, temp, stages = zones[name]
-            look = z.planner.look(now, current, upcoming, setpoint, temp, outdoor)
+            look = z.planner.look(now, current, upcoming, setpoint, temp, outdoor,
+                                  z.recorder.duty(now))  # fmt: skip
             mode = "comfort" if look.comfort else "eco"
             output = z.output(stages, look.comfort)
             if (learn and temp is not None and outdoor is not None
