@@ -12,9 +12,10 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from agent.control.types import FakeClock
-from agent.relays import RelayBank, RelayConfig, validate_relays
+from agent.relay_config import RelayConfig, validate_relays
+from agent.relays import RelayBank
 from agent.state_store import MemoryStore, StateStore
+from tests.clocks import FakeClock
 
 HOUR = 3600.0
 
