@@ -41,12 +41,17 @@ def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
     """The seqs in the buffer now (on the card and in its RAM stage), and one past the highest
     handed out that the files show; with_reserved: past the block reserved on the card too,
     below which a restarted agent never hands out a seq."""
+    # An agent killed early in a slow start (under load) may not have made its buffer, or not
+    # committed its tables yet: nothing of it is committed.
     if not (state / "buffer.sqlite").exists():
-        return set(), 0  # killed before it had made its buffer (a slow start under load)
+        return set(), 0
     # Closed at once (contextlib.closing): on 3.9 an unclosed connection lingers until the
     # garbage collector, and its close checkpoints the WAL under a running agent's feet.
     with contextlib.closing(sqlite3.connect(state / "buffer.sqlite")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"outbox", "meta"} <= tables:
+            return set(), 0
         rows = {r[0] for r in db.execute("SELECT seq FROM outbox")}
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     stage = stage_path(state / "buffer.sqlite")
