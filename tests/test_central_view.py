@@ -31,7 +31,7 @@ from agent.relays import RelayBank, RelayConfig
 from agent.state_store import StateStore
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
-from tests.test_commands import BASE, Central
+from tests.central import BASE, Central
 
 ROOM = """
 [[devices]]

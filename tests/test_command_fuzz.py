@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.commands import ERRORS
+from tests.soak import SOAK
 from tests.inprocess import InProcessAgent, dead_times, overlaps, shortest, timeline
 
-SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))  # .ci/run shortens the fuzz on two legs
 MIN_ON, MIN_OFF, DEAD = 0.4, 0.3, 0.2  # s: short, so that a fuzz of seconds meets them often
 # The relay bank reads its clock a moment before it writes the pin; under load the two pins'
 # writes can be that much further apart or closer than the bank's decision.

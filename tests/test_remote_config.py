@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Received, Subscriber, make_certificates
-from tests.test_commands import BASE, CONTROL, SOAK, Central
+from tests.central import BASE, CONTROL, Central
+from tests.soak import SOAK
 
 BUFFERED = ("telemetry", "events", "energy")
 LIGHT = """
