@@ -32,6 +32,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 BROKER_KINDS = ("mosquitto", pytest.param("nats", marks=pytest.mark.one_leg))
 
 
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto with docs/security.md's password file and ACL (tests/acl_broker.py)."""
+    from tests.acl_broker import secured_broker  # it imports REPO from here
+
+    with secured_broker(tmp_path) as b:
+        yield b
+
+
 @pytest.fixture(params=BROKER_KINDS)
 def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker | NatsCluster]:
     b = make_broker(request.param, tmp_path / "broker")

@@ -74,7 +74,7 @@ class InProcessAgent:
 
         try:
             self.loop.run_until_complete(main())
-        except BaseException as e:  # noqa: BLE001  (kept for the test to report)
+        except BaseException as e:
             self.failure = e
         finally:
             self.loop.close()
@@ -85,7 +85,7 @@ class InProcessAgent:
         def run() -> None:
             try:
                 future.set_result(fn(*args))
-            except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+            except BaseException as e:
                 future.set_exception(e)
 
         self.loop.call_soon_threadsafe(run)

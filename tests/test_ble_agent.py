@@ -241,7 +241,7 @@ BLE_HA_UNITS = {"battery": {"%"}, "temperature": {"°C", "°F", "K"}}
 
 def test_ble_entities_in_discovery(tmp_path: Path) -> None:
     from agent.discovery import discovery_payload
-    from tests.test_discovery import ABBREVIATIONS, UNABBREVIATED
+    from tests.ha_abbreviations import ABBREVIATIONS, UNABBREVIATED
 
     path = tmp_path / "node.toml"
     path.write_text(DISCOVERY_NODE)

@@ -29,9 +29,9 @@ from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig
 from agent.state_store import StateStore
+from tests.central import BASE, Central
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
-from tests.central import BASE, Central
 
 ROOM = """
 [[devices]]

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.commands import ERRORS
-from tests.soak import SOAK
 from tests.inprocess import InProcessAgent, dead_times, overlaps, shortest, timeline
+from tests.soak import SOAK
 
 MIN_ON, MIN_OFF, DEAD = 0.4, 0.3, 0.2  # s: short, so that a fuzz of seconds meets them often
 # The relay bank reads its clock a moment before it writes the pin; under load the two pins'
@@ -120,8 +120,8 @@ TOPICS = [*BROKER_FUZZ_TOPICS, "relay/nope", "relay", "relay/up/x", "zone/chambe
           "device/nope/interval", "device/climate", "state/relay/up", "state/zone/chamber",
           "state/energy", "state/nope", "state/device/climate", "reannounce", "ping/x",
           "sessions", "", "relay//"]  # fmt: skip
-VERBS = ["on", "off", "toggle", "set", "pulse", "get", "apply", "auto", "boost", "manual",
-         "stage", "none", "comfort", "eco", "frost", "heat", "cool", "heat_cool", "fetch"]  # fmt: skip
+VERBS = ["on", "off", "toggle", "set", "pulse", "get", "apply", "auto", "boost", "manual", "stage",
+         "none", "comfort", "eco", "frost", "heat", "cool", "heat_cool", "fetch"]  # fmt: skip
 PAYLOADS = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=80).map(str.encode),
@@ -149,7 +149,11 @@ def node(tmp_path: Path) -> Iterator[InProcessAgent]:
 def plain(obj: Any) -> str:
     """An object's own state, as text: its attributes that are data, not collaborators."""
     kept = (type(None), bool, int, float, str, tuple, list, dict)
-    fields = {k: v for k, v in vars(obj).items() if isinstance(v, kept) or hasattr(v, "__dataclass_fields__")}
+    fields = {
+        k: v
+        for k, v in vars(obj).items()
+        if isinstance(v, kept) or hasattr(v, "__dataclass_fields__")
+    }
     return repr(sorted(fields.items()))
 
 
@@ -159,7 +163,9 @@ def snapshot(n: InProcessAgent) -> dict[str, Any]:
     assert room is not None
     return {
         "relays": room.relays.states(),
-        "writes": {pin: len(n.pins.pin(pin).__dict__.get("writes", [])) for pin in (17, 22, 23, 24, 27)},
+        "writes": {
+            pin: len(n.pins.pin(pin).__dict__.get("writes", [])) for pin in (17, 22, 23, 24, 27)
+        },
         "zones": {name: plain(z) for name, z in room.zones.items()},
         "lights": {name: plain(c) for name, c in room.lights.items()},
         "ventilation": {name: plain(c) for name, c in room.ventilation.items()},
@@ -168,7 +174,9 @@ def snapshot(n: InProcessAgent) -> dict[str, Any]:
     }
 
 
-def answer(n: InProcessAgent, suffix: str, payload: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def answer(
+    n: InProcessAgent, suffix: str, payload: bytes
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     def run() -> tuple[Any, dict[str, Any], dict[str, Any]]:
         before = snapshot(n)
         response = n.agent.commands.process(suffix.split("/"), payload)

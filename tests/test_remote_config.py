@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.central import BASE, CONTROL, Central
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Received, Subscriber, make_certificates
-from tests.central import BASE, CONTROL, Central
 from tests.soak import SOAK
 
 BUFFERED = ("telemetry", "events", "energy")
