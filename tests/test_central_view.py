@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +31,7 @@ from agent.state_store import StateStore
 from tests.central import BASE, Central
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
+from tests.waiting import wait_until as wait
 
 ROOM = """
 [[devices]]
@@ -93,16 +93,6 @@ RETAINED = (
     + [f"{BASE}/zone/chamber", f"{BASE}/lights/hall", f"{BASE}/ventilation/air"]
     + [f"{BASE}/counters/energy"]
 )
-
-
-def wait(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 def latest(sub: Subscriber, topic: str) -> dict[str, Any] | None:
