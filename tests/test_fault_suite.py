@@ -18,6 +18,7 @@ from tests.central import BASE
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 from tests.soak import SOAK
+from tests.waiting import taken_after
 
 
 def seqs_of(sub: Subscriber) -> list[int]:
@@ -48,9 +49,11 @@ def test_long_outage_while_sampling_fast_delivers_everything_once_in_order(
     try:
         assert sub.wait_for(lambda ms: len(ms) >= 9), agent.output()
         broker.stop()
-        time.sleep(outage)
+        time.sleep(outage)  # the scenario: the outage
         broker.start()
-        time.sleep(3)
+        back = time.time()
+        # The backlog is delivered once a reading taken after the outage is (sent in order).
+        assert sub.wait_for(lambda ms: taken_after((m.payload for m in ms), back + 1), 60)
         assert agent.terminate() == 0
         rows, next_seq = committed(tmp_path / "state")
         # Readings committed as the agent stopped stay in the buffer for the next start (nothing
@@ -89,7 +92,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
         # A backlog first: offline for a while, so the kills also land in the middle of a drain.
         offline = agent_process(node_config(1, state, devices=FAST_ROOM))
         offline.start()
-        time.sleep(4)
+        time.sleep(4)  # the scenario: a backlog of some 4 s of readings
         offline.kill()
         rows, highest_handed_out = committed(state, with_reserved=True)
         seen_committed |= rows
@@ -99,7 +102,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
             agent = agent_process(node_config(broker.port if online else 1, state,
                                               devices=FAST_ROOM))  # fmt: skip
             agent.start()
-            time.sleep(rng.uniform(0.8, 2.5))
+            time.sleep(rng.uniform(0.8, 2.5))  # the scenario: a kill at a random moment
             agent.kill()
             rows, next_seq = committed(state, with_reserved=True)  # integrity_check inside
             assert next_seq >= highest_handed_out  # the sequence never goes back
@@ -143,13 +146,14 @@ def test_broker_flapping_leaks_nothing_and_leaves_no_backlog(
         before = proc_figures(agent.proc.pid)
         flaps = 0
         end = time.monotonic() + duration
-        while time.monotonic() < end:
+        while time.monotonic() < end:  # the scenario: down 1 s, up 2 s
             broker.stop()
             time.sleep(1.0)
             broker.start()
             flaps += 1
             time.sleep(2.0)
-        time.sleep(5)  # broker stays up: the backlog drains
+        back = time.time()  # the broker stays up: the backlog drains
+        assert sub.wait_for(lambda ms: taken_after((m.payload for m in ms), back + 1), 60)
         after = proc_figures(agent.proc.pid)
         _, next_seq = committed(tmp_path / "state")
         assert sub.wait_for(lambda ms: next_seq - 1 in seqs_of(sub) or

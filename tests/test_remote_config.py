@@ -12,7 +12,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +20,7 @@ import pytest
 from tests.central import BASE, CONTROL, Central
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Received, Subscriber, make_certificates
+from tests.waiting import taken_after
 from tests.waiting import wait_until as wait
 
 BUFFERED = ("telemetry", "events", "energy")
@@ -62,12 +62,7 @@ def buffered_barrier(room: Room) -> None:
     """Returns once all the agent buffered before now is at room.sub: the buffer sends in
     sequence order, so a reading taken after now comes after all of it."""
     now = time.time()
-    assert wait(lambda: [m for m in room.sub.on("telemetry/climate")
-                         if instant(json.loads(m.payload)["ts"]) > now])  # fmt: skip
-
-
-def instant(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    assert wait(lambda: taken_after((m.payload for m in room.sub.on("telemetry/climate")), now))
 
 
 class Room:
