@@ -9,15 +9,21 @@ import itertools
 import json
 import socket
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tests.conftest import AgentProcess
+from tests.mqtt_fixtures import Broker, Subscriber
+from tests.waiting import wait_until
+
 BASE = "roomagent/test-node"
-CONTROL = """
+# An interlocked pair (a blind's up and down) and a heater run by a zone on the simulated
+# climate sensor: the room most command tests use.
+BLIND = """
 [[relays]]
 name = "up"
 pin = 17
@@ -26,6 +32,8 @@ interlock = "blind"
 name = "down"
 pin = 27
 interlock = "blind"
+"""
+HEATED_ZONE = """
 [[relays]]
 name = "heater"
 pin = 22
@@ -38,6 +46,7 @@ comfort = 21.0
 eco = 17.0
 boost = 23.0
 """
+CONTROL = BLIND + HEATED_ZONE
 
 
 class Central:
@@ -97,3 +106,22 @@ class Central:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class CentralRoom:
+    """One agent as a subprocess with the config `text`, a central client and a subscriber to
+    all it says; ready once the agent answers a ping."""
+
+    def __init__(self, broker: Broker, make: Callable[[str], AgentProcess], text: str) -> None:
+        self.text = text
+        self.agent = make(text)
+        self.sub = Subscriber(broker.port, f"{BASE}/#")
+        self.agent.start()
+        self.central = Central(broker.port)
+        up = wait_until(lambda: self.central.send("ping", "{}", timeout=0.5) is not None, 20)
+        assert up, self.agent.output()
+
+    def close(self) -> None:
+        self.central.close()
+        self.sub.close()
+        assert self.agent.terminate() == 0

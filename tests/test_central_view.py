@@ -28,7 +28,7 @@ from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig
 from agent.state_store import StateStore
-from tests.central import BASE, Central
+from tests.central import BASE, Central, CentralRoom
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
 from tests.waiting import wait_until as wait
@@ -100,22 +100,10 @@ def latest(sub: Subscriber, topic: str) -> dict[str, Any] | None:
     return json.loads(msgs[-1].payload) if msgs else None
 
 
-class Node:
+class Node(CentralRoom):
     def __init__(self, tmp_path: Path, broker: Broker, make: Callable[[str], AgentProcess]) -> None:
-        self.text = node_config(broker.port, tmp_path / "state", devices=DEVICES)
-        self.text += textwrap.dedent(ROOM)
-        self.agent = make(self.text)
-        self.sub = Subscriber(broker.port, f"{BASE}/#")
-        self.agent.start()
-        self.central = Central(broker.port)
-        assert wait(lambda: self.central.send("ping", "{}", timeout=0.5) is not None, 20), (
-            self.agent.output()
-        )
-
-    def close(self) -> None:
-        self.central.close()
-        self.sub.close()
-        assert self.agent.terminate() == 0
+        text = node_config(broker.port, tmp_path / "state", devices=DEVICES)
+        super().__init__(broker, make, text + textwrap.dedent(ROOM))
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.commands import ERRORS
+from tests.central import HEATED_ZONE
 from tests.inprocess import InProcessAgent, dead_times, overlaps, shortest, timeline
 from tests.soak import SOAK
 from tests.waiting import wait_until
@@ -45,24 +46,15 @@ name = "co2"
 driver = "scd4x"
 interval = 5
 """
-CONTROL = f"""
-[[relays]]
-name = "up"
-pin = 17
-interlock = "blind"
-interlock_dead_time = {DEAD}
-min_on = {MIN_ON}
-min_off = {MIN_OFF}
-[[relays]]
-name = "down"
-pin = 27
-interlock = "blind"
-min_on = {MIN_ON}
-min_off = {MIN_OFF}
-[[relays]]
-name = "heater"
-pin = 22
-kind = "heat"
+# The interlocked pair of tests/central.py, with minimum times short enough that a fuzz of
+# seconds meets them often.
+BLIND = "".join(
+    f'[[relays]]\nname = "{name}"\npin = {pin}\ninterlock = "blind"\n'
+    f"interlock_dead_time = {DEAD}\nmin_on = {MIN_ON}\nmin_off = {MIN_OFF}\n"
+    for name, pin in (("up", 17), ("down", 27))
+)
+# A light group, a ventilation and a scene, each with its relay.
+AUTOMATION = """
 [[relays]]
 name = "lamp"
 pin = 23
@@ -79,13 +71,6 @@ kind = "motion"
 name = "wall"
 pin = 6
 kind = "button"
-[[zones]]
-name = "chamber"
-sensor = "climate"
-heat = ["heater"]
-comfort = 21.0
-eco = 17.0
-boost = 23.0
 [[lights]]
 name = "chamber"
 relays = ["lamp"]
@@ -105,6 +90,7 @@ minutes = 60
 "zone:chamber" = "comfort"
 "ventilation:chamber" = "boost"
 """
+CONTROL = BLIND + HEATED_ZONE + AUTOMATION
 INTERLOCKED = {"up": 17, "down": 27}  # active low, the default
 
 # The broker fuzz of test_commands.py (until this module) sent these 11 topics:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from tests.central import BASE, CONTROL, Central
+from tests.central import BASE, CONTROL, Central, CentralRoom
 from tests.conftest import AgentProcess, node_config
 from tests.inprocess import InProcessAgent
 from tests.mqtt_fixtures import Broker
@@ -100,15 +99,10 @@ def test_home_assistant_style_setpoint(node: InProcessAgent) -> None:
 def central(
     tmp_path: Path, broker: Broker, agent_process: Callable[[str], AgentProcess]
 ) -> Iterator[Central]:
-    agent = agent_process(node_config(broker.port, tmp_path / "state") + textwrap.dedent(CONTROL))
-    agent.start()
-    c = Central(broker.port)
-    deadline = time.monotonic() + 20
-    while c.send("ping", "{}", timeout=0.5) is None:  # the agent is up and subscribed
-        assert time.monotonic() < deadline, agent.output()
-    yield c
-    c.close()
-    assert agent.terminate() == 0
+    text = node_config(broker.port, tmp_path / "state") + textwrap.dedent(CONTROL)
+    room = CentralRoom(broker, agent_process, text)
+    yield room.central
+    room.close()
 
 
 def test_end_to_end_through_the_broker(central: Central) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.central import BASE, CONTROL, Central
+from tests.central import BASE, CONTROL, CentralRoom
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Received, Subscriber, make_certificates
 from tests.waiting import taken_after
@@ -65,31 +65,19 @@ def buffered_barrier(room: Room) -> None:
     assert wait(lambda: taken_after((m.payload for m in room.sub.on("telemetry/climate")), now))
 
 
-class Room:
+class Room(CentralRoom):
     """One agent with relays and a zone, a central client and a subscriber to all it says."""
 
     def __init__(self, tmp_path: Path, broker: Broker, make: Callable[[str], AgentProcess],
                  extra: str = "", remote: str = "") -> None:  # fmt: skip
         self.state = tmp_path / "state"
-        self.text = node_config(broker.port, self.state, extra=extra) + textwrap.dedent(CONTROL)
-        self.text += textwrap.dedent(remote)
-        self.agent = make(self.text)
-        self.sub = Subscriber(broker.port, f"{BASE}/#")
-        self.agent.start()
-        self.central = Central(broker.port)
-        assert wait(lambda: self.central.send("ping", "{}", timeout=0.5) is not None, 20), (
-            self.agent.output()
-        )
+        text = node_config(broker.port, self.state, extra=extra) + textwrap.dedent(CONTROL)
+        super().__init__(broker, make, text + textwrap.dedent(remote))
 
     def push(self, text: str, ident: str) -> dict[str, Any]:
         reply = self.central.send("config", json.dumps({"id": ident, "config": text}))
         assert reply is not None, self.agent.output()[-3000:]
         return reply
-
-    def close(self) -> None:
-        self.central.close()
-        self.sub.close()
-        assert self.agent.terminate() == 0
 
 
 @pytest.fixture
