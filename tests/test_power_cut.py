@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import shutil
 import sqlite3
@@ -32,9 +31,9 @@ import pytest
 from agent.staged_outbox import ACK_GRACE, stage_path
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
+from tests.soak import SOAK
 
 BASE = "roomagent/test-node"
-SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))
 SYNC_INTERVAL = 2.0  # small, so that many cuts fit in a test run; the rule is the same at 10 s
 # docs/buffer.md: sync_interval + ACK_GRACE + the 1 s tick that spills; plus one sampling
 # interval (1 s) and 1 s for a loaded CI machine's scheduling.
