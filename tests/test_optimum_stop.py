@@ -163,7 +163,7 @@ def test_a_stop_whose_room_leaves_the_band_is_taken_back_until_the_end() -> None
 def test_early_stop_is_read_from_the_config_and_refused_when_not_a_boolean(
     tmp_path: Path,
 ) -> None:
-    from tests.test_analytics_agent import errors_of, load
+    from tests.analytics_room import errors_of, load
 
     assert load(tmp_path, "[room.optimum_start]\n").room.optimum_start.early_stop is False
     cfg = load(tmp_path, "[room.optimum_start]\nearly_stop = true\n")
@@ -179,8 +179,8 @@ def test_what_was_learned_survives_a_config_pushed_over_mqtt(
     20 minutes ahead; a config pushed on cmd/config raises the comfort setpoint to 26 °C. The
     agent rebuilt after the push plans that session from what it learned: an optimum_start event
     "learned" for the new setpoint (with the state lost it would be "fixed": 0 of 3 learned)."""
-    from tests.test_analytics_agent import ZONE, _climate, analytics, warm_ups
-    from tests.test_commands import Central
+    from tests.analytics_room import ZONE, _climate, analytics, warm_ups
+    from tests.central import Central
 
     state = tmp_path / "state"
     state.mkdir()
