@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agent.analytics.preheat import PreheatPlanner
 from agent.analytics.optimum_start import (
     OptimumStart,
     OptimumStartConfig,
     Recorder,
 )
+from agent.analytics.preheat import PreheatPlanner
 
 HOUR = 3600.0
 SIX_PM = datetime(2026, 12, 7, 18, 0, tzinfo=timezone.utc).timestamp()
