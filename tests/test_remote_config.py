@@ -304,3 +304,95 @@ def test_a_new_discovery_prefix_is_subscribed_to_in_place_of_the_old(room: Room)
     assert len(room.sub.on(f"{BASE}/info")) == infos  # the old prefix is no longer heard
     room.central.client.publish("ha/status", "online", qos=1)
     assert wait(lambda: len(room.sub.on(f"{BASE}/info")) > infos, 10)
+
+
+def test_every_config_section_is_either_applied_live_or_refused_as_restart_only(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from agent.config import Config, ConfigError, loads
+    from agent.reconfigure import LIVE, RESTART_ONLY, SECTIONS, changed_sections, check_fixed
+
+    fields = {f.name for f in dataclasses.fields(Config)} - {"source"}
+    # A new Config field must be put in one of the two lists (and handled there).
+    assert fields == set(LIVE) | set(RESTART_ONLY) and not set(LIVE) & set(RESTART_ONLY)
+    assert set(SECTIONS) == fields
+    config = loads(node_config(1883, tmp_path / "state"), "node.toml", tmp_path)
+    for name in RESTART_ONLY:
+        other = dataclasses.replace(config, **{name: object()})
+        with pytest.raises(ConfigError, match=name):
+            check_fixed(config, other, "cmd/config")
+    for name in LIVE:  # each is compared: a change to it alone is seen
+        other = dataclasses.replace(config, **{name: object()})
+        assert changed_sections(config, other) == (name,)
+
+
+ROOM = """
+[room]
+volume_m3 = 60
+seats = 12
+temperature_sensor = "climate"
+comfort_interval = 1
+"""
+
+
+def zone_modes(sub: Subscriber) -> list[tuple[str, str]]:
+    return [(e["state"], e["reason"]) for e in payloads(sub, "events")
+            if e["subject"] == "chamber" and e["kind"] != "config"]  # fmt: skip
+
+
+def test_a_pushed_config_changing_only_room_sessions_or_energy_is_applied(
+    tmp_path: Path, broker: Broker, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    # The blind's relay draws 36 kW here, so its energy (and the CO2e of it) grows fast.
+    room = Room(tmp_path, broker, agent_process, remote=ROOM)
+    try:
+        room.text = room.text.replace('name = "up"\n', 'name = "up"\nrated_power_w = 36000\n')
+        reply = room.push(room.text, "c0")
+        assert reply["ok"] and reply["result"]["changed"] == ["control"], reply
+        # Only [[sessions]]: a session 30 minutes ahead is inside the 60 minutes' preheat, so
+        # the zone goes to comfort for it.
+        start = time.time() + 1800
+        begin, end = (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (start, start + 3600)
+        )
+        sessions = textwrap.dedent(f"""
+            [[sessions]]
+            start = "{begin}"
+            end = "{end}"
+            title = "Council"
+        """)
+        before = len(zone_modes(room.sub))
+        reply = room.push(room.text + sessions, "c1")
+        assert reply["ok"] and reply["reason"] == "applied", reply
+        assert reply["result"]["changed"] == ["sessions"]
+
+        def for_the_session() -> bool:
+            return any(m == "comfort" and "session calendar" in r
+                       for m, r in zone_modes(room.sub)[before:])  # fmt: skip
+
+        assert wait(for_the_session), zone_modes(room.sub)
+        # Only [room]: the CO2 reference the comfort categories are judged above.
+        text = room.text + sessions
+        reply = room.push(text.replace("seats = 12", "seats = 12\noutdoor_co2 = 500"), "c2")
+        assert reply["ok"] and reply["result"]["changed"] == ["room"], reply
+        assert wait(lambda: payloads(room.sub, "comfort")[-1]["co2"]["outdoor"] == 500), (
+            payloads(room.sub, "comfort")[-1])  # fmt: skip
+        # The session in the calendar stayed: the zone is still in comfort for it.
+        assert zone_modes(room.sub)[-1][0] == "comfort"
+        # Only [energy]: 100 g CO2e per kWh, so co2e_kg = total_kwh / 10 from then on.
+        assert room.central.send("relay/up", "ON")["ok"]  # type: ignore[index]
+        text = text.replace("seats = 12", "seats = 12\noutdoor_co2 = 500")
+        reply = room.push(text + "\n[energy]\ngrid_factor = 100\n", "c3")
+        assert reply["ok"] and reply["result"]["changed"] == ["energy"], reply
+        seen = len(room.sub.on(f"{BASE}/energy"))
+
+        def tenth() -> bool:
+            later = payloads(room.sub, "energy")[seen:]
+            return any(e["total_kwh"] > 0.01 and e["co2e_kg"] == pytest.approx(
+                e["total_kwh"] / 10, abs=1e-4) for e in later)  # fmt: skip
+
+        assert wait(tenth, 20), payloads(room.sub, "energy")[-3:]
+    finally:
+        room.close()
