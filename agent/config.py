@@ -29,6 +29,7 @@ from agent.config_control import NAME_RE, ControlConfig, parse_control
 from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
 from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
 from agent.reporting import AGGREGATES, ReportPolicy
+from agent.staged_outbox import DEFAULT_SYNC_INTERVAL
 from agent.room_config import SECTIONS as ROOM_SECTIONS
 from agent.room_config import parse_room
 from agent.suggest import hint
@@ -73,7 +74,7 @@ class BufferConfig:
     durability: str = "staged"
     max_inflight: int = 64
     stage_dir: Optional[Path] = None  # None: systemd's RuntimeDirectory, else /dev/shm
-    sync_interval: float = 10.0  # s: what a power cut can lose under "staged"
+    sync_interval: float = DEFAULT_SYNC_INTERVAL  # s: what a power cut can lose under "staged"
 
 
 @dataclass(frozen=True)

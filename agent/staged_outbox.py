@@ -54,7 +54,13 @@ CREATE TABLE IF NOT EXISTS unsynced (
 # A reading younger than this is most likely on the wire, its PUBACK milliseconds away: it is
 # left in the stage, so a healthy broker costs the card nothing.
 ACK_GRACE = 1.0
-DEFAULT_SYNC_INTERVAL = 10.0
+# How often the runtime calls tick(): a due spill waits at most this much more.
+TICK = 1.0
+# 15 s: four spills a minute leave room under issue 19's budget of six card syncs a minute for
+# the relay-state writes a room's control makes (min_off, restore) and the energy totals' one a
+# minute. At 10 s the six spills alone used the whole budget, and the council chamber measured
+# 7.3 a minute with the broker down (docs/buffer.md).
+DEFAULT_SYNC_INTERVAL = 15.0
 # Seqs reserved on the card ahead of use: one fsync per this many readings.
 SEQ_BLOCK = 10000
 # The card's WAL is written full-length (zeros) once at each start, so spills overwrite blocks
@@ -69,6 +75,13 @@ WAL_PREALLOCATE = 32 + 1100 * (1024 + 24)
 STAGE_MAX_BYTES = 16 * 1024 * 1024
 
 
+def loss_window(sync_interval: float) -> float:
+    """What a power cut can lose at most: readings accepted in this many seconds before it
+    (and not yet acknowledged). A reading is due on the card ACK_GRACE after it was accepted,
+    spilled at the first tick a sync_interval after the previous spill."""
+    return sync_interval + ACK_GRACE + TICK
+
+
 def default_stage_dir() -> Path:
     """systemd's RuntimeDirectory (a tmpfs under /run, kept across restarts of the service by
     RuntimeDirectoryPreserve=restart), else a directory of this user's in /dev/shm."""
@@ -76,6 +89,24 @@ def default_stage_dir() -> Path:
     if runtime:
         return Path(runtime.split(":")[0])
     return Path("/dev/shm") / f"roomagent-{os.getuid()}"
+
+
+# scripts/roomagent.service's RuntimeDirectory=roomagent: where the service keeps its stage.
+SERVICE_STAGE_DIR = Path("/run/roomagent")
+
+
+def stage_candidates(buffer_path: Path, stage_dir: Optional[Path] = None) -> list[Path]:
+    """Where an agent using this buffer keeps its stage, for a reader from outside (the
+    doctor, run by another user and without the service's environment): the configured
+    directory, else the service's RuntimeDirectory and the buffer owner's /dev/shm directory."""
+    if stage_dir is not None:
+        return [stage_path(buffer_path, stage_dir)]
+    try:
+        uid = Path(buffer_path).stat().st_uid
+    except OSError:
+        uid = os.getuid()
+    dirs = [SERVICE_STAGE_DIR, Path("/dev/shm") / f"roomagent-{uid}"]
+    return [stage_path(buffer_path, d) for d in dirs]
 
 
 def stage_path(buffer_path: Path, stage_dir: Optional[Path] = None) -> Path:
