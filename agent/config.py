@@ -29,9 +29,9 @@ from agent.config_control import NAME_RE, ControlConfig, parse_control
 from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
 from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
 from agent.reporting import AGGREGATES, ReportPolicy
-from agent.staged_outbox import DEFAULT_SYNC_INTERVAL
 from agent.room_config import SECTIONS as ROOM_SECTIONS
 from agent.room_config import parse_room
+from agent.staged_outbox import DEFAULT_SYNC_INTERVAL
 from agent.suggest import hint
 from drivers import DRIVERS
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from agent import stage_sweep
 from agent.outbox import MIN_FREE_BYTES, Outbox, OutboxError, OutboxStats, Row, restamp_unsynced
 
 log = logging.getLogger("roomagent.outbox")
@@ -49,6 +50,11 @@ CREATE TABLE IF NOT EXISTS unsynced (
     seq       INTEGER PRIMARY KEY,
     boot      TEXT NOT NULL,
     monotonic REAL NOT NULL
+);
+-- 'buffer': the card's outbox this stage belongs to (agent.stage_sweep reads it)
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 # A reading younger than this is most likely on the wire, its PUBACK milliseconds away: it is
@@ -73,6 +79,8 @@ WAL_PREALLOCATE = 32 + 1100 * (1024 + 24)
 # RAM the stage may hold if the card refuses spills (full, failing): the oldest readings beyond
 # it are dropped and counted, as at the buffer's own bounds.
 STAGE_MAX_BYTES = 16 * 1024 * 1024
+# How long an agent waits for its stage's lock held by someone else (agent.stage_sweep).
+LOCK_WAIT = 2.0
 
 
 def loss_window(sync_interval: float) -> float:
@@ -140,6 +148,11 @@ class StagedOutbox:
             self.stage_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock = self._take_lock()
             self.db = self._open_stage()
+            with self.db:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('buffer', ?)",
+                    (str(self.path.resolve()),),
+                )
         except (OSError, sqlite3.Error) as e:
             self.disk.close()
             raise OutboxError(
@@ -162,16 +175,28 @@ class StagedOutbox:
         self._reserved = 0  # seqs below this are reserved on the card
         self._last_spill = self._clock()
         self.spilled = 0  # readings moved to the card since the start (for the benchmark)
+        # Ours is recovered above; the stages of agents that died for good go now.
+        stage_sweep.sweep(self.stage_file.parent, keep=self.stage_file)
 
     def _take_lock(self) -> int:
         """One agent per buffer: a second one would hand out the same seqs from the stage."""
-        fd = os.open(f"{self.stage_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OSError(f"another agent is using this buffer ({self.path})") from None
-        return fd
+        # Another agent's start may hold it for the milliseconds it takes to see whether the
+        # stage is stale (agent.stage_sweep): that is waited out; a live agent is not.
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            fd = os.open(f"{self.stage_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() > deadline:
+                    raise OSError(f"another agent is using this buffer ({self.path})") from None
+                time.sleep(0.05)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(f"{self.stage_file}.lock").st_ino == os.fstat(fd).st_ino:
+                    return fd
+            os.close(fd)  # a sweep removed the file we locked: lock the one there now
 
     def _open_stage(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.stage_file), isolation_level=None, check_same_thread=False)
