@@ -9,8 +9,8 @@ broker up almost nothing is spilled, with it away one sequential batch per inter
 cut loses the stage: at most the readings accepted in the last sync_interval + ACK_GRACE + one
 tick. Events and energy totals are staged like readings: an event written to the card at once
 cost the card ~30 KB and a flush each, and the council chamber's control loop makes several a
-minute; the relay state an event records is itself kept on the card at each switch
-(agent.state_store). When the buffer must drop, readings go first and events last.
+minute; the relay state an event records is itself kept on the card (agent.relays decides
+when). When the buffer must drop, readings go first and events last.
 
 Rules that keep the two parts one ordered buffer:
 - every seq on the card is below every seq in the stage (a spill moves the stage's oldest rows,
