@@ -353,7 +353,9 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     )
     root.used.add("energy")
     energy = found.run(
-        lambda: parse_energy(data.get("energy"), lambda k, m: ConfigError(file, k, m)),
+        lambda: parse_energy(
+            data.get("energy"), lambda k, m: ConfigError(file, k, m), data.get("control")
+        ),
         EnergyConfig(),
     )
     root.used.add("ble")

@@ -127,7 +127,6 @@ def parse_records(
 @dataclasses.dataclass(frozen=True)
 class ControlConfig:
     timezone: str = "UTC"  # the building's, for schedules (daylight saving handled)
-    grid_emission_factor: float = 0.0  # kg CO2e per kWh, for the energy figures
     relays: tuple[Any, ...] = ()  # RelayConfig
     inputs: tuple[Any, ...] = ()  # InputConfig
     zones: tuple[Any, ...] = ()  # ZoneConfig
@@ -193,12 +192,12 @@ def parse_control(
     if problem := timezone_problem(timezone):
         errors.append(error("control.timezone", problem))
         timezone = "UTC"
+    # Deprecated: the grid factor is [energy] grid_factor (agent/modbus/config.py folds it in).
     factor = top.get("grid_emission_factor", 0.0)
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor < 0:
         errors.append(
             error("control.grid_emission_factor", f"must be a number ≥ 0, got {factor!r}")
         )
-        factor = 0.0
 
     def section_records(section: str, parse_one: Callable[[Any], Any]) -> tuple[Any, ...]:
         try:
@@ -298,7 +297,7 @@ def parse_control(
         sensor(f"ventilation[{i}].co2_sensor", v.co2_sensor, "co2")
         sensor(f"ventilation[{i}].voc_sensor", v.voc_sensor, "voc_index")
     _check_scenes(scenes, zones, lights, ventilation, error)
-    return ControlConfig(timezone, float(factor), relays, inputs, zones, schedules, lights,
+    return ControlConfig(timezone, relays, inputs, zones, schedules, lights,
                          ventilation, scenes)  # fmt: skip
 
 
@@ -311,13 +310,11 @@ def _check_scenes(
 ) -> None:
     """Every scene target must exist and take its value, so a scene fails at load, not when a
     council session starts."""
-    from agent.control.scenes import SceneManager
-    from agent.control.types import FakeClock
+    from agent.control.scenes import check_targets
 
-    manager = SceneManager({x.name: x for x in lights}, {z.name: z for z in zones},
-                           {v.name: v for v in ventilation}, FakeClock())  # fmt: skip
+    names = ({x.name for x in lights}, {z.name for z in zones}, {v.name for v in ventilation})
     for i, scene in enumerate(scenes):
         try:
-            manager.check(scene)
+            check_targets(scene, *names)
         except ValueError as e:
             raise error(f"scenes[{i}].targets", str(e)) from None

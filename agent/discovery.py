@@ -47,47 +47,12 @@ from agent.contract import Topics, dumps
 from agent.control.thermostat import hvac_modes
 from agent.inputs import KINDS as INPUT_STATES
 from drivers import DRIVERS
-from drivers.quantities import QUANTITIES
+from drivers.quantities import QUANTITIES, label_of
 
 DEFAULT_PREFIX = "homeassistant"
 ORIGIN = "roomagent"
 QOS = 1
 PRESETS = ("comfort", "eco", "boost", "frost")  # the thermostat's fixed-setpoint modes
-
-# quantity -> (HA sensor device class or None, what the entity is called after the device)
-SENSOR_CLASSES: dict[str, tuple[Optional[str], str]] = {
-    "temperature": ("temperature", "temperature"),
-    "humidity": ("humidity", "humidity"),
-    "pressure": ("atmospheric_pressure", "pressure"),
-    "co2": ("carbon_dioxide", "CO2"),
-    "illuminance": ("illuminance", "illuminance"),
-    # HA's VOC classes are concentrations (µg/m³, ppb); Sensirion's index is neither.
-    "voc_index": (None, "VOC index"),
-    "nox_index": (None, "NOx index"),  # HA's nitrogen classes are concentrations too
-    "pm1_0": ("pm1", "PM1"),
-    "pm2_5": ("pm25", "PM2.5"),
-    "pm4_0": (None, "PM4"),  # no PM4 device class in the HA releases we support (2025.4)
-    "pm10": ("pm10", "PM10"),
-    "voltage": ("voltage", "voltage"),
-    "current": ("current", "current"),
-    "power": ("power", "power"),
-    # Energy meters (Modbus): the Energy dashboard takes energy sensors, total_increasing, kWh.
-    "power_factor": ("power_factor", "power factor"),
-    "frequency": ("frequency", "frequency"),
-    "energy_import": ("energy", "energy imported"),
-    "energy_export": ("energy", "energy exported"),
-    "co2e": (None, "CO2e"),
-    **{
-        f"{q}_l{n}": (cls, f"{label} L{n}")
-        for q, cls, label in (
-            ("voltage", "voltage", "voltage"),
-            ("current", "current", "current"),
-            ("power", "power", "power"),
-            ("power_factor", "power_factor", "power factor"),
-        )
-        for n in (1, 2, 3)
-    },
-}
 
 # input kind -> (HA binary_sensor device class or None, the input state HA shows as "on").
 # A contact is "closed" while the door is shut, but HA's opening class means open when on.
@@ -178,23 +143,21 @@ def discovery_payload(
         # The node's status and the device's own: a live agent with a dead sensor is unavailable.
         availability = [{"t": topics.status}, {"t": state, "val_tpl": AVAILABLE_TEMPLATE}]
         for quantity in DRIVERS[device.driver].measured(device.options):
-            device_class, label = SENSOR_CLASSES[quantity]
+            q = QUANTITIES[quantity]
             sensor: dict[str, Any] = {
                 "p": "sensor",
-                "name": f"{device.name} {label}",
+                "name": f"{device.name} {label_of(quantity)}",
                 "stat_t": state,
                 "val_tpl": _value_template("values", quantity),
-                "stat_cla": "total_increasing"
-                if QUANTITIES[quantity].total_increasing
-                else "measurement",
-                "sug_dsp_prc": QUANTITIES[quantity].decimals,
+                "stat_cla": q.ha.state_class,
+                "sug_dsp_prc": q.decimals,
                 "avty": availability,
                 "avty_mode": "all",
             }
-            if device_class is not None:
-                sensor["dev_cla"] = device_class
-            if QUANTITIES[quantity].unit.value:
-                sensor["unit_of_meas"] = QUANTITIES[quantity].unit.value
+            if q.ha.device_class is not None:
+                sensor["dev_cla"] = q.ha.device_class
+            if q.unit.value:
+                sensor["unit_of_meas"] = q.unit.value
             add(f"{device.name}_{quantity}", sensor)
 
     if config.ble.active:

@@ -379,9 +379,7 @@ class Agent:
                 self._publish_retained(self.topics.relay(relay), self._relay_states[relay])
             elif force == self.topics.relay(relay):
                 self._publish_retained(force, cached)
-        states = central_state.room_states(
-            self.room, self.topics, self.config.control.grid_emission_factor
-        )
+        states = central_state.room_states(self.room, self.topics, self.config.energy.kg_per_kwh)
         for topic, body in states.items():
             if self._state_bodies.get(topic) != body or topic == force:
                 self._state_bodies[topic] = body
@@ -411,7 +409,7 @@ class Agent:
         assert self.room is not None
         kwh = self.room.energy_kwh()
         total = sum(kwh.values())
-        factor = self.config.control.grid_emission_factor
+        factor = self.config.energy.kg_per_kwh
         body = {
             "ts": iso_utc(self.clock.time()),
             "relays_kwh": {name: round(v, 4) for name, v in kwh.items()},

@@ -6,7 +6,7 @@ driver's work (transfers, CRC checks, conversion, compensation) plus the simulat
 cycle is one compensate() and read(), as the agent's runner does every interval; the time
 spent inside the simulated chip is given beside it (it stands in for the hardware).
 
-BLE: drivers.ble.timing (written with the decoders) times decode() on real advertisements of
+BLE: benchmarks.ble_decode_timing times decode() on real advertisements of
 each format; when the decoders are not in this checkout the figure says "not available".
 """
 
@@ -86,7 +86,7 @@ def i2c_cycle(device: dict[str, Any], cycles: int) -> dict[str, float]:
 
 def ble(number: int, repeat: int) -> dict[str, Any]:
     try:
-        from drivers.ble.timing import measure
+        from benchmarks.ble_decode_timing import measure
     except ImportError as e:
         return {"available": False, "reason": f"BLE decoders not in this checkout ({e})"}
     timed = measure(number=number, repeat=repeat)

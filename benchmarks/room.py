@@ -31,7 +31,6 @@ from typing import Any, Optional
 
 from agent.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
 from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import FakeClock
 from agent.control.ventilation import VentilationConfig, VentilationControl
 from agent.occupancy import Co2Occupancy, steady_state_headcount
 from agent.session_report import SessionRecorder
@@ -40,6 +39,7 @@ from agent.state_store import StateStore
 from benchmarks.harness import Benchmark, Params, Result, figure, target
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import OUTDOOR_CO2_PPM, PROFILES, WEATHER, WeatherDay
+from tests.clocks import FakeClock
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc).timestamp()  # a Monday
 STEP = 30.0  # s between control ticks and CO2 readings

@@ -36,10 +36,10 @@ from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Reco
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
 from agent.comfort import TEMPERATURE_BANDS
 from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import FakeClock
 from benchmarks.room import RELAYS, START, ZONE, month_of_sessions, weather
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import PROFILES
+from tests.clocks import FakeClock
 
 STEP = 60.0  # s between looks: thermostat, learner, fault monitor and sensor readings
 ON_TIME = 600.0  # s either side of a session's start

@@ -19,10 +19,10 @@ from agent.ble.presence import Presence
 from agent.ble.scanner import SharedScanner, patterns_for
 from agent.config import ConfigError
 from agent.control.room import RoomController
-from agent.control.types import FakeClock
 from agent.state_store import StateStore
 from drivers.sim import ble_frames
 from drivers.sim.ble import IBeacon, SimRadio, advertisement
+from tests.clocks import FakeClock
 
 BADGE_1, BADGE_2 = "C8:FD:19:00:00:01", "C8:FD:19:00:00:02"
 UUID = "2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"

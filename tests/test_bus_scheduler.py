@@ -1,7 +1,7 @@
 """The per-bus scheduler on virtual time (issue 15): real drivers and simulated chips on one bus,
 time passing only as the scheduler waits, so hours of schedule run in seconds.
 
-Each I2C transfer is charged its time on the wire at 100 kHz (agent.sensing.virtual); a step
+Each I2C transfer is charged its time on the wire at 100 kHz (tests/virtual_time.py); a step
 that does not come back is charged its step timeout. Generator operations charge TRANSFER_S.
 """
 
@@ -23,13 +23,13 @@ from agent.sensing.operation import (
     bus_sleep,
 )
 from agent.sensing.scheduler import Job, StillHung
-from agent.sensing.virtual import TimedLog, VirtualTime
 from drivers import DRIVERS, Driver, values_of
 from drivers.sim import Environment, SimBus, VirtualClock
 from drivers.sim.bme280 import SimBME280
 from drivers.sim.scd4x import SimSCD4x
 from drivers.sim.sgp40 import SimSGP40
 from drivers.sim.veml7700 import SimVEML7700
+from tests.virtual_time import TimedLog, VirtualTime
 
 TRANSFER_S = 0.0001  # a transaction of a generator operation
 REAL_WAIT = 5.0  # real seconds a healthy step is given before the test calls it hung

@@ -26,9 +26,9 @@ import pytest
 from agent import config as config_mod
 from agent.config_sources import RemoteCopy, RemoteStore, effective, local_sha256
 from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig
 from agent.state_store import StateStore
+from tests.clocks import FakeClock
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
 from tests.test_commands import BASE, Central

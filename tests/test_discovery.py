@@ -22,14 +22,12 @@ from agent import config
 from agent.config import Config
 from agent.control.ventilation import VentilationConfig
 from agent.discovery import (
-    SENSOR_CLASSES,
     _fan,
     discovery_payload,
     ha_status_is_online,
     removal_payload,
     status_topic,
 )
-from drivers.quantities import QUANTITIES
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = "roomagent/chamber-1"
@@ -327,10 +325,6 @@ def test_a_sensor_per_quantity_with_ha_class_and_unit(payload: dict[str, Any]) -
             {"t": f"{BASE}/status"},
             {"t": state, "val_tpl": "{{ 'online' if value_json['available'] else 'offline' }}"},
         ]
-
-
-def test_every_quantity_has_a_decision_about_its_device_class() -> None:
-    assert set(SENSOR_CLASSES) == set(QUANTITIES)
 
 
 def test_templates_index_the_json_with_brackets(payload: dict[str, Any]) -> None:

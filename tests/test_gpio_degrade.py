@@ -14,11 +14,11 @@ import pytest
 from gpiozero import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
-from agent.control.types import FakeClock
 from agent.inputs import InputBank, InputConfig
 from agent.pins import NoPins
 from agent.relays import RETRY_AFTER, RelayBank, RelayConfig
 from agent.state_store import MemoryStore, StateStore
+from tests.clocks import FakeClock
 
 
 class RefusingFactory(MockFactory):  # type: ignore[misc]

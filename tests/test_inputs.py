@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent.control.types import Event, FakeClock
+from agent.control.types import Event
 from agent.inputs import RETRY_AFTER, InputBank, InputConfig, validate_inputs
+from tests.clocks import FakeClock
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from typing import Optional
 import pytest
 
 from agent.control.lights import LightConfig, LightControl, check_light_references
-from agent.control.types import Event, FakeClock, Want
+from agent.control.types import Event, Want
+from tests.clocks import FakeClock
 
 MIN = 60.0
 

@@ -16,13 +16,13 @@ from agent import config as config_mod
 from agent import header
 from agent.config import Config
 from agent.control.room import RoomController
-from agent.control.types import FakeClock
 from agent.doctor import run
 from agent.doctor_checks import Host
 from agent.doctor_hardware import pin_conflicts
 from agent.hardware import Hardware
 from agent.state_store import StateStore
 from drivers import DRIVERS, values_of
+from tests.clocks import FakeClock
 from tests.conftest import REPO
 from tests.mqtt_fixtures import free_port
 

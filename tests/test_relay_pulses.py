@@ -7,9 +7,9 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig
 from agent.state_store import StateStore
+from tests.clocks import FakeClock
 
 FAN = RelayConfig("fan", 22, active_high=True, kind="fan", power_on="restore")
 

@@ -12,9 +12,9 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig, validate_relays
 from agent.state_store import MemoryStore, StateStore
+from tests.clocks import FakeClock
 
 HOUR = 3600.0
 

@@ -14,9 +14,9 @@ from gpiozero.pins.mock import MockFactory
 
 from agent import config
 from agent.control.room import RoomController
-from agent.control.types import FakeClock
 from agent.relays import RelayBank, RelayConfig
 from agent.state_store import MemoryStore, StateStore
+from tests.clocks import FakeClock
 
 HEATER = RelayConfig("heater", 22, active_high=True, kind="heat", min_on=300)
 COOLER = RelayConfig("cooler", 23, active_high=True, kind="cool")

@@ -8,8 +8,9 @@ import pytest
 
 from agent.control.lights import LightConfig, LightControl
 from agent.control.scenes import SceneConfig, SceneManager
-from agent.control.types import Event, FakeClock
+from agent.control.types import Event
 from agent.control.ventilation import VentilationConfig, VentilationControl
+from tests.clocks import FakeClock
 
 MIN = 60.0
 

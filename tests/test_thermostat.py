@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from agent.control.schedule import WeeklySchedule
 from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import Event, FakeClock, Want
+from agent.control.types import Event, Want
+from tests.clocks import FakeClock
 
 
 def zone(**overrides: Any) -> ZoneConfig:

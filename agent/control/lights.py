@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from agent.control.types import Clock, Event, Want
+from agent.control.types import Clock, Event, RoomInputs, Want
 
 LUX_MAX_AGE = 300.0  # s: an illuminance reading older than this says nothing about daylight
 
@@ -96,6 +96,21 @@ class LightControl:
         self._bright: Optional[bool] = None  # daylight judgement, with hysteresis
         self._bright_at = -math.inf  # monotonic of the reading behind it
         self._lux = 0.0  # that reading
+
+    def step(self, room: RoomInputs) -> tuple[list[Want], list[Event]]:
+        """The Control interface: the group's occupancy inputs (motion inputs and presence
+        groups), its daylight sensor and its wall switch's events."""
+        c = self.config
+        times = [t for t in map(room.last_motion, c.occupancy) if t is not None]
+        present = [room.presence[n] for n in c.occupancy if room.presence.get(n) is not None]
+        lux = room.readings(c.daylight_sensor, "illuminance") if c.daylight_sensor else None
+        return self.update(
+            motion_at=max(times) if times else None,
+            occupied=any(present) if present else None,
+            lux=lux[0] if lux else None,
+            lux_at=lux[1] if lux else None,
+            inputs=[e for e in room.input_events if e.subject == c.switch],
+        )
 
     def update(
         self,

@@ -15,7 +15,7 @@ from agent.config_control import ControlConfig
 from agent.control.lights import LightControl
 from agent.control.scenes import SceneManager
 from agent.control.thermostat import Thermostat
-from agent.control.types import Clock, Event, Want
+from agent.control.types import Clock, Control, Event, RoomInputs, Want
 from agent.control.ventilation import VentilationControl
 from agent.inputs import InputBank
 from agent.relays import RelayBank
@@ -124,25 +124,22 @@ class RoomController:
     def _presence(self) -> Mapping[str, Optional[bool]]:
         return self.presence() if self.presence is not None else {}
 
+    def controls(self) -> list[Control]:
+        """Every control rule, in the order they speak each tick."""
+        return [*self.zones.values(), *self.lights.values(), *self.ventilation.values()]
+
     def tick(self) -> list[Event]:
         events = self.inputs.poll()
+        room = RoomInputs(
+            readings=self.readings,
+            occupied=self.zone_presence(self.occupied()),
+            last_motion=self._last_motion,
+            presence=self._presence(),
+            input_events=[e for e in events if e.kind == "input"],
+        )
         wants: list[Want] = []
-        occupied = self.occupied()
-        for zone in self.zones.values():
-            seen = self.zone_presence(occupied)
-            w, e = zone.update(self.readings(zone.config.sensor, "temperature"), seen)
-            wants += w
-            events += e
-        for light in self.lights.values():
-            w, e = self._update_light(light, events)
-            wants += w
-            events += e
-        for vent in self.ventilation.values():
-            c = vent.config
-            w, e = vent.update(
-                self.readings(c.co2_sensor, "co2"),
-                self.readings(c.voc_sensor, "voc_index") if c.voc_sensor else None,
-            )
+        for control in self.controls():
+            w, e = control.step(room)
             wants += w
             events += e
         for want in wants:
@@ -150,22 +147,8 @@ class RoomController:
         events += self.relays.tick()
         return events
 
-    def _update_light(
-        self, light: LightControl, events: list[Event]
-    ) -> tuple[list[Want], list[Event]]:
-        c = light.config
-        motion = [self.inputs.last_motion(n) for n in c.occupancy if n in self._motion_inputs]
-        times = [t for t in motion if t is not None]
-        lux = self.readings(c.daylight_sensor, "illuminance") if c.daylight_sensor else None
-        groups = self._presence()
-        present = [groups[n] for n in c.occupancy if groups.get(n) is not None]
-        return light.update(
-            motion_at=max(times) if times else None,
-            occupied=any(present) if present else None,
-            lux=lux[0] if lux else None,
-            lux_at=lux[1] if lux else None,
-            inputs=[e for e in events if e.kind == "input" and e.subject == c.switch],
-        )
+    def _last_motion(self, name: str) -> Optional[float]:
+        return self.inputs.last_motion(name) if name in self._motion_inputs else None
 
     def _ask(self, want: Want) -> list[Event]:
         """Passes a control's wish to the relay bank when it is new, or not yet met after a

@@ -59,6 +59,34 @@ class SceneConfig:
             raise ValueError(f"minutes: must be a positive number, got {self.minutes!r}")
 
 
+def check_targets(
+    scene: SceneConfig,
+    lights: Collection[str],
+    zones: Collection[str],
+    ventilations: Collection[str],
+    zone_modes: Optional[Collection[str]] = None,
+) -> None:
+    """Raises ValueError naming the first target that is unknown or has a bad value: what the
+    config checks at load (names only, no controls needed) and a scene checks before applying."""
+    for target, value in scene.targets.items():
+        kind, _, name = target.partition(":")
+        known: Collection[str]
+        allowed: Optional[Collection[str]]
+        if kind == "lights":
+            known, allowed = lights, LIGHT_VALUES
+        elif kind == "ventilation":
+            known, allowed = ventilations, VENTILATION_VALUES
+        else:
+            known, allowed = zones, zone_modes
+        if name not in known:
+            raise ValueError(f"scene {scene.name!r}: targets.{target}: no {kind} {name!r}")
+        if allowed is not None and value not in allowed:
+            raise ValueError(
+                f"scene {scene.name!r}: targets.{target}: {value!r} is not one of "
+                f"{', '.join(allowed)}"
+            )
+
+
 class SceneManager:
     """zone_modes: the modes a zone accepts, so a scene naming another is refused up front;
     None leaves that to the zone, which may then refuse after other targets were applied."""
@@ -76,23 +104,7 @@ class SceneManager:
 
     def check(self, scene: SceneConfig) -> None:
         """Raises ValueError naming the first target that is unknown or has a bad value."""
-        for target, value in scene.targets.items():
-            kind, _, name = target.partition(":")
-            known: Mapping[str, object]
-            allowed: Optional[Collection[str]]
-            if kind == "lights":
-                known, allowed = self.lights, LIGHT_VALUES
-            elif kind == "ventilation":
-                known, allowed = self.ventilations, VENTILATION_VALUES
-            else:
-                known, allowed = self.zones, self.zone_modes
-            if name not in known:
-                raise ValueError(f"scene {scene.name!r}: targets.{target}: no {kind} {name!r}")
-            if allowed is not None and value not in allowed:
-                raise ValueError(
-                    f"scene {scene.name!r}: targets.{target}: {value!r} is not one of "
-                    f"{', '.join(allowed)}"
-                )
+        check_targets(scene, self.lights, self.zones, self.ventilations, self.zone_modes)
 
     def apply(self, scene: SceneConfig, source: str = "command") -> list[Event]:
         """Checks every target, then applies them all. Returns the scene's Event (kind

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from agent.control.schedule import WeeklySchedule
-from agent.control.types import Clock, Event, Want
+from agent.control.types import Clock, Event, RoomInputs, Want
 
 MODES = ("auto", "off", "comfort", "eco", "boost", "manual", "frost")
 SCHEDULE_MODES = frozenset({"off", "frost", "eco", "comfort", "boost"})
@@ -229,6 +229,10 @@ class Thermostat:
         return self._target(self.clock.monotonic(), self.clock.time(), commit=False).setpoint
 
     # --- the loop ---------------------------------------------------------------------------
+
+    def step(self, room: RoomInputs) -> tuple[list[Want], list[Event]]:
+        """The Control interface: the zone's sensor's temperature and the room's occupancy."""
+        return self.update(room.readings(self.config.sensor, "temperature"), room.occupied)
 
     def update(
         self, temperature: Optional[tuple[float, float]], occupied: Optional[bool] = None

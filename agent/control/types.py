@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Optional, Protocol
 
 
 class Clock(Protocol):
-    """agent.clock.SystemClock satisfies it; tests pass a FakeClock they move by hand."""
+    """agent.clock.SystemClock satisfies it; tests pass tests/clocks.py FakeClock, moved by hand."""
 
     def monotonic(self) -> float: ...  # seconds, never stepped: durations, timers
 
@@ -34,18 +35,25 @@ class Event:
     timestamp: float  # wall clock (Clock.time())
 
 
-class FakeClock:
-    """For tests: time moves only when advance() is called."""
+@dataclass(frozen=True)
+class RoomInputs:
+    """What the room knows at one tick: every control reads what it needs from it, so a new
+    control rule needs no new argument threaded through RoomController.tick."""
 
-    def __init__(self, wall: float = 1_790_000_000.0, monotonic: float = 1000.0) -> None:
-        self._wall, self._monotonic = wall, monotonic
+    # device, quantity -> (value, monotonic time it was measured), or None
+    readings: Callable[[str, str], Optional[tuple[float, float]]]
+    # someone is in the room, as the zones are told (None: not known, or not to be acted on)
+    occupied: Optional[bool]
+    # motion input -> monotonic time it last saw motion (None: never, or not a motion input)
+    last_motion: Callable[[str], Optional[float]]
+    # BLE presence group -> someone is there (None: not known now)
+    presence: Mapping[str, Optional[bool]]
+    # the input events of this tick's poll (a wall switch pressed, a door opened)
+    input_events: Sequence[Event]
 
-    def monotonic(self) -> float:
-        return self._monotonic
 
-    def time(self) -> float:
-        return self._wall
+class Control(Protocol):
+    """A control rule (a zone's thermostat, a light group, a ventilation unit): once a tick it
+    says what it wants for its relays, with the events of what it decided."""
 
-    def advance(self, seconds: float) -> None:
-        self._monotonic += seconds
-        self._wall += seconds
+    def step(self, room: RoomInputs) -> tuple[list[Want], list[Event]]: ...

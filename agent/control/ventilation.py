@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from agent.control.types import Clock, Event, Want
+from agent.control.types import Clock, Event, RoomInputs, Want
 
 Reading = tuple[float, float]  # (value, monotonic time it was taken)
 FAILSAFES = ("on", "off")
@@ -102,6 +102,12 @@ class VentilationControl:
         self._stale: dict[str, bool] = {}
         self.boost_until: Optional[float] = None
         self.hold: Optional[tuple[int, float]] = None  # (stage, monotonic until): by hand
+
+    def step(self, room: RoomInputs) -> tuple[list[Want], list[Event]]:
+        """The Control interface: the unit's CO2 sensor, and its VOC sensor if it has one."""
+        c = self.config
+        voc = room.readings(c.voc_sensor, "voc_index") if c.voc_sensor else None
+        return self.update(room.readings(c.co2_sensor, "co2"), voc)
 
     def update(
         self, co2: Optional[Reading] = None, voc: Optional[Reading] = None

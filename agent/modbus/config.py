@@ -13,6 +13,8 @@ its unit id.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -20,6 +22,8 @@ from typing import Any, Callable, Optional
 from agent.config_control import NAME_RE
 from drivers import DRIVERS
 from drivers.modbus_meter import MODBUS_SERIAL_DEFAULT, SerialSettings
+
+log = logging.getLogger(__name__)
 
 PARITIES = ("N", "E", "O")
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -165,14 +169,22 @@ ITALY_GRID_G_PER_KWH = 250.0
 
 @dataclass(frozen=True)
 class EnergyConfig:
-    """The `[energy]` table: what a kWh from the grid emits, for the meters' CO2e."""
+    """The `[energy]` table: what a kWh from the grid emits, for the meters' CO2e and the relays'
+    `co2e_kg`. The one statement of the grid factor (`control.grid_emission_factor`, kg/kWh, is
+    its deprecated spelling: parse_energy folds it in)."""
 
     grid_factor: float = ITALY_GRID_G_PER_KWH  # g CO2e/kWh
 
+    @property
+    def kg_per_kwh(self) -> float:
+        return self.grid_factor / 1000
 
-def parse_energy(raw: Any, error: Error) -> EnergyConfig:
+
+def parse_energy(raw: Any, error: Error, control: Any = None) -> EnergyConfig:
+    """`control`: the raw `[control]` table, for its deprecated `grid_emission_factor` (kg/kWh;
+    config_control.py checks its type)."""
     if raw is None:
-        return EnergyConfig()
+        raw = {}
     if not isinstance(raw, dict):
         raise error("energy", "must be a table")
     unknown = sorted(set(raw) - {"grid_factor"})
@@ -181,4 +193,20 @@ def parse_energy(raw: Any, error: Error) -> EnergyConfig:
     factor = raw.get("grid_factor", EnergyConfig.grid_factor)
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor <= 2000:
         raise error("energy.grid_factor", f"must be 0..2000 g CO2e/kWh, got {factor!r}")
-    return EnergyConfig(float(factor))
+    legacy = control.get("grid_emission_factor") if isinstance(control, dict) else None
+    if isinstance(legacy, bool) or not isinstance(legacy, (int, float)) or legacy < 0:
+        return EnergyConfig(float(factor))  # absent, or refused by config_control.py
+    grams = legacy * 1000
+    if "grid_factor" in raw and not math.isclose(grams, factor, abs_tol=1e-9):
+        raise error(
+            "control.grid_emission_factor",
+            f"{legacy:g} kg/kWh ({grams:g} g/kWh) disagrees with energy.grid_factor = "
+            f"{factor:g} g/kWh, the same fact: remove control.grid_emission_factor",
+        )
+    if grams > 2000:
+        raise error("control.grid_emission_factor", f"must be 0..2 kg CO2e/kWh, got {legacy!r}")
+    log.warning(
+        "control.grid_emission_factor is deprecated: write [energy] grid_factor = %g "
+        "(g CO2e/kWh, = kg/kWh x 1000) instead", grams,
+    )  # fmt: skip
+    return EnergyConfig(float(grams))

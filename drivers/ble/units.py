@@ -1,9 +1,6 @@
-"""Every value name the BLE decoders can return, with its unit.
-
-The quantities of drivers/quantities.py (temperature, humidity, co2, pm*, voc_index,
-nox_index, ...) take their unit from there, the one quantity table; only the names no I2C
-driver reports are listed here. A BTHome name repeated in one advertisement gets a suffix
-(temperature_2): `unit_of` strips it.
+"""The unit of every value name the BLE decoders can return, read from the one quantity table
+(drivers/quantities.py). A BTHome name repeated in one advertisement gets a suffix
+(temperature_2): `base_name` strips it.
 """
 
 from __future__ import annotations
@@ -11,96 +8,10 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from drivers.quantities import QUANTITIES
+from drivers.quantities import TABLE
 
-# name -> unit ("" for counts, states, identifiers and text), for names not in QUANTITIES.
-_BLE_ONLY: dict[str, str] = {
-    # measurements
-    "battery": "%",
-    "dew_point": "°C",
-    "moisture": "%",
-    "tvoc": "µg/m³",
-    "mass": "kg",
-    "energy": "kWh",
-    "gas": "m³",
-    "water": "L",
-    "volume": "L",
-    "volume_storage": "L",
-    "volume_flow_rate": "m³/h",
-    "distance": "m",
-    "duration": "s",
-    "speed": "m/s",
-    "acceleration": "m/s²",
-    "acceleration_x": "m/s²",
-    "acceleration_y": "m/s²",
-    "acceleration_z": "m/s²",
-    "gyroscope": "°/s",
-    "rotation": "°",
-    "direction": "°",
-    "precipitation": "mm",
-    "rotational_speed": "rpm",
-    "conductivity": "µS/cm",
-    "uv_index": "",
-    "tx_power": "dBm",
-    "uptime": "s",
-    "timestamp": "s",  # since 1970-01-01 UTC
-    # counts, enumerations, identifiers
-    "count": "",
-    "movement_counter": "",
-    "adv_count": "",
-    "channel": "",
-    "light_level": "",  # 0 dark, 1 twilight, 2 bright
-    "settings_revision": "",
-    "device_type_id": "",
-    "firmware_version": "",
-    "text": "",
-    "raw": "",
-    "uuid": "",
-    "major": "",
-    "minor": "",
-    "namespace": "",
-    "instance": "",
-    "url": "",
-    # states (bool)
-    "generic_boolean": "",
-    "power_on": "",
-    "opening": "",
-    "battery_low": "",
-    "battery_charging": "",
-    "carbon_monoxide": "",
-    "cold": "",
-    "connectivity": "",
-    "door": "",
-    "garage_door": "",
-    "gas_detected": "",
-    "heat": "",
-    "light": "",
-    "unlocked": "",
-    "wet": "",
-    "motion": "",
-    "moving": "",
-    "occupancy": "",
-    "plug": "",
-    "presence": "",
-    "problem": "",
-    "running": "",
-    "safety": "",
-    "smoke": "",
-    "sound": "",
-    "tamper": "",
-    "vibration": "",
-    "window": "",
-    "reed_switch": "",
-    "trigger_output": "",
-    "calibrating": "",  # Ruuvi Air: sensors still calibrating, values not fully accurate
-    # events (str), and a dimmer's steps (int)
-    "button": "",
-    "dimmer": "",
-    "dimmer_steps": "",
-    "command": "",
-    "command_steps": "",
-}
-UNITS: dict[str, str] = {**_BLE_ONLY, **{q.name: q.unit.value for q in QUANTITIES.values()}}
+# name -> unit ("" for counts, states, identifiers and text)
+UNITS: dict[str, str] = {name: row.unit.value for name, row in TABLE.items()}
 
 _SUFFIX = re.compile(r"^(?P<base>[a-z0-9_]+?)_(?P<n>[2-9]|[1-9][0-9]+)(?P<steps>_steps)?$")
 
@@ -114,6 +25,14 @@ def base_name(name: str) -> str:
     if match is None:
         return name
     return match["base"] + (match["steps"] or "")
+
+
+def repeat_of(name: str) -> str:
+    """The repeat number of a name, "" for none: temperature_2 -> "2", dimmer_2_steps -> "2"."""
+    if name in UNITS:
+        return ""
+    match = _SUFFIX.match(name)
+    return "" if match is None else match["n"]
 
 
 def unit_of(name: str) -> Optional[str]:

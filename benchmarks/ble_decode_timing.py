@@ -1,8 +1,9 @@
-"""Cost of decoding one advertisement, per format: `python -m drivers.ble.timing`.
+"""Cost of decoding one advertisement, per format: `python -m benchmarks.ble_decode_timing`
+(the decode benchmark, benchmarks/decode.py, reports it as ratios).
 
 Each case is a real advertisement of its format (the spec examples the tests use) in a bleak
 AdvertisementData; the figure is the best of 7 runs of 20 000 calls of decode(), in µs per
-call, so it is the decoder's cost without scheduler noise. Not imported by the agent.
+call, so it is the decoder's cost without scheduler noise.
 """
 
 from __future__ import annotations
