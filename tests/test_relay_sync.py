@@ -10,9 +10,9 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from agent.control.types import FakeClock
 from agent.relays import ENERGY_FLUSH_INTERVAL, RESTART_GAP, RelayBank, RelayConfig
 from agent.state_store import StateStore
+from tests.clocks import FakeClock
 
 
 def on_card(path: Path, name: str) -> dict:
