@@ -26,7 +26,13 @@ KINDS = ("light", "heat", "cool", "fan", "ventilation", "generic")
 POWER_ON = ("off", "on", "restore")
 SAFE = ("off", "on")
 HOUR = 3600.0
-ENERGY_FLUSH_INTERVAL = 60.0  # while something is on, at most this much energy is lost to a cut
+# While a metered relay is on or a switch is pending, the state is written at least this often:
+# at most this much energy (and no state a rule needs: those switches are written at once) is
+# lost to a power cut. Each write costs the card ~35 KB and 4 flushes at the device (a 4 KiB
+# data block, a flush, the ext4 journal commit after it): once a minute that alone was ~50
+# MB/day, issue 19's whole budget with the broker up (docs/buffer.md). Meters' offsets are
+# written every 15 min (agent/modbus), for the same reason.
+ENERGY_FLUSH_INTERVAL = 300.0
 # scripts/roomagent.service's RestartSec. A crash or a power cut drops every relay (the kernel
 # releases the pins; the board loses power), and the next agent drives none before this much
 # later: an interlock dead time no longer than this is kept by the restart itself.

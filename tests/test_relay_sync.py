@@ -1,7 +1,7 @@
 """Which relay switches are written to the card at once (issue 19's write budget): those whose
 saved state a restart reads to keep a rule (power_on "restore", min_off, a dead time longer
-than a restart takes); the others go with the next write, at most a minute later, and the
-energy counters publish only what was written. Real state files, a fake clock, gpiozero's
+than a restart takes); the others go with the next write, at most ENERGY_FLUSH_INTERVAL later,
+and the energy counters publish only what was written. Real state files, a fake clock, gpiozero's
 MockFactory."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_switches_a_restart_needs_are_written_at_once(tmp_path: Path) -> None:
     b.close()
 
 
-def test_a_lights_switch_waits_for_the_next_write_at_most_a_minute(tmp_path: Path) -> None:
+def test_a_lights_switch_waits_for_the_next_write_at_most_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "control.json"
     light = RelayConfig("light", 17, kind="light", rated_power_w=100)
     b, clock = bank(path, [light])
@@ -53,7 +53,7 @@ def test_a_lights_switch_waits_for_the_next_write_at_most_a_minute(tmp_path: Pat
     clock.advance(1)
     b.tick()
     assert on_card(path, "light")["on"] is True
-    # Switched off: nothing metered runs, but the change is still written within the minute.
+    # Switched off: nothing metered runs, but the change is still written within the interval.
     b.request("light", False, "vacant")
     clock.advance(ENERGY_FLUSH_INTERVAL)
     b.tick()
