@@ -1,5 +1,9 @@
 """What each command does: the bridge from agent/commands.py to the room, the devices and the
-agent. Every handler validates everything before it changes anything."""
+node. Every handler validates everything before it changes anything.
+
+A handler sees the node through CommandPorts and the NodeParts current when its command
+arrived (agent.node_ports): a reconfiguration during a command (cmd/config applies one from
+inside its own handler) swaps the node's parts, not the ones this command is working on."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
     from agent.control.room import RoomController
     from agent.control.thermostat import Thermostat
     from agent.control.types import Event
-    from agent.runtime import Agent
+    from agent.node_ports import CommandPorts, NodeParts
 
 HA_MODES = ("off", "heat", "cool", "heat_cool", "auto")
 PRESETS = ("comfort", "eco", "boost", "frost", "auto")
@@ -45,47 +49,36 @@ def _verb(body: dict[str, Any]) -> str:
     return value.lower()
 
 
-class Handlers:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.owners = agent.config.control.relay_owners()
+NAMES = ("relay", "zone", "scene", "lights", "device", "ping", "stats", "reannounce", "config",
+         "ventilation", "state", "sessions")  # fmt: skip
 
-    def table(self) -> dict[str, Handler]:
-        return {
-            "relay": self.relay,
-            "zone": self.zone,
-            "scene": self.scene,
-            "lights": self.lights,
-            "device": self.device,
-            "ping": self.ping,
-            "stats": self.stats,
-            "reannounce": self.reannounce,
-            "config": self.config,
-            "ventilation": self.ventilation,
-            "state": self.state,
-            "sessions": self.sessions,
-        }
+
+class Handlers:
+    def __init__(self, ports: CommandPorts, parts: NodeParts) -> None:
+        self.ports, self.parts = ports, parts
+        self.owners = parts.config.control.relay_owners()
 
     def sessions(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         """cmd/sessions {"sessions": [{start, end, title, expected}, ...]} (agent/sessions.py)."""
         from agent.sessions import CalendarError
 
-        if path or self.agent.room_service is None:
+        push = self.ports.sessions_command
+        if path or push is None:
             raise CommandError("unavailable", "this node has no [room] to keep a calendar for")
         try:
-            result: dict[str, Any] = self.agent.room_service.push(body)
+            result: dict[str, Any] = push(body)
         except CalendarError as e:
             raise CommandError("bad_argument", str(e)) from None
         return result
 
     def _room(self) -> RoomController:
-        if self.agent.room is None:
+        if self.parts.room is None:
             raise CommandError("unavailable", "this node has no room control configured")
-        return self.agent.room
+        return self.parts.room
 
     def _emit(self, events: list[Event]) -> None:
         for event in events:
-            self.agent.emit(event)
+            self.ports.emit(event)
 
     @staticmethod
     def _reason(body: dict[str, Any]) -> str:
@@ -120,7 +113,7 @@ class Handlers:
         reason = self._reason(body) + (f": pulse {pulse:g} s" if pulse else "")
         events = room.relays.request(name, on, reason, pulse)
         self._emit(events)
-        self.agent.refresh_state(self.agent.topics.relay(name))  # changed or not, refused or not
+        self.ports.refresh_state(self.ports.topics.relay(name))  # changed or not, refused or not
         mine = [e for e in events if e.subject == name]
         refused = [e for e in mine if e.state == "refused"]
         if refused:
@@ -161,7 +154,7 @@ class Handlers:
         except ValueError as e:
             raise CommandError("bad_argument", str(e)) from None
         self._emit(events)
-        self.agent.refresh_state(zone_topic(self.agent.topics.base, path[0]))
+        self.ports.refresh_state(zone_topic(self.ports.topics.base, path[0]))
         return {"zone": path[0], "mode": zone.current_mode(), "hvac": zone.hvac,
                 "setpoint": zone.effective_setpoint()}  # fmt: skip
 
@@ -219,7 +212,7 @@ class Handlers:
         else:
             raise CommandError("unknown_command", f"lights take ON, OFF, AUTO; not {verb!r}")
         self._emit(events)
-        self.agent.refresh_state(lights_topic(self.agent.topics.base, name))
+        self.ports.refresh_state(lights_topic(self.ports.topics.base, name))
         return {"lights": name, "mode": "auto" if verb == "auto" else "manual"}
 
     def ventilation(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
@@ -261,28 +254,28 @@ class Handlers:
         except ValueError as e:
             raise CommandError("bad_argument", str(e)) from None
         self._emit(events)
-        self.agent.refresh_state(ventilation_topic(self.agent.topics.base, name))
+        self.ports.refresh_state(ventilation_topic(self.ports.topics.base, name))
         return {"ventilation": name, "mode": vent.mode()}
 
     def state(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         """cmd/state/<kind>/<name> (cmd/state/energy): the entity's retained state in the
         answer, and published again on its topic."""
         kind = path[0] if path else ""
-        topic = topic_of(self.agent.topics, kind, path[1] if len(path) == 2 else None)
+        topic = topic_of(self.ports.topics, kind, path[1] if len(path) == 2 else None)
         if topic is None or len(path) > 2:
             raise CommandError("unknown_target", "expected cmd/state/<kind>/<name> (kinds: "
                                f"{', '.join(STATE_KINDS)}) or cmd/state/energy")  # fmt: skip
-        self.agent.refresh_state(topic)
-        payload = self.agent.retained_state(topic)
+        self.ports.refresh_state(topic)
+        payload = self.ports.retained_state(topic)
         if payload is None:
             what = f"{kind} {path[1]!r}" if len(path) == 2 else kind
             raise CommandError("unknown_target", f"no {what} on this node")
-        if kind == "device" and self.agent.link is not None and self.agent.link.connected:
-            self.agent.link.publish(topic, payload, qos=1, retain=True)
+        if kind == "device":
+            self.ports.republish(topic, payload)
         return {"topic": topic, "state": json.loads(payload)}
 
     def device(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
-        runners = {r.config.name: r for r in self.agent.runners}
+        runners = {r.config.name: r for r in self.parts.runners}
         if len(path) != 2 or path[0] not in runners or path[1] != "interval":
             raise CommandError("unknown_target", "expected cmd/device/<device>/interval")
         runner = runners[path[0]]
@@ -303,22 +296,30 @@ class Handlers:
     def stats(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         if path:
             raise CommandError("unknown_target", "stats takes no sub-topic")
-        return dict(self.agent.health())
+        return dict(self.ports.health())
 
     def reannounce(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         if path:
             raise CommandError("unknown_target", "reannounce takes no sub-topic")
-        self.agent.announce()
+        self.ports.announce()
         return {"reannounced": True}
 
     def config(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         if path:
             raise CommandError("unknown_target", "config takes no sub-topic")
-        manager = self.agent.config_manager
-        if manager is None:
-            raise CommandError("unavailable", "the agent is still starting")
-        return manager.from_command(body)
+        return self.ports.config_command(body)
 
 
-def bind(agent: Agent) -> Callable[[], dict[str, Handler]]:
-    return Handlers(agent).table
+def table(ports: CommandPorts, parts: Callable[[], NodeParts]) -> dict[str, Handler]:
+    """The command table: each command is handled by Handlers bound to the parts of the node
+    at the moment it arrived. The table itself never changes, so nothing rebinds it under a
+    running handler."""
+
+    def family(name: str) -> Handler:
+        def handle(path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+            handler: Handler = getattr(Handlers(ports, parts()), name)
+            return handler(path, body)
+
+        return handle
+
+    return {name: family(name) for name in NAMES}

@@ -7,14 +7,12 @@ Every error names the file, the key path and what is wrong, e.g.
 from __future__ import annotations
 
 import os
-import re
-import stat
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,8 +23,22 @@ from agent import header
 from agent.analytics.config import SECTIONS as FAULT_SECTIONS
 from agent.analytics.config import parse_faults
 from agent.ble.config import BleConfig, parse_ble
-from agent.config_control import NAME_RE, ControlConfig, parse_control
-from agent.config_errors import Collector, ConfigError, ConfigErrors, unknown_key
+from agent.config_control import ControlConfig, parse_control
+from agent.config_errors import Collector, ConfigError
+from agent.config_link import (
+    BrokerConfig,
+    RegistrationConfig,
+    RemoteConfig,
+    parse_broker,
+    parse_registration,
+    parse_remote,
+)
+from agent.config_table import Table as _Table
+from agent.config_table import at_least as _at_least
+from agent.config_table import between as _between
+from agent.config_table import name_check as _name
+from agent.config_table import one_of as _one_of
+from agent.config_table import topic_check as _topic
 from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
 from agent.reporting import AGGREGATES, ReportPolicy
 from agent.room_config import SECTIONS as ROOM_SECTIONS
@@ -41,27 +53,6 @@ RESERVED_DEVICE_NAMES = frozenset({"agent"})
 DEFAULT_STATE_DIR = Path("/var/lib/roomagent")
 # Where the installer puts the node's config; the installers' commands use it without --config.
 DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    ca: Optional[Path] = None  # None: the system's trusted CAs
-    cert: Optional[Path] = None
-    key: Optional[Path] = None
-
-
-@dataclass(frozen=True)
-class BrokerConfig:
-    host: str = "localhost"
-    port: int = 1883
-    protocol: str = "5"  # "5" or "3.1.1"
-    keepalive: int = 30
-    client_id: str = ""
-    username: Optional[str] = None
-    password_file: Optional[Path] = None
-    tls: Optional[TLSConfig] = None
-    reconnect_min: float = 1.0
-    reconnect_max: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -115,29 +106,6 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
-class RemoteConfig:
-    """Where new configs may come from besides an MQTT command (docs/config.md)."""
-
-    url: Optional[str] = None  # HTTPS address polled for this node's config (ETag-aware)
-    interval: float = 300.0  # s between polls
-    ca_file: Optional[Path] = None  # None: the system's trusted CAs
-    token_file: Optional[Path] = None  # bearer token, sent as Authorization
-    watch_file: bool = True  # reload the local config file when it changes
-
-
-@dataclass(frozen=True)
-class RegistrationConfig:
-    """Where the node announces itself at first boot (`roomagent register`, provisioning.md)."""
-
-    url: str  # https only: the token and any credentials sent back cross the network
-    token_file: Optional[Path] = None  # bearer token, one line; refused if world-readable
-    ca: Optional[Path] = None  # None: the system's trusted CAs
-    retry_min: float = 5.0  # seconds before the first retry; doubles up to retry_max
-    retry_max: float = 300.0
-    attempts: int = 10  # then give up until the next `roomagent register`
-
-
-@dataclass(frozen=True)
 class Config:
     source: Path
     node: NodeConfig
@@ -160,125 +128,6 @@ def _default_faults() -> Any:
     from agent.analytics.faults import FaultConfig
 
     return FaultConfig()
-
-
-T = TypeVar("T")
-_REQUIRED: Any = object()
-
-
-class _Table:
-    """Reads one TOML table, tracking which keys were used so leftovers (typos) are errors."""
-
-    def __init__(self, data: Any, path: str, file: str) -> None:
-        self.file, self.path = file, path
-        if not isinstance(data, dict):
-            raise ConfigError(file, path, f"must be a table, got {_show(data)}")
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
-        # Bad optional values, reported by finish() with the unknown keys (the default stands in
-        # meanwhile), so one table's several mistakes come out together.
-        self.problems: list[ConfigError] = []
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(self.file, self.key(name), message)
-
-    def get(
-        self,
-        name: str,
-        kind: type[T],
-        default: Any = _REQUIRED,
-        check: Optional[Callable[[T], Optional[str]]] = None,
-    ) -> T:
-        self.used.add(name)
-        if name not in self.data:
-            if default is _REQUIRED:
-                near = [k for k in self.data if hint(k, [name])]
-                if near:  # "intreval" for "interval": the typo is the news, not the absence
-                    self.fail(near[0], f"unknown key {near[0]!r} - did you mean {name!r}?")
-                self.fail(name, "is required")
-            return default
-        value = self.data[name]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        problem: Optional[str]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            problem = f"must be {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}"
-        else:
-            problem = check(value) if check is not None else None
-        if not problem:
-            return value
-        if default is _REQUIRED:
-            self.fail(name, problem)
-        self.problems.append(self.error(name, problem))
-        return default
-
-    def fail(self, name: str, message: str) -> NoReturn:
-        """Raises this problem with those found before it in this table."""
-        errors = [*self.problems, self.error(name, message)]
-        self.problems = []
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-
-    def table(self, name: str) -> _Table:
-        self.used.add(name)
-        return _Table(self.data.get(name, {}), self.key(name), self.file)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        errors = self.problems + [self.error(k, unknown_key(k, self.used)) for k in unknown]
-        self.problems = []
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise ConfigErrors(errors)
-
-
-_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "a table"}  # fmt: skip
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
-
-
-def _at_least(minimum: float, unit: str = "") -> Callable[[Any], Optional[str]]:
-    suffix = f" {unit}" if unit else ""
-    return lambda v: None if v >= minimum else f"must be ≥ {minimum:g}{suffix}, got {v:g}"
-
-
-def _between(lo: float, hi: float, unit: str = "") -> Callable[[Any], Optional[str]]:
-    suffix = f" {unit}" if unit else ""
-    return lambda v: None if lo <= v <= hi else f"must be {lo:g}..{hi:g}{suffix}, got {v:g}"
-
-
-def _one_of(*choices: str) -> Callable[[str], Optional[str]]:
-    return lambda v: (
-        None
-        if v in choices
-        else f"must be one of {', '.join(map(repr, choices))}, got {v!r}{hint(v, choices)}"
-    )
-
-
-def _name(v: str) -> Optional[str]:
-    if NAME_RE.match(v):
-        return None
-    return f"must be 1-64 letters, digits, '-' or '_' (it becomes part of MQTT topics), got {v!r}"
-
-
-def _topic(v: str) -> Optional[str]:
-    if not v or v.startswith("/") or v.endswith("/") or any(c in v for c in "+#\0"):
-        return f"must be a topic without wildcards or leading/trailing '/', got {v!r}"
-    return None
 
 
 def load(path: os.PathLike[str] | str) -> Config:
@@ -330,11 +179,11 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     node = found.run(lambda: _parse_node(node_t, resolve))
     node_id = node.id if node else "node"
     state_dir = node.state_dir if node else DEFAULT_STATE_DIR
-    broker = found.run(lambda: _parse_broker(table("broker"), node_id, resolve))
+    broker = found.run(lambda: parse_broker(table("broker"), node_id, resolve))
     buffer = found.run(lambda: _parse_buffer(table("buffer"), state_dir, resolve))
     registration = None
     if "registration" in data:
-        registration = found.run(lambda: _parse_registration(table("registration"), resolve))
+        registration = found.run(lambda: parse_registration(table("registration"), resolve))
 
     root.used.add("devices")
     raw_devices = data.get("devices", [])
@@ -384,7 +233,7 @@ def parse(data: dict[str, Any], file: str, base_dir: Path) -> Config:
     )
     if pin_errors:  # the control checks' own pin messages would repeat the header's
         found.errors = [e for e in found.errors if e in pin_errors or not _pin_repeat(e)]
-    remote = found.run(lambda: _parse_remote(table("remote_config"), resolve), RemoteConfig())
+    remote = found.run(lambda: parse_remote(table("remote_config"), resolve), RemoteConfig())
     root.used.update(ROOM_SECTIONS)
     room, sessions = found.run(
         lambda: parse_room(
@@ -444,122 +293,6 @@ def _buses(v: Any) -> Optional[str]:
             near = hint(name, choices) if isinstance(name, str) else ""
             return f"unknown bus {name!r}{near} (buses: {', '.join(choices)})"
     return None
-
-
-def _parse_broker(t: _Table, node_id: str, resolve: Callable[[str], Path]) -> BrokerConfig:
-    tls: Optional[TLSConfig] = None
-    if "tls" in t.data:
-        tt = t.table("tls")
-        files = {}
-        for name in ("ca", "cert", "key"):
-            value = tt.get(name, str, None)
-            if value is not None:
-                p = resolve(value)
-                if not p.is_file():
-                    raise tt.error(name, f"no such file: {p}")
-                files[name] = p
-        if ("cert" in files) != ("key" in files):
-            raise tt.error(
-                "cert" if "key" in files else "key", "cert and key must be given together"
-            )
-        if "key" in files and files["key"].stat().st_mode & stat.S_IROTH:
-            raise tt.error("key", f"{files['key']} is world-readable; chmod 600 it")
-        tt.finish()
-        tls = TLSConfig(**files)
-    username = t.get("username", str, None)
-    if "password_file" in t.data and username is None:
-        raise t.error("password_file", "needs broker.username too")
-    password_file = _secret_file(t, "password_file", resolve)
-    broker = BrokerConfig(
-        host=t.get(
-            "host", str, BrokerConfig.host, check=lambda v: None if v else "must not be empty"
-        ),
-        port=t.get("port", int, 8883 if tls else 1883, check=_between(1, 65535)),
-        protocol=t.get("protocol", str, BrokerConfig.protocol, check=_one_of("5", "3.1.1")),
-        keepalive=t.get("keepalive", int, BrokerConfig.keepalive, check=_between(5, 3600, "s")),
-        client_id=t.get("client_id", str, f"roomagent-{node_id}"),
-        username=username,
-        password_file=password_file,
-        tls=tls,
-        reconnect_min=t.get(
-            "reconnect_min", float, BrokerConfig.reconnect_min, check=_between(0.1, 60, "s")
-        ),
-        reconnect_max=t.get(
-            "reconnect_max", float, BrokerConfig.reconnect_max, check=_between(1, 3600, "s")
-        ),
-    )
-    if broker.reconnect_max < broker.reconnect_min:
-        raise t.error("reconnect_max", "must be ≥ reconnect_min")
-    t.finish()
-    return broker
-
-
-def _secret_file(t: _Table, name: str, resolve: Callable[[str], Path]) -> Optional[Path]:
-    """A file holding a secret: it must exist and must not be readable by every user."""
-    value = t.get(name, str, None)
-    if value is None:
-        return None
-    path = resolve(value)
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise t.error(name, f"no such file: {path}") from None
-    except OSError as e:
-        raise t.error(name, f"cannot use {path}: {e.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise t.error(name, f"no such file: {path}")
-    if mode & stat.S_IROTH:
-        raise t.error(name, f"{path} is world-readable; chmod 600 it")
-    return path
-
-
-def _parse_remote(t: _Table, resolve: Callable[[str], Path]) -> RemoteConfig:
-    def https(v: str) -> Optional[str]:
-        # A config carries credentials' paths and decides what relays do: never over plain HTTP.
-        return None if v.startswith("https://") else f"must be an https:// address, got {v!r}"
-
-    ca_file = t.get("ca_file", str, None)
-    remote = RemoteConfig(
-        url=t.get("url", str, None, check=https),
-        interval=t.get("interval", float, RemoteConfig.interval, check=_between(10, 86400, "s")),
-        ca_file=resolve(ca_file) if ca_file is not None else None,
-        token_file=_secret_file(t, "token_file", resolve),
-        watch_file=t.get("watch_file", bool, RemoteConfig.watch_file),
-    )
-    if remote.ca_file is not None and not remote.ca_file.is_file():
-        raise t.error("ca_file", f"no such file: {remote.ca_file}")
-    if remote.url is None and (remote.ca_file or remote.token_file):
-        raise t.error("url", "is required when ca_file or token_file is given")
-    t.finish()
-    return remote
-
-
-def _parse_registration(t: _Table, resolve: Callable[[str], Path]) -> RegistrationConfig:
-    def https(v: str) -> Optional[str]:
-        if not re.match(r"^https://[^/\s?#]+", v):
-            return f"must be an https:// URL (the token travels with it), got {v!r}"
-        return None
-
-    ca = t.get("ca", str, None)
-    ca_path = resolve(ca) if ca is not None else None
-    if ca_path is not None and not ca_path.is_file():
-        raise t.error("ca", f"no such file: {ca_path}")
-    registration = RegistrationConfig(
-        url=t.get("url", str, check=https),
-        token_file=_secret_file(t, "token_file", resolve),
-        ca=ca_path,
-        retry_min=t.get(
-            "retry_min", float, RegistrationConfig.retry_min, check=_between(0.1, 3600, "s")
-        ),
-        retry_max=t.get(
-            "retry_max", float, RegistrationConfig.retry_max, check=_between(1, 86400, "s")
-        ),
-        attempts=t.get("attempts", int, RegistrationConfig.attempts, check=_between(1, 1000)),
-    )
-    if registration.retry_max < registration.retry_min:
-        raise t.error("retry_max", "must be ≥ retry_min")
-    t.finish()
-    return registration
 
 
 def _optional_path(text: str, resolve: Callable[[str], Path]) -> Optional[Path]:

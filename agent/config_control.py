@@ -172,7 +172,7 @@ def parse_control(
     from agent.control.thermostat import ZoneConfig
     from agent.control.ventilation import VentilationConfig
     from agent.inputs import InputConfig, validate_inputs
-    from agent.relays import RelayConfig, validate_relays
+    from agent.relay_config import RelayConfig, validate_relays
     from drivers import DRIVERS
 
     top = data.get("control", {})

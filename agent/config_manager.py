@@ -31,10 +31,10 @@ from agent.config_sources import (
     parse_remote,
     sha256,
 )
-from agent.reconfigure import Reconfigurer, check_fixed
+from agent.reconfigure import check_fixed
 
 if TYPE_CHECKING:
-    from agent.runtime import Agent
+    from agent.node_ports import ConfigPorts
 
 log = logging.getLogger("roomagent.config")
 
@@ -50,18 +50,18 @@ class Applied:
 
 class ConfigManager:
     def __init__(
-        self, agent: Agent, origin: str, prepare: Callable[[Config], Config] = lambda c: c
+        self, node: ConfigPorts, origin: str, prepare: Callable[[Config], Config] = lambda c: c
     ) -> None:
-        self.agent = agent
+        self.node = node
         self.prepare = prepare  # the command line's overrides (--broker, --state-dir)
-        self.store = RemoteStore(agent.config.node.state_dir)
-        self.reconfigurer = Reconfigurer(agent)
+        running = node.config()
+        self.store = RemoteStore(running.node.state_dir)
         self.origin = origin
-        self.local_sha = local_sha256(agent.config.source)
+        self.local_sha = local_sha256(running.source)
         # What a pushed config's broker, remote_config and registration must equal: the local
         # file as written, before any command-line override (--broker), which would otherwise
         # mask a pushed change and leave it stored for the next start without the override.
-        self.anchors = _local_file(agent.config)
+        self.anchors = _local_file(running)
         copy = self.store.load() if origin != "file" else None
         self.sha = sha256(copy.text.encode()) if copy else self.local_sha
         # The server's ETag for what was last taken from remote_config.url; a push or a local
@@ -79,7 +79,7 @@ class ConfigManager:
     # Lifecycle.
 
     def start(self) -> None:
-        if self.agent.config.remote.watch_file:
+        if self.node.config().remote.watch_file:
             self._start_watcher()
         self._tasks = [asyncio.ensure_future(self._watch_file()),
                        asyncio.ensure_future(self._poll())]  # fmt: skip
@@ -91,10 +91,10 @@ class ConfigManager:
             loop.call_soon_threadsafe(self._file_changed.set)
 
         try:
-            self._watcher = FileWatcher(self.agent.config.source, changed)
+            self._watcher = FileWatcher(self.node.config().source, changed)
             self._watcher.start()
         except OSError as e:  # inotify limits, a directory that went away
-            log.error("cannot watch %s for changes: %s", self.agent.config.source, e)
+            log.error("cannot watch %s for changes: %s", self.node.config().source, e)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -121,7 +121,7 @@ class ConfigManager:
                 raise CommandError("bad_argument", "config: must be the config as a TOML string")
             try:
                 new = self._pushed(
-                    parse_remote(text, "cmd/config", self.agent.config), "cmd/config"
+                    parse_remote(text, "cmd/config", self.node.config()), "cmd/config"
                 )
                 applied = self._apply(new, text, "mqtt", name="cmd/config")
             except ConfigError as e:
@@ -132,10 +132,10 @@ class ConfigManager:
         if verb == "get":
             return {"reason": "running config", **self.health()}
         if verb == "fetch":
-            if self.agent.config.remote.url is None:
+            if self.node.config().remote.url is None:
                 raise CommandError("unavailable", "no remote_config.url is configured")
             self._fetch_now.set()
-            return {"reason": "fetching", "url": self.agent.config.remote.url}
+            return {"reason": "fetching", "url": self.node.config().remote.url}
         raise CommandError("bad_argument", 'expected "config": "<TOML>", or command get or fetch')
 
     async def _watch_file(self) -> None:
@@ -151,11 +151,11 @@ class ConfigManager:
             try:
                 self._reload_file()
             except Exception as e:  # a bug of ours must not end the watching for good
-                log.exception("reloading %s failed", self.agent.config.source)
+                log.exception("reloading %s failed", self.node.config().source)
                 self._refused("file", f"reloading failed: {e}")
 
     def _reload_file(self) -> None:
-        path = self.agent.config.source
+        path = self.node.config().source
         current = local_sha256(path)
         if not current or current == self.local_sha:
             return  # gone for a moment, touched, or written back unchanged
@@ -172,7 +172,7 @@ class ConfigManager:
 
     async def _poll(self) -> None:
         while True:
-            remote = self.agent.config.remote
+            remote = self.node.config().remote
             if remote.url is not None:
                 try:
                     await self._fetch_once()
@@ -187,7 +187,7 @@ class ConfigManager:
             self._fetch_now.clear()
 
     async def _fetch_once(self) -> None:
-        remote = self.agent.config.remote
+        remote = self.node.config().remote
         if self._fetcher is None or self._fetcher.remote != remote:
             if self._fetcher is not None:
                 self._fetcher.close()
@@ -204,7 +204,7 @@ class ConfigManager:
         if fetched.text is None:
             return  # 304: what we run is still current
         try:
-            new = self._pushed(parse_remote(fetched.text, url, self.agent.config), url)
+            new = self._pushed(parse_remote(fetched.text, url, self.node.config()), url)
             self._apply(new, fetched.text, url, fetched.etag, name=url)
         except ConfigError as e:
             self.url_etag = fetched.etag  # not again until the server has something else
@@ -216,7 +216,7 @@ class ConfigManager:
         """A config from the central side, checked as it was sent (the more basic reason first),
         then given the command line's overrides."""
         new = self.prepare(raw)
-        check_fixed(self.agent.config, new, name)
+        check_fixed(self.node.config(), new, name)
         check_trust_anchors(self.anchors, raw, name)
         return new
 
@@ -232,12 +232,12 @@ class ConfigManager:
         """Applies a validated config; `text` is kept (with its origin) when it came from the
         central side, so that a restart comes back with it."""
         digest = sha256(text.encode()) if text is not None else local_sha256(new.source)
-        old_remote = self.agent.config.remote
+        old_remote = self.node.config().remote
         if text is not None:
-            check_fixed(self.agent.config, new, name)  # the more basic reason first
-            check_trust_anchors(self.agent.config, new, name)
+            check_fixed(self.node.config(), new, name)  # the more basic reason first
+            check_trust_anchors(self.node.config(), new, name)
         try:
-            changed = self.reconfigurer.apply(new, name)
+            changed = self.node.apply(new, name)
         except ConfigError:
             raise
         except Exception as e:  # hardware: see Reconfigurer.apply
@@ -246,7 +246,7 @@ class ConfigManager:
         if etag is not None:
             self.url_etag = etag
         if text is not None:
-            copy = RemoteCopy(text, origin, self.url_etag, local_sha256(self.agent.config.source))
+            copy = RemoteCopy(text, origin, self.url_etag, local_sha256(self.node.config().source))
             try:
                 self.store.save(copy)
             except OSError as e:  # applied, but a restart will come back with the old config
@@ -259,20 +259,20 @@ class ConfigManager:
             self._restart_sources(old_remote.watch_file)
         self.applied_at = time.time()
         state = "applied" if changed else "unchanged"
-        self.agent.config_event(state, f"from {origin}: {', '.join(changed) or 'no change'}")
+        self.node.config_event(state, f"from {origin}: {', '.join(changed) or 'no change'}")
         return Applied(origin, digest, changed)
 
     def _refused(self, origin: str, reason: str) -> None:
         log.error("new config from %s refused, still running the last good one: %s",
                   origin, reason)  # fmt: skip
         self.last_error = reason
-        self.agent.config_event("refused", f"from {origin}: {reason}")
+        self.node.config_event("refused", f"from {origin}: {reason}")
 
     def _restart_sources(self, was_watching: bool) -> None:
         """A local edit changed [remote_config]: poll the new address now, and start or stop
         watching the file."""
         self._fetch_now.set()
-        watch = self.agent.config.remote.watch_file
+        watch = self.node.config().remote.watch_file
         if watch and not was_watching:
             self._start_watcher()
         elif was_watching and not watch and self._watcher is not None:

@@ -261,3 +261,21 @@ def _describe(e: BaseException, timeout: float) -> str:
     if isinstance(e, OSError) and e.errno == 121:
         return "no acknowledgement on the bus (errno 121): chip missing or miswired"
     return str(e) or type(e).__name__
+
+
+async def close_drivers(runners: Sequence[DeviceRunner], timeout: float) -> None:
+    """Closes every driver not hung in a read. Each is closed through its bus's scheduler,
+    between other transactions on that bus: closing from elsewhere could interleave with one
+    of them."""
+    closing = [
+        asyncio.wrap_future(
+            runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
+        )
+        for runner in runners
+        if not runner.hung
+    ]
+    if closing:
+        await asyncio.wait(closing, timeout=timeout)
+        for future in closing:
+            if future.done() and not future.cancelled() and future.exception():
+                log.debug("closing a driver: %s", future.exception())

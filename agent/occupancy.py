@@ -19,16 +19,27 @@ It is an estimate for planning and ventilation, not a count: docs/comfort.md say
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Optional
 
-# How fast the headcount may change, as a random walk in people per √s, per seat: a room fills
-# in about ten minutes whatever its size, so the walk scales with the seats (60 seats: 0.1,
-# ≈ 0.5 people in 30 s). Larger follows arrivals faster but is noisier while people sit: on
-# benchmarks/room's month, 0.1, 0.25 and 0.5 per 60 seats gave MAE 2.10, 2.26 and 2.88
-# people for sessions of up to 30 and 8.1, 7.6 and 8.5 % above.
-WALK_PER_SEAT = 0.1 / 60
+# How fast the headcount may change, as a random walk in people per √s, per seat. Between
+# session edges an audience sits: the walk is slow (60 seats: 0.05, ≈ 0.3 people in 30 s), so
+# the sensor's noise does not move the count. Near an edge (EDGE_WINDOW of a presence onset or
+# of a calendar start or end) a room may fill or empty within EDGE_WINDOW, so the walk there is
+# the arrival spread over that window: ARRIVAL_SPREAD of the seats 1σ after EDGE_WINDOW.
+# On benchmarks/room's default month (seed 21), between-edge walks of 0.03, 0.05, 0.07 and 0.1
+# per 60 seats gave MAE 1.61, 1.66, 1.70 and 1.78 people for sessions of up to 30; 0.05 ships,
+# not the lowest: its sim has no one leaving mid-session, a real audience does (0.05 lets the
+# count drift ≈ 3 people in an hour in 60 seats).
+WALK_PER_SEAT = 0.05 / 60
 ARRIVAL_SPREAD = 0.25  # of the seats, 1σ: how many may walk in when a room turns occupied
+EDGE_WINDOW = 600.0  # s: a room fills in about ten minutes, whatever its size
+EDGE_WALK_PER_SEAT = ARRIVAL_SPREAD / math.sqrt(EDGE_WINDOW)
+# The session report's peak comes from a fixed-lag (Rauch-Tung-Striebel) smoother this far
+# behind the live value: the peak of a noisy causal estimate overshoots (on benchmarks/room's
+# month by ~6 people a session), the smoothed one, which has seen ten more minutes, by ~1.
+SMOOTHING_LAG = 600.0  # s
 PERSON_CO2_M3_S = 20.0e-3 / 3600.0  # EN 16798-1's standard person, 20 L/h
 G_SPREAD = 0.15
 AIRFLOW_SPREAD = 0.10
@@ -45,6 +56,17 @@ class Estimate:
     def as_json(self) -> dict[str, object]:
         return {"people": self.people, "estimate": round(self.raw, 1),
                 "uncertainty": round(self.uncertainty, 1), "method": self.method}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Step:
+    t: float
+    f: Optional[tuple[tuple[float, float], tuple[float, float]]]
+    x_pred: Optional[list[float]]
+    p_pred: Optional[list[list[float]]]
+    x: list[float]
+    p: list[list[float]]
+    present: Optional[bool]
 
 
 class Co2Occupancy:
@@ -65,44 +87,67 @@ class Co2Occupancy:
         self.seats = max(1, seats)
         self.walk, self.noise = WALK_PER_SEAT * self.seats, noise_ppm
         self._present: Optional[bool] = None
+        self._edge_until = -math.inf  # the walk is fast until then (a presence onset)
         self._t: Optional[float] = None
         self._q = 0.0
         self.x = [outdoor_co2, 0.0]  # ppm, people
         self.p = [[noise_ppm**2, 0.0], [0.0, 100.0]]
         self._updates = 0
+        self._f: Optional[tuple[tuple[float, float], tuple[float, float]]] = None
+        # (t, F into this step or None where the track restarts, predicted x and P, filtered x
+        # and P, presence): the readings of the last SMOOTHING_LAG, for the smoother.
+        self._steps: deque[_Step] = deque()
 
     def add(
-        self, t: float, co2_ppm: float, airflow_m3_s: float, present: Optional[bool] = None
+        self,
+        t: float,
+        co2_ppm: float,
+        airflow_m3_s: float,
+        present: Optional[bool] = None,
+        session_edge: bool = False,
     ) -> None:
         """A reading at t (s) with the outdoor air flowing through the room then (m³/s), and
         what presence says then: a room found occupied after being empty opens the headcount
-        wide (anyone may be arriving), one found empty pins it at 0."""
+        wide (anyone may be arriving) and lets it move fast for EDGE_WINDOW; one found empty
+        pins it at 0. session_edge: the calendar has a session starting or ending within
+        EDGE_WINDOW of t (SessionCalendar.near_edge), when people come and go."""
         if present and self._present is False:
             self.p[1][1] += (ARRIVAL_SPREAD * self.seats) ** 2
+            self._edge_until = t + EDGE_WINDOW
         if present is False:
             self.x[1] = 0.0
             self.p[1][0] = self.p[0][1] = 0.0
             self.p[1][1] = min(self.p[1][1], 1.0)
         self._present = present
+        f = xp = pp = None
         if self._t is None:
             self.x = [co2_ppm, max(0.0, airflow_m3_s * (co2_ppm - self.outdoor) * 1e-6 / self.g)]
         else:
-            self._predict(max(0.0, t - self._t), self._q)
+            edge = session_edge or t < self._edge_until
+            self._predict(max(0.0, t - self._t), self._q, EDGE_WALK_PER_SEAT if edge else None)
+            f, xp, pp = self._f, list(self.x), [list(r) for r in self.p]
             self._correct(co2_ppm)
+        if present is False:
+            f = None  # pinned at 0: the smoother does not carry news across an empty room
+        self._steps.append(_Step(t, f, xp, pp, list(self.x), [list(r) for r in self.p], present))
+        while t - self._steps[0].t > SMOOTHING_LAG:
+            self._steps.popleft()
         self._t, self._q = t, airflow_m3_s
         self._updates += 1
 
-    def _predict(self, dt: float, q: float) -> None:
-        # x' = F x + u over dt with the airflow held: C decays toward outdoor + N g / Q.
+    def _predict(self, dt: float, q: float, walk_per_seat: Optional[float] = None) -> None:
+        # x' = F x + u over dt with the airflow of the interval (the ventilation stage set at
+        # the previous reading, held until this one): C decays toward outdoor + N g / Q.
         lam = q / self.volume
         a = math.exp(-lam * dt)
         b = (1 - a) * self.g * 1e6 / q if q > 0 else self.g * 1e6 / self.volume * dt
         c, n = self.x
         self.x = [a * c + (1 - a) * self.outdoor + b * n, n]
-        f = ((a, b), (0.0, 1.0))
+        f = self._f = ((a, b), (0.0, 1.0))
         fp = [[f[i][0] * self.p[0][j] + f[i][1] * self.p[1][j] for j in range(2)] for i in range(2)]
         self.p = [[fp[i][0] * f[j][0] + fp[i][1] * f[j][1] for j in range(2)] for i in range(2)]
-        self.p[1][1] += self.walk**2 * dt
+        walk = self.walk if walk_per_seat is None else walk_per_seat * self.seats
+        self.p[1][1] += walk**2 * dt
 
     def _correct(self, z: float) -> None:
         s = self.p[0][0] + self.noise**2
@@ -126,6 +171,35 @@ class Co2Occupancy:
             + (AIRFLOW_SPREAD * max(people, 0.0)) ** 2
         )
         return people, sigma
+
+    def lagged_people(self) -> Optional[int]:
+        """The headcount SMOOTHING_LAG ago, smoothed with the readings since (fixed-lag
+        Rauch-Tung-Striebel); None until the filter has run that long. For the session
+        report's peak, not for the live value: it is ten minutes late."""
+        steps = self._steps
+        if self._updates < 3 or steps[-1].t - steps[0].t < SMOOTHING_LAG - 1.0:
+            return None
+        x = steps[-1].x
+        for later, now in zip(reversed(steps), list(reversed(steps))[1:]):
+            if later.f is None or later.x_pred is None or later.p_pred is None:
+                x = now.x
+                continue
+            # C = P F' P_pred⁻¹ (2×2); x = x_now + C (x_later_smoothed − x_pred_later)
+            f, pp, p = later.f, later.p_pred, now.p
+            pf = [[p[i][0] * f[j][0] + p[i][1] * f[j][1] for j in range(2)] for i in range(2)]
+            det = pp[0][0] * pp[1][1] - pp[0][1] * pp[1][0]
+            if det <= 0.0:
+                x = now.x
+                continue
+            inv = ((pp[1][1] / det, -pp[0][1] / det), (-pp[1][0] / det, pp[0][0] / det))
+            c = [[pf[i][0] * inv[0][j] + pf[i][1] * inv[1][j] for j in range(2)] for i in range(2)]
+            d = (x[0] - later.x_pred[0], x[1] - later.x_pred[1])
+            x = [now.x[i] + c[i][0] * d[0] + c[i][1] * d[1] for i in range(2)]
+        first = steps[0]
+        if first.present is False:
+            return 0
+        people = max(0, round(x[1]))
+        return max(1, people) if first.present else people
 
     def estimate(self, present: Optional[bool]) -> Estimate:
         """present: what motion inputs and BLE badges say (None: they do not know)."""

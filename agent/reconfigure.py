@@ -12,13 +12,15 @@ directory) is refused with the reason before anything is touched.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Optional
 
 from agent.config import Config, ConfigError
 from agent.devices import link_compensation
+from agent.node_ports import NodeParts, ReconfigurePorts
 
 if TYPE_CHECKING:
-    from agent.runtime import Agent
+    from agent.control.room import RoomController
+    from agent.devices import DeviceRunner
 
 log = logging.getLogger("roomagent.config")
 
@@ -57,16 +59,20 @@ def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
 
 
 class Reconfigurer:
-    """Applies validated configs to one Agent, on its event loop."""
+    """Applies validated configs to one node, on its event loop: it builds the new NodeParts
+    beside the running ones and swaps them in with one assignment, so a command or a control
+    tick sees either the old parts or the new, never half of each."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, ports: ReconfigurePorts) -> None:
+        self.ports = ports
 
     def apply(self, new: Config, origin: str) -> tuple[str, ...]:
         """Everything but the broker connection happens before this returns; a changed broker
         is swapped in by a task (the answer to a config command still goes out on the old
         connection). `origin` names the config in errors. Returns the sections that changed."""
-        agent, old = self.agent, self.agent.config
+        ports = self.ports
+        parts = ports.parts()
+        old = parts.config
         check_fixed(old, new, origin)
         changed = changed_sections(old, new)
         if not changed:
@@ -74,75 +80,78 @@ class Reconfigurer:
         relink = (
             new.broker != old.broker
             or new.buffer.max_inflight != old.buffer.max_inflight
-            or agent.subscriptions(new) != agent.subscriptions(old)
+            or ports.subscriptions(new) != ports.subscriptions(old)
         )
         if new.broker != old.broker:
             try:
-                agent.check_link(new)
+                ports.check_link(new)
             except (OSError, ValueError) as e:
                 raise ConfigError(origin, "broker", f"cannot use these settings: {e}") from e
         # Room control first: claiming a new relay's pin is the one step that can fail (a line
         # held by another program), and then nothing else has changed yet.
-        if new.control != old.control:
-            self._control(new)
+        room = self._control(parts, new) if new.control != old.control else parts.room
+        runners = parts.runners
+        started: list[DeviceRunner] = []
         if new.devices != old.devices:
-            self._devices(new)
-        if new.ble != old.ble:
-            self._ble(new)
-        if new.buffer != old.buffer and agent.outbox is not None:
-            b = new.buffer
-            agent.submit_db(agent.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
-        agent.config = new
+            runners, started = self._devices(parts, new)
+        ble = self._ble(parts, new) if new.ble != old.ble else parts.ble
+        if new.buffer != old.buffer:
+            ports.set_buffer_limits(new)
+        analytics = parts.analytics
         if (new.faults, new.control) != (old.faults, old.control):
-            from agent.analytics import service as analytics
-
-            if agent.analytics is not None:
-                agent.analytics.close()
-            agent.analytics = analytics.build(agent)  # learned state comes back from its file
-        agent.rebind_commands()
+            if analytics is not None:
+                analytics.close()
+            analytics = ports.make_analytics(new)  # learned state comes back from its file
+        ports.swap(NodeParts(new, runners, room, ble, analytics))
+        for runner in started:
+            ports.start_runner(runner)
+        if new.ble != old.ble:
+            ports.start_ble()
+        if room is None:
+            ports.stop_control()
+        else:
+            ports.start_control()
         if relink:
-            agent.spawn(agent.replace_link())
-        elif agent.link is not None and agent.link.connected:
-            agent.announce()  # info, discovery (removing what left) and every state
+            ports.relink()
+        else:
+            ports.announce()  # info, discovery (removing what left) and every state
         return changed
 
-    def _devices(self, new: Config) -> None:
-        agent = self.agent
+    def _devices(
+        self, parts: NodeParts, new: Config
+    ) -> tuple[tuple[DeviceRunner, ...], list[DeviceRunner]]:
+        """The runners for the new [[devices]]: unchanged ones kept polling, the others
+        stopped; returns them and those still to start (after the swap)."""
+        ports = self.ports
         wanted = {d.name: d for d in new.devices}
-        keep = [r for r in agent.runners if wanted.get(r.config.name) == r.config]
-        for runner in agent.runners:
+        keep = [r for r in parts.runners if wanted.get(r.config.name) == r.config]
+        for runner in parts.runners:
             if runner not in keep:
-                agent.stop_runner(runner)
+                ports.stop_runner(runner)
                 if runner.config.name not in wanted:
-                    agent.forget_state(runner.config.name)
-        agent.hardware.add_devices(new.devices)
+                    ports.forget_state(runner.config.name)
+        ports.hardware.add_devices(new.devices)
         kept = {r.config.name: r for r in keep}
-        agent.runners = [kept.get(d.name) or agent.make_runner(d) for d in new.devices]
-        link_compensation(agent.runners)
-        for runner in agent.runners:
-            if runner.config.name not in kept:
-                agent.start_runner(runner)
+        runners = [kept.get(d.name) or ports.make_runner(d) for d in new.devices]
+        link_compensation(runners)
+        return tuple(runners), [r for r in runners if r.config.name not in kept]
 
-    def _ble(self, new: Config) -> None:
+    def _ble(self, parts: NodeParts, new: Config) -> Any:
         """A new scan for the new [ble] (BLE devices hold no pins: nothing to keep); the room
-        control built next reads and counts presence through the new service."""
-        agent = self.agent
-        agent.stop_ble()
-        old_names = {d.name for d in agent.config.ble.devices}
+        control reads and counts presence through the service of the parts it runs with."""
+        ports = self.ports
+        ports.stop_ble()
+        old_names = {d.name for d in parts.config.ble.devices}
         for name in old_names - {d.name for d in new.ble.devices}:
-            agent.forget_state(name)
-        agent.ble = agent.make_ble(new)
-        agent.start_ble()
+            ports.forget_state(name)
+        return ports.make_ble(new)
 
-    def _control(self, new: Config) -> None:
-        agent = self.agent
+    def _control(self, parts: NodeParts, new: Config) -> Optional[RoomController]:
+        ports = self.ports
         if not new.control.active:
-            if agent.room is not None:
-                for event in agent.room.safe_state("reconfigured: room control removed"):
-                    agent.emit(event)
-                agent.room.close()
-                agent.room = None
-            agent.stop_control()
-            return
-        agent.room = agent.make_room(new, previous=agent.room)
-        agent.start_control()
+            if parts.room is not None:
+                for event in parts.room.safe_state("reconfigured: room control removed"):
+                    ports.emit(event)
+                parts.room.close()
+            return None
+        return ports.make_room(new, parts.room)

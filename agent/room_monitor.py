@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from agent.comfort import ComfortTracker, Grade, grade, season_of
 from agent.comfort_log import ComfortLog
 from agent.contract import iso_utc
-from agent.occupancy import Co2Occupancy, Estimate
+from agent.occupancy import EDGE_WINDOW, Co2Occupancy, Estimate
 from agent.room_config import RoomConfig
 from agent.session_report import SessionRecorder
 from agent.sessions import CalendarError, Session, SessionCalendar, parse_ics, parse_pushed
@@ -140,15 +140,18 @@ class RoomMonitor:
         if reading is not None and reading[1] != self._co2_at and co2 is not None:
             self._co2_at = reading[1]
             self.occupancy.outdoor = outdoor_co2
-            self.occupancy.add(now, co2, c.airflow_m3_s(stage), present)
+            edge = self.calendar.near_edge(now, EDGE_WINDOW)
+            self.occupancy.add(now, co2, c.airflow_m3_s(stage), present, edge)
         estimate = self.occupancy.estimate(present)
         occupied = (estimate.people > 0) if present is None else present
         self.tracker.add(local.date().isoformat(), g, occupied, dt_s)
         self.log.add(now, g, occupied, dt_s)
 
         session = self.calendar.current(now)
-        out.reports = self.recorder.update(now, session, dt_s, co2, g.overall, estimate.people,
-                                           energy_kwh)  # fmt: skip
+        # The report's peak headcount is the smoothed one, ten minutes late (Co2Occupancy.
+        # lagged_people): a noisy live estimate's peak overshoots.
+        out.reports = self.recorder.update(now, session, dt_s, co2, g.overall,
+                                           self.occupancy.lagged_people(), energy_kwh)  # fmt: skip
         if self._started:
             self._started = False
             missed = self.calendar.ended_between(self.recorder.reported_until, now)

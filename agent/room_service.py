@@ -22,7 +22,8 @@ from agent.room_monitor import Output, RoomMonitor
 from agent.sessions import CalendarError
 
 if TYPE_CHECKING:
-    from agent.runtime import Agent
+    from agent.hardware import Hardware
+    from agent.node_ports import NodeParts, RoomPorts
 
 log = logging.getLogger(__name__)
 TICK = 5.0  # s between looks at the room
@@ -33,41 +34,45 @@ def topic(base: str, what: str) -> str:
 
 
 class RoomService:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, node: RoomPorts, hardware: Optional[Hardware] = None) -> None:
+        """`hardware`: the simulated one (--simulate), whose room becomes this [room]'s model."""
         from agent.state_store import StateStore
 
-        config = agent.config
+        config = node.parts().config
         assert config.room is not None
-        self.agent = agent
+        self.node = node
         state_dir = config.node.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self.monitor = RoomMonitor(config.room, config.sessions, state_dir,
                                    StateStore(state_dir / "sessions.json"),
                                    config.control.timezone)  # fmt: skip
         self.stopped = False
-        if agent.simulate and agent.hardware.room is not None:
-            self._close_the_loop()
+        if hardware is not None and hardware.room is not None:
+            self._close_the_loop(hardware)
 
-    def _close_the_loop(self) -> None:
+    def _close_the_loop(self, hardware: Hardware) -> None:
         """--simulate: the simulated room becomes the closed-loop model of this [room], its
         relays feeding back (the fan comes on, CO2 falls) and a demo calendar in it."""
         from drivers.sim.closed_loop import ClosedLoopRoom, demo_sessions
         from drivers.sim.room_profiles import scaled_profile
 
-        agent, c = self.agent, self.agent.config.room
+        node, c = self.node, self.node.parts().config.room
+        assert c is not None
         profile = scaled_profile(c.volume_m3, c.seats, c.stage_airflow_m3h, c.infiltration_ach)
 
         def relays() -> list[tuple[str, float, bool]]:
-            room = agent.room
+            parts = node.parts()
+            room = parts.room
             if room is None:
                 return []
             return [(r.kind, r.rated_power_w, bool(room.relays.state(r.name)))
-                    for r in agent.config.control.relays]  # fmt: skip
+                    for r in parts.config.control.relays]  # fmt: skip
 
-        now = agent.clock.time()
+        now = node.clock.time()
         people = max(1, profile.seats * 2 // 3)
-        agent.hardware.room.closed_loop = ClosedLoopRoom(
-            profile, clock=agent.clock.time, sessions=demo_sessions(now, people=people),
+        assert hardware.room is not None
+        hardware.room.closed_loop = ClosedLoopRoom(
+            profile, clock=node.clock.time, sessions=demo_sessions(now, people=people),
             relays=relays,
         )  # fmt: skip
 
@@ -76,7 +81,7 @@ class RoomService:
         next_poll = 0.0
         while not self.stopped:
             try:
-                now = self.agent.clock.time()
+                now = self.node.clock.time()
                 if self.monitor.config.calendar and now >= next_poll:
                     next_poll = now + self.monitor.config.calendar_poll_minutes * 60
                     await loop.run_in_executor(None, functools.partial(self._fetch, now))
@@ -94,18 +99,19 @@ class RoomService:
 
     def _zone_presence(self, seen: Optional[bool]) -> Optional[bool]:
         """Before a session (its preheat) an empty room is expected: not a reason to set back."""
-        now = self.agent.clock.time()
+        now = self.node.clock.time()
         calendar, preheat = self.monitor.calendar, self.monitor.config.preheat_minutes * 60
         if calendar.current(now) is None and calendar.wants_comfort(now, preheat):
             return None
-        analytics = getattr(self.agent, "analytics", None)
+        analytics = self.node.parts().analytics
         if analytics is not None and any(z.planner.warming(now) for z in analytics.zones.values()):
             return None  # an optimum start's warm-up, longer than preheat_minutes
         return seen
 
     async def _tick(self) -> None:
-        agent, c = self.agent, self.monitor.config
-        room = agent.room
+        node, c = self.node, self.monitor.config
+        parts = node.parts()  # one look at the node for this round
+        room = parts.room
         if room is not None:
             room.zone_presence = self._zone_presence
         present = room.occupied() if room is not None else None
@@ -113,28 +119,28 @@ class RoomService:
         if room is not None and c.ventilation in room.ventilation:
             stage = room.ventilation[c.ventilation].stage
         # kWh counter: the room's meters where it has them ([[modbus]]), else the relays'.
-        guard = getattr(agent, "energy_guard", None)
-        if guard is not None:
-            energy: Optional[float] = sum(guard.totals().values())
+        totals = node.energy_totals()
+        if totals is not None:
+            energy: Optional[float] = sum(totals.values())
         else:
             energy = sum(room.energy_kwh().values()) if room is not None else None
-        out = self.monitor.tick(agent.clock.time(), agent.clock.monotonic(), self._reading,
+        out = self.monitor.tick(node.clock.time(), node.clock.monotonic(), parts.reading,
                                 present, stage, energy)  # fmt: skip
-        self._optimum_start()
-        await self._publish(out)
+        self._optimum_start(parts)
+        await self._publish(parts, out)
 
-    def _optimum_start(self) -> None:
+    def _optimum_start(self, parts: NodeParts) -> None:
         """[room.optimum_start]: each learning zone's comfort begins at its own decision."""
-        agent = self.agent
-        analytics, room = getattr(agent, "analytics", None), agent.room
+        node = self.node
+        analytics, room = parts.analytics, parts.room
         if analytics is None or not analytics.zones or room is None:
             return
-        now = agent.clock.time()
+        now = node.clock.time()
         calendar = self.monitor.calendar
         current = calendar.current(now)
         upcoming = calendar.next_after(now)
         c = self.monitor.config
-        outdoor = self._reading(c.outdoor_temperature_sensor, "temperature") if (
+        outdoor = parts.reading(c.outdoor_temperature_sensor, "temperature") if (
             c.outdoor_temperature_sensor) else None  # fmt: skip
         zones = {
             name: (zone.config.comfort, room.zone_temperature(name),
@@ -147,45 +153,37 @@ class RoomService:
             outdoor[0] if outdoor is not None else None,
         ):  # fmt: skip
             if decision is not None:
-                agent.emit(Event("optimum_start", name, decision.source, decision.reason, now))
+                # An early stop, or its taking back (state "resumed"), is an optimum_stop.
+                kind = "optimum_start" if decision.action == "start" else "optimum_stop"
+                state = "resumed" if decision.action == "resume" else decision.source
+                node.emit(Event(kind, name, state, decision.reason, now))
             reason = decision.reason if decision is not None else "session calendar"
             for event in room.zones[name].set_mode(mode, reason):
-                agent.emit(event)
+                node.emit(event)
 
-    def _reading(self, device: str, quantity: str) -> Optional[tuple[float, float]]:
-        runner = next((r for r in self.agent.runners if r.config.name == device), None)
-        if runner is None and self.agent.ble is not None:
-            reading: Optional[tuple[float, float]] = self.agent.ble.reading(device, quantity)
-            return reading
-        if runner is None or quantity not in runner.last_values:
-            return None
-        return runner.last_values[quantity], runner.last_good
-
-    async def _publish(self, out: Output) -> None:
-        agent = self.agent
-        base = agent.topics.base
-        if out.zone_mode is not None and agent.room is not None:
-            analytics = getattr(agent, "analytics", None)
+    async def _publish(self, parts: NodeParts, out: Output) -> None:
+        node = self.node
+        base = node.base_topic
+        if out.zone_mode is not None and parts.room is not None:
+            analytics = parts.analytics
             learning = analytics.zones if analytics is not None else {}
-            for name, zone in agent.room.zones.items():
+            for name, zone in parts.room.zones.items():
                 if name in learning:
                     continue  # its comfort begins at the optimum start's decision
                 for event in zone.set_mode(out.zone_mode, "session calendar"):
-                    agent.emit(event)
+                    node.emit(event)
         if out.comfort is not None:
-            agent._retain(topic(base, "comfort"), json_payload(out.comfort))
+            node.retain(topic(base, "comfort"), json_payload(out.comfort))
         if out.occupancy is not None:
-            agent._retain(topic(base, "occupancy"), json_payload(out.occupancy))
+            node.retain(topic(base, "occupancy"), json_payload(out.occupancy))
         for end, report in out.reports:
             body = report
 
             def make(seq: int, body: dict[str, Any] = body) -> bytes:
                 return json_payload({**body, "seq": seq})
 
-            assert agent.outbox is not None and agent.forwarder is not None
             # In the durable buffer first, then marked reported: twice rather than never.
-            await agent.run_db(agent.outbox.append, topic(base, "sessions"), make, None)
-            agent.forwarder.notify()
+            await node.append(topic(base, "sessions"), make)
             self.monitor.recorder.reported(end)
 
     def push(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,51 +1,53 @@
-"""The agent: devices -> outbox (durable) -> forwarder -> MQTT, on one asyncio event loop."""
+"""The agent: devices -> outbox (durable) -> forwarder -> MQTT, on one asyncio event loop.
+
+This module is the node's assembly and lifecycle: it builds the parts of a config
+(agent.node_ports.NodeParts), gives each module the narrow ports it uses, and starts and stops
+everything in order. A little over 500 lines because the start and the shutdown are each one
+ordered story (what must exist before what; relays to their safe state before anything that
+can hang) that reads best whole; every part with a purpose of its own lives in its own module
+(node_link, retained, node_beats, node_health, buffer_writer, room_build).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import dataclasses
 import functools
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from agent import __version__, central_state, discovery
+from agent import __version__, node_beats
+from agent.buffer_writer import BufferWriter
 from agent.clock import SystemClock, boot_id
-from agent.command_handlers import bind
-from agent.commands import CommandProcessor
+from agent.command_handlers import table
+from agent.commands import CommandError, CommandProcessor
 from agent.config import Config, DeviceConfig
 from agent.config_manager import ConfigManager
-from agent.contract import (
-    CONTRACT_VERSION,
-    Topics,
-    corrected_telemetry,
-    device_state_payload,
-    iso_utc,
-    json_payload,
-    telemetry_payload,
-)
+from agent.contract import Topics, device_state_payload, iso_utc, json_payload, telemetry_payload
 from agent.control.room import RoomController
 from agent.control.types import Event
-from agent.devices import DeviceRunner, Sample, link_compensation, slow_devices
+from agent.devices import DeviceRunner, Sample, close_drivers, link_compensation
 from agent.forwarder import Forwarder
 from agent.hardware import Hardware
 from agent.mqtt_link import MqttLink
-from agent.outbox import OutboxError
+from agent.node_health import energy_report, health_body, status_line
+from agent.node_link import NodeLink
+from agent.node_ports import CommandPorts, ConfigPorts, NodeParts, ReconfigurePorts, RoomPorts
+from agent.reconfigure import Reconfigurer
 from agent.reporting_hook import Reports
+from agent.retained import RetainedStates, info_payload, publish_discovery
+from agent.room_build import build_room, run_control
 from agent.sensing.buses import Buses
 from agent.sensing.operation import bus_sleep
-from agent.seq_floor import write_durably
 from agent.staged_outbox import Buffer, open_buffer
 from agent.state_store import StateStore
 from agent.systemd import Notifier
-from drivers import DRIVERS, QUANTITIES
+from drivers import DRIVERS
 
 log = logging.getLogger("roomagent")
-CLOCK_CHECK_SECONDS = 2.0
-CONTROL_SECONDS = 1.0
 T = TypeVar("T")
 
 
@@ -64,7 +66,7 @@ class Agent:
         """`origin`: where `config` came from ("file", or the central side: see
         agent.config_sources.effective); `prepare`: applied to every config loaded later (the
         command line's overrides)."""
-        self.config = config
+        self.parts = NodeParts(config)  # replaced whole by a reconfiguration, never edited
         self.origin, self.prepare = origin, prepare
         self.simulate = config.node.simulate if simulate is None else simulate
         self.clock = clock or SystemClock(config.node.clock)
@@ -72,42 +74,126 @@ class Agent:
         self.hardware = hardware or Hardware(config.devices, self.simulate, config.modbus)
         self.started = time.monotonic()
         # One writer thread owns the database; one scheduler per bus runs its transactions.
-        self._db_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
+        self.writer = BufferWriter()
+        self._db_thread = self.writer.thread
         self.buses = Buses()  # I2C buses and Modbus lines (agent.sensing.buses)
         self.energy_guard: Any = None  # agent.modbus.energy.EnergyGuard, with a meter
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._states: dict[str, bytes] = {}
-        self._relay_states: dict[str, bytes] = {}
-        self._control_states: dict[str, bytes] = {}  # retained input and zone states by topic
-        self._state_bodies: dict[str, dict[str, Any]] = {}  # the same, without their "ts"
-        self._appending: set[asyncio.Future[None]] = set()  # events on their way to the buffer
-        self.outbox: Optional[Buffer] = None
-        self.link: Optional[MqttLink] = None
+        self.retained = RetainedStates(self.topics, self.clock.time, lambda: self.link)
+        self._states = self.retained.devices  # each device's latest state, by name
+        self.mqtt = NodeLink(self.topics, lambda: self.parts.config, self.clock.time,
+                             self._threadsafe, self.announce, lambda: self.forwarder)  # fmt: skip
         self.forwarder: Optional[Forwarder] = None
-        self.runners: list[DeviceRunner] = []
         self.notifier = notifier or Notifier()
-        self.room: Optional[RoomController] = None
         self.room_service: Any = None  # agent.room_service.RoomService, with a [room] section
-        self.analytics: Any = None  # agent.analytics.service.Analytics: faults, optimum start
-        self.ble: Any = None  # agent.ble.service.BleService, when the config has BLE devices
         self.boot = boot_id()
         self.config_manager: Optional[ConfigManager] = None
+        self.reconfigurer = Reconfigurer(self._reconfigure_ports())
         self._runner_tasks: dict[DeviceRunner, asyncio.Future[None]] = {}
         self._control_task: Optional[asyncio.Future[None]] = None
         self._ble_task: Optional[asyncio.Future[None]] = None
         self._control_store: Optional[StateStore] = None
         self._spawned: set[asyncio.Future[Any]] = set()
-        self._link_lock: Optional[asyncio.Lock] = None  # made on the loop (Python 3.9)
         self._reports = Reports()
 
+    # The running parts (agent.node_ports.NodeParts), read-only: a reconfiguration swaps them.
+    @property
+    def config(self) -> Config:
+        return self.parts.config
+
+    @property
+    def runners(self) -> tuple[DeviceRunner, ...]:
+        return self.parts.runners
+
+    @property
+    def room(self) -> Optional[RoomController]:
+        return self.parts.room
+
+    @property
+    def ble(self) -> Any:
+        return self.parts.ble
+
+    @property
+    def analytics(self) -> Any:
+        return self.parts.analytics
+
+    @property
+    def link(self) -> Optional[MqttLink]:
+        return self.mqtt.link
+
+    @property
+    def commands(self) -> Any:  # agent.commands.CommandProcessor, once running
+        return self.mqtt.commands
+
+    def _swap(self, parts: NodeParts) -> None:
+        self.parts = parts
+
+    # The narrow seams (agent.node_ports): what each part may do with the node.
+
+    def _command_ports(self) -> CommandPorts:
+        def config_command(body: dict[str, Any]) -> dict[str, Any]:
+            if self.config_manager is None:
+                raise CommandError("unavailable", "the agent is still starting")
+            return self.config_manager.from_command(body)
+
+        service = self.room_service
+        return CommandPorts(
+            topics=self.topics, emit=self.emit, refresh_state=self.refresh_state,
+            retained_state=self.retained.get, republish=self.retained.publish,
+            health=self.health, announce=self.announce, config_command=config_command,
+            sessions_command=None if service is None else service.push,
+        )  # fmt: skip
+
+    def _reconfigure_ports(self) -> ReconfigurePorts:
+        from agent.analytics import service as analytics
+
+        def set_buffer_limits(new: Config) -> None:
+            if self.outbox is not None:
+                b = new.buffer
+                self.submit_db(self.outbox.set_limits, b.max_rows, b.max_bytes, b.durability)
+
+        def announce() -> None:
+            if self.link is not None and self.link.connected:
+                self.announce()
+
+        return ReconfigurePorts(
+            parts=lambda: self.parts, swap=self._swap, hardware=self.hardware,
+            subscriptions=self.mqtt.subscriptions, check_link=self.check_link,
+            set_buffer_limits=set_buffer_limits, make_runner=self.make_runner,
+            start_runner=self.start_runner, stop_runner=self.stop_runner,
+            forget_state=self.forget_state, make_ble=self.make_ble, start_ble=self.start_ble,
+            stop_ble=self.stop_ble, make_room=self.make_room, start_control=self.start_control,
+            stop_control=self.stop_control,
+            make_analytics=analytics.build, emit=self.emit,
+            relink=lambda: self.spawn(self.mqtt.replace()), announce=announce,
+        )  # fmt: skip
+
+    def _room_ports(self) -> RoomPorts:
+        async def append(topic: str, make: Callable[[int], bytes]) -> None:
+            assert self.outbox is not None and self.forwarder is not None
+            await self.run_db(self.outbox.append, topic, make, None)
+            self.forwarder.notify()
+
+        def energy_totals() -> Optional[dict[str, float]]:
+            guard = self.energy_guard
+            return None if guard is None else dict(guard.totals())
+
+        return RoomPorts(
+            parts=lambda: self.parts, clock=self.clock, base_topic=self.topics.base,
+            emit=self.emit, retain=self.retained.retain, append=append, energy_totals=energy_totals,
+        )  # fmt: skip
+
+    @property
+    def outbox(self) -> Optional[Buffer]:
+        return self.writer.outbox
+
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._db_thread, functools.partial(fn, *args))
+        return await self.writer.run(fn, *args)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         b = self.config.buffer
-        self.outbox = await self.run_db(
+        self.writer.outbox = outbox = await self.run_db(
             functools.partial(
                 open_buffer,
                 b.path,
@@ -118,45 +204,61 @@ class Agent:
                 sync_interval=b.sync_interval,
             )
         )
-        stats = self.outbox.stats()
+        stats = outbox.stats()
         log.info("buffer %s: %d readings waiting, next seq %d", b.path, stats.rows, stats.next_seq)
-        self.link = self._new_link(self.config)
-        self.commands = CommandProcessor(bind(self)(), self.clock.time, self.clock.synced)
-        self.forwarder = Forwarder(self.outbox, self.link, self.run_db, b.max_inflight)
-        self.runners = [self.make_runner(d) for d in self.config.devices]
-        link_compensation(self.runners)
-        self.ble = self.make_ble(self.config)
+        self.mqtt.link = link = self.mqtt.new_link(self.config)
+        self.forwarder = Forwarder(outbox, link, self.run_db, b.max_inflight)
+        self.writer.wake = self.forwarder.notify
+        # Built one part at a time at the start, before any command or tick can look at them.
+        runners = [self.make_runner(d) for d in self.config.devices]
+        link_compensation(runners)
+        self.parts = dataclasses.replace(self.parts, runners=tuple(runners))
+        self.parts = dataclasses.replace(self.parts, ble=self.make_ble(self.config))
         if self.config.control.active:
-            self.room = self.make_room(self.config)
+            self.parts = dataclasses.replace(self.parts, room=self.make_room(self.config))
             self._publish_control_states()  # retained from the first second, not the first change
         if self.config.room is not None:
             from agent.room_service import RoomService
 
-            self.room_service = RoomService(self)
+            self.room_service = RoomService(
+                self._room_ports(), self.hardware if self.simulate else None
+            )
+        handlers = table(self._command_ports(), lambda: self.parts)  # after the room service
+        self.mqtt.commands = CommandProcessor(handlers, self.clock.time, self.clock.synced)
         self.forwarder.hold = self.config.node.hold_unsynced > 0 and not self.clock.synced()
         tasks = [asyncio.ensure_future(self.forwarder.run()), asyncio.ensure_future(self._health())]
-        tasks.append(asyncio.ensure_future(self._watch_clock()))
-        tasks.append(asyncio.ensure_future(self._tick_buffer()))
+        tasks.append(asyncio.ensure_future(node_beats.watch_clock(
+            self.clock, self.forwarder, outbox, self.run_db, self.boot,
+            self.config.node.hold_unsynced)))  # fmt: skip
+        tasks.append(asyncio.ensure_future(node_beats.tick_buffer(outbox, self.run_db)))
         if self.room_service is not None:
             tasks.append(asyncio.ensure_future(self.room_service.run()))
         from agent.analytics import service as analytics
 
-        self.analytics = analytics.build(self)
-        tasks.append(asyncio.ensure_future(analytics.run(self)))
+        self.parts = dataclasses.replace(self.parts, analytics=analytics.build(self.config))
+        faults = analytics.run(
+            lambda: self.parts, self.clock, self.emit, self.retained.retain, self.topics.base
+        )
+        tasks.append(asyncio.ensure_future(faults))
         self.start_control()
         for runner in self.runners:
             self.start_runner(runner)
         self.start_ble()
-        self.link.start()
-        self.config_manager = ConfigManager(self, self.origin, self.prepare)
+        link.start()
+        self.config_manager = ConfigManager(
+            ConfigPorts(lambda: self.parts.config, self.reconfigurer.apply, self.config_event),
+            self.origin,
+            self.prepare,
+        )
         self.config_manager.start()
-        await self._first_round(stop)
+        await node_beats.first_round(self.runners, stop)
         for runner in self.runners:  # answering, no value yet (a warm-up): available, not unknown
-            if runner.available and runner.config.name not in self._states:
+            if runner.available and runner.config.name not in self.retained.devices:
                 empty = device_state_payload(self.clock.time(), True, {})
                 self._set_state(runner.config.name, empty)
         self.notifier.notify(READY="1", STATUS=self.status_line())
-        tasks.append(asyncio.ensure_future(self._supervise()))
+        tasks.append(asyncio.ensure_future(
+            node_beats.supervise(self.notifier, self.run_db, self.status_line)))  # fmt: skip
         log.info(
             "roomagent %s running node %s with %d devices%s",
             __version__,
@@ -208,8 +310,7 @@ class Agent:
 
     def forget_state(self, entity: str) -> None:
         """Clears the retained state of a device that left the config."""
-        if self._states.pop(entity, None) is not None and self.link is not None:
-            self.link.publish(self.topics.state(entity), b"", qos=1, retain=True)
+        self.retained.forget_device(entity)
 
     def make_room(
         self, config: Config, previous: Optional[RoomController] = None
@@ -217,37 +318,9 @@ class Agent:
         if self._control_store is None:
             self._control_store = StateStore(self.config.node.state_dir / "control.json")
 
-        def reading(device: str, quantity: str) -> Optional[tuple[float, float]]:
-            runner = next((r for r in self.runners if r.config.name == device), None)
-            if runner is None and self.ble is not None:
-                return self.ble.reading(device, quantity)
-            if runner is None or quantity not in runner.last_values:
-                return None
-            return runner.last_values[quantity], runner.last_good
-
-        def presence() -> Mapping[str, Optional[bool]]:  # the BLE service of the moment
-            return self.ble.occupied() if self.ble is not None else {}
-
-        if config.control.relays or config.control.inputs:
-            choice = self.hardware.pin_choice()
-            (log.warning if choice.error else log.info)("GPIO pins: %s", choice.describe())
-        room = RoomController(
-            config.control,
-            self.hardware.pin_factory(),
-            self.clock,
-            self._control_store,
-            reading,
-            presence=presence,
-            previous=previous,
-        )
-        for event in room.startup_events:
-            self.emit(event)
-        if self.hardware.room is not None:  # simulated meters draw what the relays switch
-            rated = {r.name: r.rated_power_w for r in config.control.relays}
-            self.hardware.room.relay_load = lambda: sum(
-                w for name, w in rated.items() if room.relays.state(name)
-            )
-        return room
+        return build_room(config, previous, hardware=self.hardware, clock=self.clock,
+                          store=self._control_store, parts=lambda: self.parts,
+                          emit=self.emit)  # fmt: skip
 
     def make_ble(self, config: Config) -> Any:
         if not config.ble.active:
@@ -291,36 +364,23 @@ class Agent:
         """Builds (and drops) a link for `config`, so that broker settings that cannot work
         (an unreadable password file, a key that does not match its certificate) refuse the
         config instead of failing after it was applied."""
-        self._new_link(config)
+        self.mqtt.new_link(config)
 
     def submit_db(self, fn: Callable[..., Any], *args: Any) -> None:
         """Runs fn on the buffer's thread without waiting for it (config changes)."""
-        self._db_thread.submit(fn, *args)
-
-    def rebind_commands(self) -> None:
-        self.commands.handlers = bind(self)()
+        self.writer.submit(fn, *args)
 
     def config_event(self, state: str, reason: str) -> None:
         """A config applied or refused, on the events topic: the central side's record."""
         self.emit(Event("config", "node", state, reason, self.clock.time()))
 
     async def _control(self) -> None:
-        """The room's control loop, once a second; it never stops on an error of its own."""
-        beats = 0
-        while self.room is not None:
-            try:
-                if self.simulate:
-                    self.hardware.simulate_inputs(self.config.control.inputs)
-                events = self.room.tick()
-                for event in events:
-                    self.emit(event)
-                self._publish_control_states()
-                beats += 1
-                if beats % max(1, int(self.config.node.health_interval)) == 0:
-                    self._publish_energy()
-            except Exception:
-                log.exception("room control failed this second; carrying on")
-            await asyncio.sleep(CONTROL_SECONDS)
+        def simulate(config: Config) -> None:  # --simulate: the inputs' simulated signals
+            self.hardware.simulate_inputs(config.control.inputs)
+
+        await run_control(lambda: self.parts, simulate_inputs=simulate if self.simulate else None,
+                          emit=self.emit, publish_states=self._publish_control_states,
+                          publish_energy=self._publish_energy)  # fmt: skip
 
     def emit(self, event: Event) -> None:
         """Events go through the durable buffer (they are the record of why things switched);
@@ -328,36 +388,13 @@ class Agent:
         assert self.outbox is not None
         body = {"ts": iso_utc(event.timestamp), "kind": event.kind, "subject": event.subject,
                 "state": event.state, "reason": event.reason}  # fmt: skip
-        self._buffer(self.topics.events, body)
-        if event.kind == "relay" and event.state in ("on", "off"):
-            retained = {"ts": body["ts"], "on": event.state == "on", "reason": event.reason}
-            self._relay_states[event.subject] = json_payload(retained)
-            if self.link is not None and self.link.connected:
-                topic = self.topics.relay(event.subject)
-                self.link.publish(topic, self._relay_states[event.subject], qos=1, retain=True)
+        self.writer.append(self.topics.events, body)
+        self.retained.relay_event(event, body)
 
     def _publish_discovery(self) -> None:
-        """Publishes the Home Assistant device; components that left the config since the last
-        time are removed first (remembered in discovery.last beside the buffer)."""
         assert self.link is not None
-        topic, payload = discovery.discovery_payload(
-            self.config, __version__, prefix=self.config.node.discovery_prefix,
-            ble_quantities=self.ble.quantities if self.ble is not None else None,
-        )  # fmt: skip
-        last = self.config.node.state_dir / "discovery.last"
-        previous = None
-        with contextlib.suppress(OSError):
-            previous = last.read_bytes()
-            removal = discovery.removal_payload(previous, payload)
-            if removal is not None:
-                self.link.publish(topic, removal, qos=1, retain=True)
-        self.link.publish(topic, payload, qos=1, retain=True)
-        if previous == payload:
-            return  # unchanged: a reconnect costs the SD card nothing
-        try:
-            write_durably(last, payload)
-        except OSError as e:
-            log.warning("cannot remember the discovery payload: %s", e)
+        publish_discovery(self.link, self.config,
+                          self.ble.quantities if self.ble is not None else None)  # fmt: skip
 
     def _rediscover(self) -> None:
         """A BLE device sent a quantity it had not before: Home Assistant is told."""
@@ -365,138 +402,23 @@ class Agent:
             self._publish_discovery()
 
     def _publish_control_states(self, force: Optional[str] = None) -> None:
-        """Retained state of every relay, input, zone, light group, ventilation unit and the
-        energy counters (agent.central_state): each one from the first second, then whenever
-        it changes; `force` publishes that topic even unchanged (a command's answer)."""
-        if self.room is None:
-            return
-        now = iso_utc(self.clock.time())
-        for relay, on in self.room.relays.states().items():
-            cached = self._relay_states.get(relay)
-            if cached is None or json.loads(cached).get("on") is not on:
-                body = central_state.relay_body(on, "current state")
-                self._relay_states[relay] = json_payload({"ts": now, **body})
-                self._publish_retained(self.topics.relay(relay), self._relay_states[relay])
-            elif force == self.topics.relay(relay):
-                self._publish_retained(force, cached)
-        states = central_state.room_states(self.room, self.topics, self.config.energy.kg_per_kwh)
-        for topic, body in states.items():
-            if self._state_bodies.get(topic) != body or topic == force:
-                self._state_bodies[topic] = body
-                self._retain(topic, json_payload({"ts": now, **body}))
+        self.retained.publish_room(self.room, self.config.energy.kg_per_kwh, force)
 
     def refresh_state(self, topic: str) -> None:
         """Publishes one entity's retained state again, changed or not (after a command)."""
         self._publish_control_states(force=topic)
 
-    def retained_state(self, topic: str) -> Optional[bytes]:
-        """The latest retained state published on `topic`, if this node has one."""
-        if topic.startswith(self.topics.relay("")):
-            return self._relay_states.get(topic[len(self.topics.relay("")) :])
-        if topic.startswith(self.topics.state("")):
-            return self._states.get(topic[len(self.topics.state("")) :])
-        return self._control_states.get(topic)
-
-    def _retain(self, topic: str, payload: bytes) -> None:
-        self._control_states[topic] = payload
-        self._publish_retained(topic, payload)
-
-    def _publish_retained(self, topic: str, payload: bytes) -> None:
-        if self.link is not None and self.link.connected:
-            self.link.publish(topic, payload, qos=1, retain=True)
-
     def _publish_energy(self) -> None:
         assert self.room is not None
-        kwh = self.room.energy_kwh()
-        total = sum(kwh.values())
-        factor = self.config.energy.kg_per_kwh
-        body = {
-            "ts": iso_utc(self.clock.time()),
-            "relays_kwh": {name: round(v, 4) for name, v in kwh.items()},
-            "total_kwh": round(total, 4),
-            "co2e_kg": round(total * factor, 4),
-        }
-        if self.energy_guard is not None:  # the room's meters: measured, beside the estimate
-            metered = sum(self.energy_guard.totals().values())
-            body["metered_kwh"] = round(metered, 4)
-            body["metered_co2e_kg"] = round(metered * self.config.energy.grid_factor / 1000, 4)
-        self._buffer(self.topics.energy, body)
-
-    def _buffer(self, topic: str, body: dict[str, Any]) -> None:
-        """Appends a JSON message (with its seq) to the outbox from the event loop."""
-
-        def make(seq: int) -> bytes:
-            return json_payload({**body, "seq": seq})
-
-        task = asyncio.ensure_future(self._store(topic, make))
-        self._appending.add(task)
-        task.add_done_callback(self._appending.discard)
-
-    async def _store(
-        self,
-        topic: str,
-        make: Callable[[int], bytes],
-        unsynced_at: Optional[tuple[str, float]] = None,
-    ) -> None:
-        """Commits one message to the outbox and wakes the forwarder. A full disk, even after
-        dropping old readings, is counted by the outbox and logged here; nothing stops."""
-        assert self.outbox is not None and self.forwarder is not None
-        try:
-            await self.run_db(self.outbox.append, topic, make, unsynced_at)
-        except OutboxError as e:
-            log.error("%s not stored: %s", topic, e)
-        else:
-            self.forwarder.notify()
-
-    async def _first_round(self, stop: asyncio.Event) -> None:
-        """Waits until every device has been opened and read once (or has failed or timed out),
-        so READY=1 means what it says; a hung driver cannot hold it back past its timeout."""
-        if not self.runners:
-            return
-        limit = max(2 * r.config.timeout for r in self.runners) + 1
-        tried = asyncio.ensure_future(asyncio.gather(*(r.first_poll.wait() for r in self.runners)))
-        stopping = asyncio.ensure_future(stop.wait())
-        waiters: set[asyncio.Future[Any]] = {tried, stopping}
-        try:
-            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-                # A cancelled gather ends with CancelledError as its exception; unread, asyncio
-                # logs it at ERROR when the future is collected (a stop during the first round).
-                waiter.add_done_callback(_retrieve)
+        guard = self.energy_guard
+        self.writer.append(self.topics.energy, energy_report(
+            self.clock.time(), self.room, self.config.energy.kg_per_kwh,
+            guard.totals() if guard is not None else None, self.config.energy.grid_factor,
+        ))  # fmt: skip
 
     def status_line(self) -> str:
         """One line for `systemctl status`: connected, backlog, devices."""
-        up = sum(1 for r in self.runners if r.available)
-        link = (
-            "connected" if self.link is not None and self.link.connected else "broker unreachable"
-        )
-        backlog = self.outbox.stats().rows if self.outbox is not None else 0
-        ble = f"; {self.ble.status()}" if self.ble is not None else ""
-        slow = slow_devices(self.runners)
-        return f"{link}; backlog {backlog}; devices {up}/{len(self.runners)} up{ble}{slow}"
-
-    async def _supervise(self) -> None:
-        """Feeds systemd's watchdog only while the event loop runs this and the buffer's writer
-        thread answers: a stuck loop or a writer stuck in I/O stops the pings, and systemd
-        kills and restarts the agent. STATUS= is refreshed on the same beat."""
-        interval = self.notifier.watchdog_interval
-        period = min(interval, 10.0) if interval else 10.0
-        while True:
-            alive = True
-            if interval:
-                try:
-                    await asyncio.wait_for(self.run_db(_nothing), timeout=interval)
-                except asyncio.TimeoutError:
-                    alive = False
-                    log.error("buffer writer has not answered for %.0f s", interval)
-            if alive:
-                fields = {"STATUS": self.status_line()}
-                if interval:
-                    fields["WATCHDOG"] = "1"
-                self.notifier.notify(**fields)
-            await asyncio.sleep(period)
+        return status_line(self.link, self.outbox, self.runners, self.ble)
 
     def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self._loop is not None
@@ -510,7 +432,7 @@ class Agent:
             reported, aggregate = report
             make = functools.partial(_telemetry, reported, aggregate)
             unsynced_at = None if reported.clock_synced else (self.boot, reported.monotonic)
-            await self._store(self.topics.telemetry(sample.device), make, unsynced_at)
+            await self.writer.store(self.topics.telemetry(sample.device), make, unsynced_at)
         self._set_state(sample.device, device_state_payload(
             sample.timestamp, True, sample.values,
             sample_interval=sample.sample_interval, cadence=sample.cadence,
@@ -525,205 +447,32 @@ class Agent:
 
     def _set_state(self, entity: str, payload: bytes) -> None:
         """Retained latest state; not buffered, because only the newest value matters."""
-        self._states[entity] = payload
-        if self.link is not None and self.link.connected:
-            self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
-
-    def subscriptions(self, config: Config) -> tuple[str, ...]:
-        topics = [self.topics.commands]
-        if config.node.discovery:
-            topics.append(discovery.status_topic(config.node.discovery_prefix))
-        return tuple(topics)
-
-    def _new_link(self, config: Config) -> MqttLink:
-        """A link whose callbacks are ignored once another link has replaced it (a broker
-        change): a late PUBACK from the old broker must not delete a row by a stale id."""
-        link: Optional[MqttLink] = None
-
-        def current() -> bool:
-            return link is not None and link is self.link
-
-        def on_connect() -> None:
-            if current():
-                self._on_connect()
-
-        def on_ack(mid: int, ok: bool) -> None:  # on paho's thread: see agent/forwarder.py
-            if current() and self.forwarder is not None:
-                self.forwarder.on_ack(mid, ok)
-
-        link = MqttLink(
-            config.broker,
-            status_topic=self.topics.status,
-            on_connect=lambda: self._threadsafe(on_connect),
-            on_ack=on_ack,
-            max_inflight=config.buffer.max_inflight,
-            subscriptions=self.subscriptions(config),
-            on_message=self._on_message,
-        )
-        return link
-
-    async def replace_link(self) -> None:
-        """Moves to new broker settings: the old connection says offline and closes, what was
-        in flight on it goes again from the buffer (at least once, same seq), the new one
-        connects and announces."""
-        assert self.forwarder is not None and self.link is not None
-        if self._link_lock is None:
-            self._link_lock = asyncio.Lock()
-        # One swap at a time, each from the config of its moment: a second change that comes
-        # while the first is stopping its old link replaces the link the first one started.
-        async with self._link_lock:
-            old, new = self.link, self._new_link(self.config)
-            self.link = new  # from here, the old link's callbacks are ignored
-            await asyncio.get_running_loop().run_in_executor(None, old.stop)
-            await self.forwarder.restart(new, self.config.buffer.max_inflight)
-            new.start()
-        log.info("connecting to the new broker settings: %s:%d", self.config.broker.host,
-                 self.config.broker.port)  # fmt: skip
-
-    def _on_message(self, message: Any) -> None:
-        """A command arrived (paho's thread): checked for what can be checked here, then run on
-        the event loop, where everything it touches lives."""
-        node = self.config.node
-        if node.discovery and message.topic == discovery.status_topic(node.discovery_prefix):
-            if discovery.ha_status_is_online(bytes(message.payload)):
-                log.info("Home Assistant is online: announcing again")
-                self._threadsafe(self.announce)
-            return
-        prefix = self.topics.commands[:-1]  # "<base>/cmd/"
-        if not message.topic.startswith(prefix):
-            return
-        path = message.topic[len(prefix) :].split("/")
-        if path == ["response"]:
-            return  # our own answers, when the broker cannot honour no_local (MQTT 3.1.1)
-        if message.retain:
-            # A retained command would switch things again at every reconnect: never obeyed.
-            log.warning("ignored a retained command on %s", message.topic)
-            return
-        props = getattr(message, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) if props else None
-        correlation = getattr(props, "CorrelationData", None) if props else None
-        self._threadsafe(self._command, path, bytes(message.payload), response_topic, correlation)
-
-    def _command(
-        self,
-        path: list[str],
-        payload: bytes,
-        response_topic: Optional[str],
-        correlation: Optional[bytes],
-    ) -> None:
-        response = self.commands.process(path, payload)
-        log.info("command %s: %s %s", "/".join(path), response.code, response.reason)
-        if self.link is not None and self.link.connected:
-            topic = response_topic or self.topics.command_response
-            body = response.payload(iso_utc(self.clock.time()))
-            self.link.publish(topic, body, qos=1, correlation=correlation)
-
-    def _on_connect(self) -> None:
-        self.announce()
+        self.retained.set_device(entity, payload)
 
     def announce(self) -> None:
         """Everything a central system needs after (re)connecting: info, discovery, every
         retained state."""
         assert self.link is not None and self.forwarder is not None
-        self.link.publish(self.topics.info, self._info(), qos=1, retain=True)
+        info = info_payload(self.config, self.simulate)
+        self.link.publish(self.topics.info, info, qos=1, retain=True)
         if self.config.node.discovery:
             self._publish_discovery()
         self._publish_control_states()
-        for topic, payload in self._control_states.items():
-            self.link.publish(topic, payload, qos=1, retain=True)
-        for entity, payload in self._states.items():
-            self.link.publish(self.topics.state(entity), payload, qos=1, retain=True)
-        for relay, payload in self._relay_states.items():
-            self.link.publish(self.topics.relay(relay), payload, qos=1, retain=True)
+        self.retained.publish_all()
         self._publish_health()
         self.forwarder.notify()
 
-    def _info(self) -> bytes:
-        return json_payload(
-            {
-                "contract": CONTRACT_VERSION,
-                "agent_version": __version__,
-                "node": self.config.node.id,
-                "name": self.config.node.name,
-                "simulated": self.simulate,
-                "devices": [
-                    {
-                        "name": d.name,
-                        "driver": d.driver,
-                        "units": {
-                            q: QUANTITIES[q].unit.value for q in DRIVERS[d.driver].quantities
-                        },
-                    }
-                    for d in self.config.devices
-                ],
-                **self._ble_info(),
-            }
-        )
-
-    def _ble_info(self) -> dict[str, Any]:
-        devices = self.config.ble.devices
-        if not devices:
-            return {}
-        return {"ble_devices": [{"name": d.name, "address": d.address, "format": d.format}
-                                for d in devices]}  # fmt: skip
-
     def health(self) -> dict[str, Any]:
         assert self.outbox is not None and self.forwarder is not None and self.link is not None
-        stats = self.outbox.stats()
-        return {
-            "ts": iso_utc(self.clock.time()),
-            "uptime_s": round(time.monotonic() - self.started),
-            "connected": self.link.connected,
-            "clock_synced": self.clock.synced(),
-            "backlog": stats.rows,
-            "backlog_bytes": stats.bytes,
-            "dropped": stats.dropped,
-            "buffer_recovered_from": stats.recovered_from,
-            "rejected": self.forwarder.rejected,
-            "delivered": self.forwarder.delivered,
-            "devices_up": sum(1 for r in self.runners if r.available),
-            "devices_down": sum(1 for r in self.runners if r.available is False),
-            "config": self.config_manager.health() if self.config_manager else None,
-            **({"ble": self.ble.health()} if self.ble is not None else {}),
-        }
+        manager = self.config_manager
+        return health_body(
+            self.clock.time(), time.monotonic() - self.started, self.clock.synced(), self.link,
+            self.outbox, self.forwarder, self.runners,
+            manager.health() if manager is not None else None, self.ble,
+        )  # fmt: skip
 
     def _publish_health(self) -> None:
         self._set_state("agent", json_payload(self.health()))
-
-    async def _watch_clock(self) -> None:
-        """Once NTP sets the clock, re-stamps the readings still waiting that were taken before
-        (see Outbox.correct_clock) and lets them go; if it takes longer than hold_unsynced,
-        lets them go marked clock_synced=false."""
-        assert self.forwarder is not None and self.outbox is not None
-        was_synced = self.clock.synced()
-        if self.forwarder.hold:
-            log.warning("clock not synchronised (no NTP yet): holding readings up to %g s",
-                        self.config.node.hold_unsynced)  # fmt: skip
-        deadline = self.clock.monotonic() + self.config.node.hold_unsynced
-        while True:
-            synced = self.clock.synced()
-            if synced and not was_synced:
-                offset = self.clock.time() - self.clock.monotonic()
-                fixed = await self.run_db(
-                    self.outbox.correct_clock, self.boot, offset, corrected_telemetry
-                )
-                log.info("clock synchronised: %d waiting readings re-stamped with their true time",
-                         fixed)  # fmt: skip
-            if self.forwarder.hold and (synced or self.clock.monotonic() >= deadline):
-                if not synced:
-                    log.warning("clock still not synchronised: sending readings marked "
-                                "clock_synced=false")  # fmt: skip
-                self.forwarder.hold = False
-                self.forwarder.notify()
-            was_synced = synced
-            await asyncio.sleep(CLOCK_CHECK_SECONDS)
-
-    async def _tick_buffer(self) -> None:
-        """Once a second the buffer moves what is due from its RAM stage to the card."""
-        while True:
-            await asyncio.sleep(1.0)
-            if self.outbox is not None:
-                await self.run_db(self.outbox.tick)
 
     async def _health(self) -> None:
         while True:
@@ -758,28 +507,14 @@ class Agent:
             for event in self.room.safe_state("agent stopping"):
                 self.emit(event)
             self.room.close()
-        if self._appending:
-            await asyncio.wait(set(self._appending), timeout=2)
+        await self.writer.settle(timeout=2)
         if self.forwarder is not None and self.link is not None and self.link.connected:
             await self.forwarder.drain(timeout=2.0)
         if self.link is not None:
             log.debug("forwarder drained; closing the MQTT link")
             await asyncio.get_running_loop().run_in_executor(None, self.link.stop)
             log.debug("MQTT link closed")
-        # Each driver is closed through its bus's scheduler, between other transactions on
-        # that bus: closing from here could interleave with one of them.
-        closing = [
-            asyncio.wrap_future(
-                runner.executor.submit(runner.driver.close, f"{runner.config.name}.close")
-            )
-            for runner in self.runners
-            if not runner.hung
-        ]
-        if closing:
-            await asyncio.wait(closing, timeout=3)
-            for future in closing:
-                if future.done() and not future.cancelled() and future.exception():
-                    log.debug("closing a driver: %s", future.exception())
+        await close_drivers(self.runners, timeout=3)
         if self.energy_guard is not None:
             self.energy_guard.close()
         if self.outbox is not None:
@@ -795,14 +530,5 @@ def _log_failure(task: asyncio.Future[Any]) -> None:
         log.error("background task failed", exc_info=task.exception())
 
 
-def _nothing() -> None:
-    """A job for the database thread that proves it is free to take jobs."""
-
-
 def _telemetry(sample: Sample, aggregate: Optional[Mapping[str, Any]], seq: int) -> bytes:
     return telemetry_payload(sample.timestamp, seq, sample.clock_synced, sample.values, aggregate)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

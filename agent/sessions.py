@@ -173,5 +173,10 @@ class SessionCalendar:
         """Comfort from preheat_s before a session to its end; setback otherwise."""
         return any(s.start - preheat_s <= t < s.end for s in self.sessions)
 
+    def near_edge(self, t: float, window_s: float) -> bool:
+        """Whether a session starts or ends within window_s of t: when people come and go."""
+        return any(abs(t - s.start) < window_s or abs(t - s.end) < window_s
+                   for s in self.sessions)  # fmt: skip
+
     def ended_between(self, a: float, b: float) -> list[Session]:
         return [s for s in self.sessions if a < s.end <= b]

@@ -25,7 +25,7 @@ from drivers import DRIVERS
 
 if TYPE_CHECKING:
     from agent.inputs import InputConfig
-    from agent.relays import RelayConfig
+    from agent.relay_config import RelayConfig
 
 INPUT_KINDS = {"motion": "PIR", "button": "button", "switch": "switch", "contact": "contact"}
 

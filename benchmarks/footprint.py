@@ -102,6 +102,36 @@ def _without_analytics(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _with_room(config: dict[str, Any], analytics: bool) -> dict[str, Any]:
+    """The chamber as a [room] with sessions from an hour ahead (so optimum start plans and
+    learns), with optimum start and fault detection, or with neither: issue 22's cost is the
+    difference between the two."""
+    import datetime as dt
+
+    name = "room" if analytics else "room-plain"
+    node = {**config["node"], "id": f"bench-{name}", "state_dir": config["node"]["state_dir"]
+            + f"-{name}"}  # fmt: skip
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    sessions = [{"start": (now + dt.timedelta(hours=h)).isoformat(),
+                 "end": (now + dt.timedelta(hours=h + 2)).isoformat()}
+                for h in (1, 4, 26)]  # fmt: skip
+    room: dict[str, Any] = {"volume_m3": 400, "seats": 60, "co2_sensor": "co2",
+                            "temperature_sensor": "climate", "preheat_minutes": 120}  # fmt: skip
+    if analytics:
+        room["optimum_start"] = {"early_stop": True}
+    out = {
+        **config,
+        "node": node,
+        "broker": {**config["broker"], "client_id": f"roomagent-bench-{name}"},
+        "buffer": {**config["buffer"], "path": node["state_dir"] + "/buffer.sqlite"},
+        "room": room,
+        "sessions": sessions,
+    }
+    if not analytics:
+        out["faults"] = {"enabled": False}
+    return out
+
+
 def _with_meters(config: dict[str, Any]) -> dict[str, Any]:
     """The same node with one energy meter on each bus kind: an SDM120 on an RS-485 line (a
     simulated pty line with pymodbus's RTU server) and an EM24 behind a Modbus TCP gateway."""
@@ -135,6 +165,9 @@ def run(params: Params, workdir: Path) -> Result:
         configs["meters"] = _with_meters(config)
     if params.get("without_analytics"):
         configs["no-analytics"] = _without_analytics(config)
+    if params.get("room_analytics"):
+        configs["room"] = _with_room(config, True)
+        configs["room-plain"] = _with_room(config, False)
     sub = Subscriber(broker.port, "#")
     env = python_env()
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -242,6 +275,15 @@ def run(params: Params, workdir: Path) -> Result:
             f"{n['rss_kib_last'] / 1024:.1f} MiB, {n['cpu_s_per_min']:.2f} CPU-s/min",
             f"with it {a['rss_kib_last'] / 1024:.1f} MiB, {a['cpu_s_per_min']:.2f} CPU-s/min "
             f"(ratio {a['rss_kib_last'] / n['rss_kib_last']:.2f})"))  # fmt: skip
+    if "room" in result:
+        r, n = result["room"], result["room-plain"]
+        figures.append(figure(
+            "with a [room], optimum start (early stop on) and fault detection: memory, CPU",
+            f"{r['rss_kib_last'] / 1024:.1f} MiB, {r['cpu_s_per_min']:.2f} CPU-s/min",
+            f"the same [room] without them {n['rss_kib_last'] / 1024:.1f} MiB, "
+            f"{n['cpu_s_per_min']:.2f} CPU-s/min (ratios "
+            f"{r['rss_kib_last'] / n['rss_kib_last']:.2f}, "
+            f"{r['cpu_s_per_min'] / max(n['cpu_s_per_min'], 1e-9):.2f})"))  # fmt: skip
     result["figures"] = figures
     result["targets"] = [
         target(f"RSS < {TARGET_RSS_RATIO} x the bare-paho floor", ratio < TARGET_RSS_RATIO,
@@ -266,6 +308,7 @@ BENCHMARK = Benchmark(
             "sensors_only": True,
             "meters": True,
             "without_analytics": True,
+            "room_analytics": True,
         },
         "smoke": {
             "seconds": 2,
@@ -275,6 +318,7 @@ BENCHMARK = Benchmark(
             "must_not_load": list(UNNEEDED),
             "sensors_only": True,
             "meters": True,
+            "room_analytics": False,
         },
     },
     run=run,

@@ -26,6 +26,7 @@ configured delay (plus one look of the monitor, every STEP).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from dataclasses import dataclass, field
@@ -149,7 +150,7 @@ def live(
     zone = Thermostat(zc, None, clock)
     learner = OptimumStart(zc.name, learning or LEARNING, saved=saved)
     recorder = Recorder(learner)
-    planner = PreheatPlanner(learner)
+    planner = PreheatPlanner(learner, early_stop=learner.config.early_stop)
     output = WarmupOutput()
     kinds = {n: "heat" for n in setup.heaters} | {n: k for n, (k, _) in setup.other_relays.items()}
     faults = faults or FaultConfig()
@@ -165,6 +166,9 @@ def live(
     decisions: list[str] = []
     learned_starts: set[float] = set()
     learned_sessions = 0
+    stops = resumed = 0
+    stopped_below = 0.0  # minutes occupied with the air below the stop band after a stop
+    stopped_at: Optional[float] = None
     frozen_at: Optional[tuple[float, float]] = None
     breaks = random.Random(seed + 9)
     window_until = -1.0
@@ -200,9 +204,16 @@ def live(
         # The zone's mode.
         if optimum:
             look = planner.look(t, (current.start, current.end) if current else None, upcoming,
-                                zc.comfort, temp, outdoor)  # fmt: skip
+                                zc.comfort, temp, outdoor, recorder.duty(t))  # fmt: skip
             comfort = look.comfort
-            if look.decision is not None:
+            if look.decision is not None and look.decision.action == "resume":
+                resumed += 1
+                decisions.append(look.decision.reason)
+            elif look.decision is not None and look.decision.action == "stop":
+                stops += 1
+                stopped_at = current.end if current else None
+                decisions.append(look.decision.reason)
+            elif look.decision is not None:
                 decisions.append(look.decision.reason)
                 if look.decision.source == "learned" and upcoming is not None:
                     learned_starts.add(upcoming)
@@ -235,6 +246,8 @@ def live(
             and temp >= threshold
         ):
             reached[nxt] = (comfort_since, t, t - comfort_since <= STEP)
+        if stopped_at is not None and t < stopped_at and room.people(t) > 0:
+            stopped_below += STEP / 60 * (temp < zc.comfort - learner.config.stop_band)
         if room.people(t) > 0:
             operative = room.physics.operative_temperature()
             kh += max(0.0, low - operative, operative - high) * STEP / 3600
@@ -283,6 +296,9 @@ def live(
             for s in sessions
             if s.start in learned_starts and _on_time(reached.get(s.start), s.start)
         ),
+        "early_stops": stops,
+        "stops_taken_back": resumed,
+        "below_band_after_stop_min": round(stopped_below),
         "drift_tau_h": None if learner.tau_h is None else round(learner.tau_h, 1),
         "false_alarms": [f"{_stamp(t)} {what}" for t, what in alarms],
         # Minutes the setpoint was reached after each session's start (None: already there).
@@ -363,6 +379,16 @@ def run(days: int, seed: int) -> dict[str, Any]:
                 setup, days, seed, optimum=True, faults=faults, saved=prior["learned_state"]
             ),
             "first_month": live(setup, days, seed, optimum=True, faults=faults),
+            # The same learned node with early stop applied (room.optimum_start.early_stop).
+            "early_stop": live(
+                setup,
+                days,
+                seed,
+                optimum=True,
+                faults=faults,
+                saved=prior["learned_state"],
+                learning=dataclasses.replace(LEARNING, early_stop=True),
+            ),
         }
         out["faults"][setup.name] = {}
         for fault in FAULTS_INJECTED:
@@ -406,6 +432,15 @@ def figures_and_targets(result: dict[str, Any], days: int) -> tuple[list[Any], l
                           ("energy_kwh", "energy kWh")):  # fmt: skip
             figures.append(figure(f"{name}: {what}, optimum start", f"{best[key]}",
                                   f"fixed 2 h preheat {fixed[key]}"))  # fmt: skip
+        stop = runs.get("early_stop")
+        if stop is not None:
+            figures.append(figure(
+                f"{name}: early stop applied: energy kWh, discomfort K·h",
+                f"{stop['energy_kwh']} kWh, {stop['thermal_discomfort_kh']} K·h",
+                f"without {best['energy_kwh']} kWh, {best['thermal_discomfort_kh']} K·h; "
+                f"{stop['early_stops']} stops, {stop['stops_taken_back']} taken back, "
+                f"{stop['below_band_after_stop_min']} occupied min below the band; heating "
+                f"hours {stop['heating_hours']} (without {best['heating_hours']})"))  # fmt: skip
         targets.append(target(
             f"{name}: ≥ 90 % of sessions at setpoint within ±10 min (learned the month before)",
             share >= 90, f"{share:.0f} %"))  # fmt: skip

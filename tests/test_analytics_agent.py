@@ -15,7 +15,7 @@ import pytest
 from agent import config
 from agent.analytics.optimum_start import OptimumStartConfig
 from agent.analytics.service import STATE_FILE, Analytics
-from agent.config import ConfigError, ConfigErrors
+from agent.config_errors import ConfigError, ConfigErrors
 from agent.state_store import StateStore
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber

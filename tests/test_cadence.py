@@ -163,7 +163,7 @@ interval = 1
         climate = runner("climate")
         agent.hardware.bus(1).log.clear()  # the SCD4x's open() sent a stop too: not that one
         path.write_text(node_config(port, tmp_path / "state", devices=after))
-        agent.config_manager.reconfigurer.apply(config_mod.load(path), "test")  # type: ignore[union-attr]
+        agent.reconfigurer.apply(config_mod.load(path), "test")
         await until(lambda: runner("voc") is not None and runner("voc").sample_interval(), 20)  # type: ignore[union-attr]
         await until(lambda: len(runner("voc").cadence._times) > 6, 20)  # type: ignore[union-attr]
         seen["jobs after"] = sorted(j.name for j in bus.jobs if not j.name.endswith(".close"))

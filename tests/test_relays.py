@@ -12,7 +12,8 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from agent.relays import RelayBank, RelayConfig, validate_relays
+from agent.relay_config import RelayConfig, validate_relays
+from agent.relays import RelayBank
 from agent.state_store import MemoryStore, StateStore
 from tests.clocks import FakeClock
 

@@ -34,6 +34,16 @@ log = logging.getLogger("roomagent.optimum_start")
 
 STATE_VERSION = 1
 HOUR = 3600.0
+# The setback's heating duty cycle is taken over this long: the walls and floor change over
+# tens of hours, the thermostat's cycles over minutes, so a long window averages many cycles
+# (in the room benchmark 4 h did better than 2 h on each of the seeds tried, 21 and 22).
+DUTY_WINDOW = 4 * HOUR
+DUTY_MIN = 1 * HOUR  # ... and not said at all from less than this
+# A drift is learned from the first hour with the heating off: an early stop is at most about
+# that long, and in a room with heavy walls the air first falls fast toward them and only then
+# slowly with them (the two-node room): a drift learned over a whole night says the slow part
+# and would let a stopped session fall out of its band.
+DRIFT_HORIZON = 1 * HOUR
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,9 @@ class OptimumStartConfig:
     safety: float = 1.05  # lead times are stretched by this: late is worse than early
     stop_band: float = 0.5  # K below the setpoint the room may drift to by a session's end
     max_early_stop_minutes: float = 60.0
+    # Stop conditioning before a session's end when the learned drift keeps the room within
+    # stop_band of the setpoint until the end (PreheatPlanner applies it).
+    early_stop: bool = False
     # "line": the rate against the indoor-outdoor difference. "need": the warm-up's hours
     # against the kelvins to gain (and the difference): a room with heavy mass gains its first
     # kelvin in minutes (the air) and the later ones slowly (the walls), which a single rate
@@ -70,6 +83,8 @@ class OptimumStartConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field}: must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.early_stop, bool):
+            raise ValueError(f"early_stop: must be true or false, got {self.early_stop!r}")
         if self.latest_start_minutes > self.max_lead_minutes:
             raise ValueError("latest_start_minutes: must not exceed max_lead_minutes")
         if self.fixed_lead_minutes > self.max_lead_minutes:
@@ -84,6 +99,10 @@ class Episode:
     delta: float
     rate: float
     gained: Optional[float] = None  # K gained (states written before it have none)
+    # Share of the DUTY_WINDOW before the warm-up that heating (cooling) ran: the air is held at
+    # the setback setpoint whatever the walls and floor are, and the colder they are the more
+    # the setback heating runs to hold it (see need_hours); None when not watched long enough.
+    duty: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class Decision:
     lead_minutes: float
     source: str  # "learned", "fixed", "none" (already there)
     reason: str
+    action: str = "start"  # "stop": an early stop (start_at is when conditioning ends)
 
 
 @dataclass(frozen=True)
@@ -126,15 +146,25 @@ class OptimumStart:
 
     # Learning.
 
-    def learn_warmup(self, t_start: float, t_end: float, outdoor: float, hours: float) -> bool:
-        """A warm-up at full output from t_start to t_end over `hours`; False if too short or
-        small to say anything (under 10 minutes or 0.3 K)."""
+    def learn_warmup(
+        self,
+        t_start: float,
+        t_end: float,
+        outdoor: float,
+        hours: float,
+        duty: Optional[float] = None,
+    ) -> bool:
+        """A warm-up at full output from t_start to t_end over `hours`, after a setback whose
+        heating ran `duty` of the time; False if too short or small to say anything (under 10
+        minutes or 0.3 K)."""
         gained = (t_end - t_start) if self.direction == "heat" else (t_start - t_end)
         if hours < 1 / 6 or gained < 0.3 or not all(map(_finite, (t_start, t_end, outdoor))):
             return False
         delta = (t_start + t_end) / 2 - outdoor
         signed = delta if self.direction == "heat" else -delta
-        self.episodes.append(Episode(signed, gained / hours, gained))
+        if duty is not None and not (_finite(duty) and 0.0 <= duty <= 1.0):
+            duty = None
+        self.episodes.append(Episode(signed, gained / hours, gained, duty))
         return True
 
     def learn_drift(self, t_start: float, t_end: float, outdoor: float, hours: float) -> bool:
@@ -169,8 +199,15 @@ class OptimumStart:
     # Planning.
 
     def plan(
-        self, session_start: float, setpoint: float, indoor: float, outdoor: float
+        self,
+        session_start: float,
+        setpoint: float,
+        indoor: float,
+        outdoor: float,
+        duty: Optional[float] = None,
     ) -> Decision:
+        """`duty`: the share of the last DUTY_WINDOW the setback heating (cooling) ran, if
+        known (Recorder.duty)."""
         c = self.config
         need = (setpoint - indoor) if self.direction == "heat" else (indoor - setpoint)
         verb = "to gain" if self.direction == "heat" else "to lose"
@@ -179,7 +216,8 @@ class OptimumStart:
         fit = self.fit()
         rate: Optional[float] = None
         why_fixed = ""
-        shaped = self.need_hours(need, setpoint, indoor, outdoor) if c.model == "need" else None
+        shaped = (self.need_hours(need, setpoint, indoor, outdoor, duty)
+                  if c.model == "need" else None)  # fmt: skip
         if shaped is not None:
             rate = need / shaped
         elif fit is None:
@@ -205,27 +243,49 @@ class OptimumStart:
                 detail += f", capped at {c.max_lead_minutes:g} min"
         lead = min(max(lead, c.latest_start_minutes), c.max_lead_minutes)
         start = session_start - lead * 60
-        return Decision(start, lead, source, f"start {self._clock(start)}: {detail}")
+        return Decision(start, lead, source, f"start {self.clock(start)}: {detail}")
 
     def need_hours(
-        self, need: float, setpoint: float, indoor: float, outdoor: float
+        self,
+        need: float,
+        setpoint: float,
+        indoor: float,
+        outdoor: float,
+        duty: Optional[float] = None,
     ) -> Optional[float]:
-        """Hours to gain `need` K by the least-squares fit hours = g (c1 + c2 g + c3 d) over the
-        episodes (g the kelvins gained, d their mean indoor-outdoor difference), or None when
-        fewer than min_episodes carry what they gained, their gains span under 1 K, or the
-        answer is not believable (then the line, or the fixed lead, decides)."""
-        rows = [(e.gained, e.delta, e.gained / e.rate) for e in self.episodes if e.gained]
+        """Hours to gain `need` K by the least-squares fit hours = g (c1 + c2 g + c3 d + c4 u)
+        over the episodes (g the kelvins gained, d their mean indoor-outdoor difference, u the
+        setback's heating duty before them), or None when fewer than min_episodes carry what
+        they gained, their gains span under 1 K, or the answer is not believable (then the line,
+        or the fixed lead, decides).
+
+        Why u: in setback the thermostat holds the air at its setpoint T_a, and its mean power
+        is what the air loses, P = H_out (T_a - T_out) + H_am (T_a - T_mass) (the two-node room:
+        air to outdoors, air to walls and floor). With d standing for T_a - T_out, u = P /
+        P_rated is linear in how far the walls and floor are below the air, which the air
+        sensor cannot see and which decides how long the last kelvins take. Without a duty now,
+        or fewer than 5 warm-ups that carry one, u is left out."""
+        rows = [(e.gained, e.delta, e.gained / e.rate, e.duty) for e in self.episodes if e.gained]
         if len(rows) < max(self.config.min_episodes, 4):
             return None
-        gains = [g for g, _, _ in rows]
+        gains = [r[0] for r in rows]
         if max(gains) - min(gains) < 1.0:
-            return None
-        coef = _least_squares([(g, g * g, g * d) for g, d, _ in rows], [h for _, _, h in rows])
-        if coef is None:
             return None
         sign = 1 if self.direction == "heat" else -1
         d = sign * ((indoor + setpoint) / 2 - outdoor)
-        hours = need * (coef[0] + coef[1] * need + coef[2] * d)
+        with_duty = [(g, dd, h, u) for g, dd, h, u in rows if u is not None]
+        coef = None
+        if duty is not None and len(with_duty) >= max(self.config.min_episodes, 5):
+            coef = _least_squares([(g, g * g, g * dd, g * u) for g, dd, _, u in with_duty],
+                                  [h for _, _, h, _ in with_duty])  # fmt: skip
+        if coef is not None and duty is not None:
+            hours = need * (coef[0] + coef[1] * need + coef[2] * d + coef[3] * duty)
+        else:
+            coef = _least_squares([(g, g * g, g * dd) for g, dd, _, _ in rows],
+                                  [h for _, _, h, _ in rows])  # fmt: skip
+            if coef is None:
+                return None
+            hours = need * (coef[0] + coef[1] * need + coef[2] * d)
         if not _finite(hours) or hours <= 0 or need / hours < self.config.min_rate:
             return None
         return hours
@@ -250,9 +310,9 @@ class OptimumStart:
         hours = self.tau_h * math.log(gap / (gap - margin)) if margin < gap else math.inf
         minutes = min(hours * 60 / c.safety, c.max_early_stop_minutes)
         stop = session_end - minutes * 60
-        reason = (f"stop {self._clock(stop)}: drifts {margin:.1f} K in {minutes:.0f} min "
+        reason = (f"stop {self.clock(stop)}: drifts {margin:.1f} K in {minutes:.0f} min "
                   f"(tau {self.tau_h:.1f} h learned)")  # fmt: skip
-        return Decision(stop, minutes, "learned", reason)
+        return Decision(stop, minutes, "learned", reason, "stop")
 
     # Persistence.
 
@@ -277,12 +337,15 @@ class OptimumStart:
             return
         for e in saved["episodes"][-self.config.keep_episodes :]:
             gained = e.get("gained")
+            duty = e.get("duty")
             self.episodes.append(Episode(float(e["delta"]), float(e["rate"]),
-                                         float(gained) if _finite(gained) else None))  # fmt: skip
+                                         float(gained) if _finite(gained) else None,
+                                         float(duty) if _finite(duty) else None))  # fmt: skip
         self.tau_h = saved["tau_h"]
         self._tau_weight = int(saved["tau_weight"])
 
-    def _clock(self, epoch: float) -> str:
+    def clock(self, epoch: float) -> str:
+        """HH:MM of `epoch` in the zone's time zone, for reasons."""
         from datetime import datetime, timezone
 
         return datetime.fromtimestamp(epoch, self._tz or timezone.utc).strftime("%H:%M")
@@ -295,15 +358,38 @@ class Recorder:
     def __init__(self, learner: OptimumStart) -> None:
         self.learner = learner
         self._run: Optional[tuple[str, float, float, float, int]] = None  # kind, t0, T0, out, n
+        self._outputs: deque[tuple[float, bool]] = deque()  # (when, running) in DUTY_WINDOW
+        self._since: Optional[float] = None  # first look (of this run of looks)
+        self._run_duty: Optional[float] = None  # duty before the run in progress began
+        self._drift_learned = False  # the run in progress (off) already gave its lesson
+
+    def duty(self, now: float) -> Optional[float]:
+        """Share of the looks in the last DUTY_WINDOW with the direction running (partly or
+        fully); None until DUTY_MIN has been watched."""
+        if self._since is None or now - self._since < DUTY_MIN or not self._outputs:
+            return None
+        return sum(on for _, on in self._outputs) / len(self._outputs)
 
     def observe(self, now: float, indoor: float, outdoor: float, output: str) -> bool:
         """`output`: "full" (every stage of the direction on), "off" (nothing on), or anything
         else (partly on: neither lesson). True when a lesson was learned at this call."""
         kind = output if output in ("full", "off") else None
         run = self._run
+        before = self.duty(now)
+        if self._outputs and now - self._outputs[-1][0] > DUTY_WINDOW:
+            self._outputs.clear()
+            self._since = None  # a gap in the looks: what came before says nothing now
+        self._since = now if self._since is None else self._since
+        self._outputs.append((now, output != "off"))
+        while self._outputs[0][0] <= now - DUTY_WINDOW:
+            self._outputs.popleft()
         if run is not None and run[0] == kind:
             out_sum = run[3] + outdoor
             self._run = (run[0], run[1], run[2], out_sum, run[4] + 1)
+            hours = (now - run[1]) / HOUR
+            if kind == "off" and not self._drift_learned and hours >= DRIFT_HORIZON / HOUR:
+                self._drift_learned = True
+                return self.learner.learn_drift(run[2], indoor, out_sum / (run[4] + 1), hours)
             return False
         learned = False
         if run is not None:
@@ -311,10 +397,13 @@ class Recorder:
             hours = (now - t0) / HOUR
             mean_out = out_sum / n
             if what == "full":
-                learned = self.learner.learn_warmup(temp0, indoor, mean_out, hours)
-            else:
+                learned = self.learner.learn_warmup(temp0, indoor, mean_out, hours,
+                                                    self._run_duty)  # fmt: skip
+            elif not self._drift_learned:
                 learned = self.learner.learn_drift(temp0, indoor, mean_out, hours)
         self._run = (kind, now, indoor, outdoor, 1) if kind is not None else None
+        self._run_duty = before
+        self._drift_learned = False
         return learned
 
 

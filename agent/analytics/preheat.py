@@ -33,6 +33,7 @@ class PreheatPlanner:
         self.early_stop = early_stop
         self._started: Optional[float] = None  # start of the session comfort was committed for
         self._stopped: Optional[float] = None  # end of the session stopped early
+        self._resumed: Optional[float] = None  # end of a session whose stop was taken back
         self.last: Optional[Decision] = None  # the latest committed decision (for doctor)
         self.pending: Optional[Decision] = None
 
@@ -44,11 +45,18 @@ class PreheatPlanner:
         setpoint: float,
         indoor: Optional[float],
         outdoor: Optional[float],
+        duty: Optional[float] = None,
     ) -> Look:
         """`current`: (start, end) of the session in progress, if any; `upcoming`: the start of
-        the next one. Without an indoor temperature the fixed lead is used; without an outdoor
-        one, the learned line is read at the mean indoor-outdoor difference it was learned at."""
+        the next one; `duty`: the setback heating's recent duty cycle (Recorder.duty). Without
+        an indoor temperature the fixed lead is used; without an outdoor one, the learned line
+        is read at the mean indoor-outdoor difference it was learned at."""
         if current is not None:
+            if upcoming is not None and self.early_stop and indoor is not None:
+                # A next session whose warm-up would begin before this one ends: no stop.
+                follow = self._plan(upcoming, setpoint, indoor, outdoor, duty)
+                if follow.start_at <= current[1]:
+                    return Look(True)
             return self._in_session(now, current, setpoint, indoor, outdoor)
         if upcoming is None:
             self.pending = None
@@ -59,7 +67,7 @@ class PreheatPlanner:
         if upcoming - now > lead_max:
             self.pending = None
             return Look(False)
-        decision = self._plan(upcoming, setpoint, indoor, outdoor)
+        decision = self._plan(upcoming, setpoint, indoor, outdoor, duty)
         if now >= decision.start_at:
             self._started, self.last, self.pending = upcoming, decision, None
             return Look(True, decision)
@@ -72,7 +80,12 @@ class PreheatPlanner:
         return self._started is not None and now < self._started
 
     def _plan(
-        self, start: float, setpoint: float, indoor: Optional[float], outdoor: Optional[float]
+        self,
+        start: float,
+        setpoint: float,
+        indoor: Optional[float],
+        outdoor: Optional[float],
+        duty: Optional[float],
     ) -> Decision:
         learner = self.learner
         if indoor is None:
@@ -83,7 +96,7 @@ class PreheatPlanner:
             episodes = learner.episodes
             mean = sum(e.delta for e in episodes) / len(episodes) if episodes else 15.0
             outdoor = indoor - mean if learner.direction == "heat" else indoor + mean
-        return learner.plan(start, setpoint, indoor, outdoor)
+        return learner.plan(start, setpoint, indoor, outdoor, duty)
 
     def _in_session(
         self,
@@ -95,8 +108,25 @@ class PreheatPlanner:
     ) -> Look:
         start, end = current
         self.pending = None
+        if self._resumed == end:
+            return Look(True)
         if self._stopped == end:
-            return Look(False)
+            band = self.learner.config.stop_band
+            off = (
+                None
+                if indoor is None
+                else (setpoint - indoor if self.learner.direction == "heat" else indoor - setpoint)
+            )
+            if off is None or off <= band:
+                return Look(False)
+            # The drift was faster than learned (the fans at full, a door open): never a
+            # session out of its band because of the model. Comfort again, to the end.
+            self._resumed = end
+            back = Decision(now, 0.0, "learned", f"resume {self.learner.clock(now)}: "
+                            f"{indoor:.1f} °C is out of the {band:g} K band before the end: "
+                            "the early stop is taken back", "resume")  # fmt: skip
+            self.last = back
+            return Look(True, back)
         if not self.early_stop or indoor is None or outdoor is None:
             return Look(True)
         if self._started != start:

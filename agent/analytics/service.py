@@ -21,13 +21,17 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from agent.analytics.faults import FaultConfig, FaultMonitor
 from agent.analytics.optimum_start import Decision, OptimumStart, OptimumStartConfig, Recorder
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
-from agent.control.types import Event
+from agent.control.types import Clock, Event
 from agent.state_store import StateStore
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.node_ports import NodeParts
 
 log = logging.getLogger(__name__)
 STATE_FILE = "analytics.json"
@@ -67,7 +71,8 @@ class Analytics:
                     continue
                 saved = self.store.get(f"optimum_start.{name}.heat")
                 learner = OptimumStart(name, learning, "heat", saved=saved, tz=tz)
-                self.zones[name] = ZoneLearning(learner, PreheatPlanner(learner), Recorder(learner))
+                planner = PreheatPlanner(learner, early_stop=learning.early_stop)
+                self.zones[name] = ZoneLearning(learner, planner, Recorder(learner))
         self._learned_at: Optional[float] = None
         self._wall = 0.0  # wall time of the latest plan()
         self._fed: dict[str, float] = {}  # device -> when its last reading fed the monitor
@@ -159,7 +164,8 @@ class Analytics:
             if name not in zones:
                 continue
             setpoint, temp, stages = zones[name]
-            look = z.planner.look(now, current, upcoming, setpoint, temp, outdoor)
+            look = z.planner.look(now, current, upcoming, setpoint, temp, outdoor,
+                                  z.recorder.duty(now))  # fmt: skip
             mode = "comfort" if look.comfort else "eco"
             output = z.output(stages, look.comfort)
             if (learn and temp is not None and outdoor is not None
@@ -203,9 +209,8 @@ class Analytics:
         self.store.flush()
 
 
-def build(agent: Any) -> Optional[Analytics]:
+def build(config: Config) -> Optional[Analytics]:
     """The node's Analytics from its config, or None when it has nothing to watch."""
-    config = agent.config
     control = config.control
     learning = config.room.optimum_start if config.room is not None else None
     if config.faults is None and learning is None:
@@ -222,29 +227,30 @@ def build(agent: Any) -> Optional[Analytics]:
                      ZoneInfo(control.timezone))  # fmt: skip
 
 
-def snapshot(agent: Any) -> Callable[[], None]:
+def snapshot(parts: Callable[[], NodeParts], clock: Clock) -> Callable[[], None]:
     """A look at the node for Analytics.observe (one place that knows where things are)."""
 
     def look() -> None:
-        analytics: Optional[Analytics] = agent.analytics
-        room = agent.room
+        node = parts()  # one look at the parts of the moment
+        analytics: Optional[Analytics] = node.analytics
+        room = node.room
         if analytics is None:
             return
-        mono = agent.clock.monotonic()
+        mono = clock.monotonic()
         relays = room.relays.states() if room is not None else {}
         contacts: dict[str, bool] = {}
         zones: dict[str, Any] = {}
         if room is not None:
-            for i in agent.config.control.inputs:
+            for i in node.config.control.inputs:
                 if i.kind == "contact":
                     contacts[i.name] = room.inputs.state(i.name) == "open"
             for name, zone in room.zones.items():
                 zones[name] = (room.zone_temperature(name), zone.effective_setpoint(),
                                zone.config.heat_stages, zone.config.cool_stages)  # fmt: skip
-        readings = {r.config.name: (dict(r.last_values), r.last_good) for r in agent.runners
+        readings = {r.config.name: (dict(r.last_values), r.last_good) for r in node.runners
                     if r.last_values}  # fmt: skip
         power: dict[str, tuple[float, float]] = {}
-        for r in agent.runners:
+        for r in node.runners:
             circuit = tuple(r.config.options.get("circuit_relays", ()))
             # Only a circuit behind one relay says what that relay does; shared circuits are
             # checked as a whole by the meter's own guard (agent/modbus/energy.py).
@@ -255,27 +261,30 @@ def snapshot(agent: Any) -> Callable[[], None]:
     return look
 
 
-async def run(agent: Any) -> None:
+async def run(
+    parts: Callable[[], NodeParts], clock: Clock, emit: Callable[[Event], None],
+    retain: Callable[[str, bytes], None], base_topic: str,
+) -> None:  # fmt: skip
     """The fault monitor's loop: events through the durable buffer, `<base>/faults` retained
     (at start too, so Home Assistant's problem sensor is known to be off)."""
     from agent.contract import json_payload
 
-    look = snapshot(agent)
+    look = snapshot(parts, clock)
     published: Optional[Analytics] = None
     while True:
         try:
-            analytics: Optional[Analytics] = agent.analytics
+            analytics: Optional[Analytics] = parts().analytics
             if analytics is not None and analytics.monitor is not None:
                 look()
-                now = agent.clock.time()
-                events, body = analytics.faults(agent.clock.monotonic(), now)
+                now = clock.time()
+                events, body = analytics.faults(clock.monotonic(), now)
                 for event in events:
-                    agent.emit(event)
+                    emit(event)
                 if body is None and published is not analytics:
                     body = analytics.faults_body(now)
                 if body is not None:
                     published = analytics
-                    agent._retain(faults_topic(agent.topics.base), json_payload(body))
+                    retain(faults_topic(base_topic), json_payload(body))
         except Exception:
             log.exception("fault detection failed this round; carrying on")
         await asyncio.sleep(TICK)

@@ -32,7 +32,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
     import tomli as tomllib
 
 from agent import config as config_mod
-from agent.config import DEFAULT_STATE_DIR, ConfigError, _Table
+from agent.config import DEFAULT_STATE_DIR, ConfigError
+from agent.config_table import Table, name_check
 from agent.provision import ProvisionError
 from agent.provision.toml_write import dumps
 
@@ -106,7 +107,7 @@ def load_inventory(path: Path, node_id: str) -> tuple[Site, NodeSpec]:
         raise ProvisionError(f"{path}: not valid TOML: {e}") from None
     base = path.resolve().parent
     try:
-        root = _Table(data, "", file)
+        root = Table(data, "", file)
         site_t = root.table("site")
         profiles = base / site_t.get("profiles", str, str(REPO / "firmware_configs"))
         country = site_t.get("country", str, None)
@@ -124,8 +125,8 @@ def load_inventory(path: Path, node_id: str) -> tuple[Site, NodeSpec]:
         ids: list[str] = []
         spec: Optional[NodeSpec] = None
         for i, raw in enumerate(nodes):
-            t = _Table(raw, f"nodes[{i}]", file)
-            nid = t.get("id", str, check=config_mod._name)
+            t = Table(raw, f"nodes[{i}]", file)
+            nid = t.get("id", str, check=name_check)
             if nid in ids:
                 raise t.error("id", f"{nid!r} is already used by nodes[{ids.index(nid)}]")
             ids.append(nid)
@@ -157,7 +158,7 @@ def load_inventory(path: Path, node_id: str) -> tuple[Site, NodeSpec]:
     return site, spec
 
 
-def _credentials(t: _Table, base: Path) -> dict[str, Path]:
+def _credentials(t: Table, base: Path) -> dict[str, Path]:
     found = {}
     for name in CREDENTIAL_NAMES:
         value = t.get(name, str, None)
