@@ -100,6 +100,8 @@ class ReconfigurePorts:
     emit: Callable[[Event], None]
     relink: Callable[[], None]  # a task that moves to the new broker settings
     announce: Callable[[], None]  # when connected: info, discovery and every state again
+    # [room]/[[sessions]] changed: the room service follows the swapped-in config
+    rebuild_room: Callable[[Config], None] = lambda config: None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ directory) is refused with the reason before anything is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -34,8 +35,12 @@ FIXED = (
     ("buffer", "durability", "buffer.durability"),  # the stage is opened, or not, at the start
     ("buffer", "stage_dir", "buffer.stage_dir"),
 )
-SECTIONS = ("node", "broker", "buffer", "devices", "ble", "control", "remote", "registration",
-            "faults")  # fmt: skip
+# Every Config field is compared (so a new section cannot be missed, tests/test_remote_config.py
+# holds it): each is either applied live, by Reconfigurer.apply, or refused by check_fixed.
+RESTART_ONLY = ("modbus",)
+LIVE = ("node", "broker", "buffer", "devices", "ble", "control", "remote", "registration",
+        "faults", "energy", "room", "sessions")  # fmt: skip
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "source")
 
 
 def check_fixed(old: Config, new: Config, origin: str) -> None:
@@ -98,11 +103,16 @@ class Reconfigurer:
         if new.buffer != old.buffer:
             ports.set_buffer_limits(new)
         analytics = parts.analytics
-        if (new.faults, new.control) != (old.faults, old.control):
+        if (new.faults, new.control, new.room) != (old.faults, old.control, old.room):
             if analytics is not None:
                 analytics.close()
             analytics = ports.make_analytics(new)  # learned state comes back from its file
+        # [energy] is read from the running config where used (the meters' guard, reports).
         ports.swap(NodeParts(new, runners, room, ble, analytics))
+        if (new.room, new.sessions, new.control.timezone) != (
+            old.room, old.sessions, old.control.timezone
+        ):  # fmt: skip
+            ports.rebuild_room(new)  # the comfort monitor and the session calendar
         for runner in started:
             ports.start_runner(runner)
         if new.ble != old.ble:

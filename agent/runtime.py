@@ -136,12 +136,17 @@ class Agent:
                 raise CommandError("unavailable", "the agent is still starting")
             return self.config_manager.from_command(body)
 
-        service = self.room_service
+        def sessions_command(body: dict[str, Any]) -> dict[str, Any]:
+            service = self.room_service  # the one of the moment: a pushed [room] replaces it
+            if service is None:
+                raise CommandError("unavailable", "this node has no [room] to keep a calendar for")
+            return dict(service.push(body))
+
         return CommandPorts(
             topics=self.topics, emit=self.emit, refresh_state=self.refresh_state,
             retained_state=self.retained.get, republish=self.retained.publish,
             health=self.health, announce=self.announce, config_command=config_command,
-            sessions_command=None if service is None else service.push,
+            sessions_command=sessions_command,
         )  # fmt: skip
 
     def _reconfigure_ports(self) -> ReconfigurePorts:
@@ -156,6 +161,16 @@ class Agent:
             if self.link is not None and self.link.connected:
                 self.announce()
 
+        def rebuild_room(new: Config) -> None:
+            from agent.live_room import follow
+            from agent.room_service import RoomService
+
+            def make() -> RoomService:
+                return RoomService(self._room_ports(), self.hardware if self.simulate else None)
+
+            self.room_service = follow(self.room_service, new, make,
+                                       lambda service: self.spawn(service.run()))  # fmt: skip
+
         return ReconfigurePorts(
             parts=lambda: self.parts, swap=self._swap, hardware=self.hardware,
             subscriptions=self.mqtt.subscriptions, check_link=self.check_link,
@@ -166,6 +181,7 @@ class Agent:
             stop_control=self.stop_control,
             make_analytics=analytics.build, emit=self.emit,
             relink=lambda: self.spawn(self.mqtt.replace()), announce=announce,
+            rebuild_room=rebuild_room,
         )  # fmt: skip
 
     def _room_ports(self) -> RoomPorts:

@@ -16,7 +16,6 @@ imports paho-mqtt and keeps one connection: what any Python MQTT client costs. F
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from benchmarks.harness import (
     python_env,
     rss_kib,
     start_broker,
+    stop_processes,
     target,
 )
 from tests.mqtt_fixtures import Subscriber
@@ -205,15 +205,7 @@ def run(params: Params, workdir: Path) -> Result:
         cpu = {k: cpu_seconds(p.pid) - cpu0[k] for k, p in procs.items()}
         peaks = {k: peak_rss_kib(p.pid) for k, p in procs.items()}
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_processes(procs.values())
         sub.close()
         broker.stop()
     result: dict[str, Any] = {"profile": profile.name, "seconds": round(elapsed, 1)}

@@ -12,10 +12,11 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -161,6 +162,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.01
             return True
         time.sleep(step)
     return predicate()
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every agent still running, then each waited for (30 s), killed if it hangs:
+    all of them stop together, not one after the other."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
 
 
 PYTHON = sys.executable

@@ -39,6 +39,7 @@ from benchmarks.harness import (
     node_config,
     python_env,
     start_broker,
+    stop_processes,
     target,
 )
 from tests.mqtt_fixtures import Subscriber
@@ -209,15 +210,7 @@ def run_one(params: Params, workdir: Path, profile: Path, mode: str) -> dict[str
                     "readings_per_s": round(readings / elapsed, 2),
                 }
         finally:
-            for p in procs.values():
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs.values():
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            stop_processes(procs.values())
             sub.close()
             broker.stop()
     return out

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
@@ -13,6 +12,7 @@ from typing import Callable
 import pytest
 
 from tests.mqtt_fixtures import Broker, NatsCluster, make_broker
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 # NATS is exercised on one leg of CI only (marker one_leg): what it checks is the broker, not
 # the Python version.
 BROKER_KINDS = ("mosquitto", pytest.param("nats", marks=pytest.mark.one_leg))
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto with docs/security.md's password file and ACL (tests/acl_broker.py)."""
+    from tests.acl_broker import secured_broker  # it imports REPO from here
+
+    with secured_broker(tmp_path) as b:
+        yield b
 
 
 @pytest.fixture(params=BROKER_KINDS)
@@ -102,7 +111,7 @@ class AgentProcess:
             return self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGUSR1)  # stacks into the log, for the failure report
-            time.sleep(0.5)
+            wait_until(lambda: "most recent call first" in self.output(), 2)
             raise AssertionError(
                 f"agent did not stop on SIGTERM:\n{self.output()[-6000:]}"
             ) from None

@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +20,7 @@ from agent.runtime import Agent
 from tests.ble_adv import make_adv
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
-from tests.waiting import wait_until
+from tests.waiting import until, wait_until
 
 BASE = "roomagent/test-node"
 KEY = "231d39c1d7cc1ab1aee224cd096db932"
@@ -155,20 +154,20 @@ def test_a_sensor_that_falls_silent_is_published_unavailable(
         stop = asyncio.Event()
         run = asyncio.ensure_future(agent.run(stop))
         try:
-            await until(lambda: True in states())
-            await until(lambda: agent.room.zone_temperature("chamber") is not None)
+            assert await until(lambda: True in states())
+            assert await until(lambda: agent.room.zone_temperature("chamber") is not None)
             temperature = agent.room.zone_temperature("chamber")
             assert 15 < temperature < 30, temperature
             radio = agent.ble.scanner.backend.radio
             (sensor,) = radio.transmitters
             sensor.present = lambda: False  # the battery died
-            await until(lambda: states()[-1] is False)
+            assert await until(lambda: states()[-1] is False)
             last = json.loads(sub.on("/state/window")[-1].payload)
             assert last["error"].startswith("nothing decodable heard for 2 s")
             assert agent.ble.health()["devices_down"] == 1
             assert "BLE 0/1 up" in agent.status_line()
             sensor.present = lambda: True  # a new battery
-            await until(lambda: states()[-1] is True)
+            assert await until(lambda: states()[-1] is True)
         finally:
             stop.set()
             await run
@@ -177,14 +176,6 @@ def test_a_sensor_that_falls_silent_is_published_unavailable(
         asyncio.run(scenario())
     finally:
         sub.close()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("not in time")
-        await asyncio.sleep(0.05)
 
 
 CHECK_IMPORTS = """
@@ -241,7 +232,7 @@ BLE_HA_UNITS = {"battery": {"%"}, "temperature": {"°C", "°F", "K"}}
 
 def test_ble_entities_in_discovery(tmp_path: Path) -> None:
     from agent.discovery import discovery_payload
-    from tests.test_discovery import ABBREVIATIONS, UNABBREVIATED
+    from tests.ha_abbreviations import ABBREVIATIONS, UNABBREVIATED
 
     path = tmp_path / "node.toml"
     path.write_text(DISCOVERY_NODE)

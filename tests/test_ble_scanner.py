@@ -27,6 +27,7 @@ from bleak.exc import BleakDBusError, BleakError
 from agent.ble.scanner import PATTERNS, SharedScanner, patterns_for
 from drivers.sim import ble_frames
 from drivers.sim.ble import BTHomeSensor, IBeacon, SimRadio, advertisement
+from tests.waiting import until
 
 SENSOR = "A4:C1:38:00:00:01"
 OTHER = "11:22:33:44:55:66"
@@ -101,14 +102,6 @@ def running(s: SharedScanner, body: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 def test_delivery_keeps_the_newest_advertisement_of_wanted_addresses_only() -> None:
     radio = SimRadio(auto=False)
     s = scanner(radio, scanning_mode="active")
@@ -116,7 +109,7 @@ def test_delivery_keeps_the_newest_advertisement_of_wanted_addresses_only() -> N
     s.sinks.append(lambda address, adv, now: got.append((address, adv)))
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         assert radio.transmit(SENSOR.lower(), bthome_adv(20.0, 1)) == 1
         assert radio.transmit(SENSOR, bthome_adv(21.0, 2)) == 1
         assert radio.transmit(OTHER, bthome_adv(22.0, 3)) == 1
@@ -141,7 +134,7 @@ def test_bleak_hands_over_its_own_device_objects() -> None:
     s.detected = lambda d, a: (devices.append(d), original(d, a))  # type: ignore[method-assign]
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         radio.transmit(SENSOR, bthome_adv(20.0, 1), name="thermo")
 
     running(s, body)
@@ -154,7 +147,7 @@ def test_passive_scan_on_the_configured_adapter_passes_only_its_patterns() -> No
     s = scanner(radio, adapter="hci1")
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         assert radio.transmit(SENSOR, bthome_adv(20.0, 1)) == 1
         assert radio.transmit(SENSOR, ibeacon_adv()) == 0  # not an or-pattern of this scan
 
@@ -172,7 +165,7 @@ def test_auto_falls_back_to_active_scanning_where_bluez_cannot_scan_passively() 
     s = scanner(radio)
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         assert radio.transmit(SENSOR, ibeacon_adv()) == 1  # active: everything comes through
 
     running(s, body)
@@ -187,7 +180,7 @@ def test_a_dbus_not_supported_answer_also_means_active() -> None:
     s = scanner(radio)
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
 
     running(s, body)
     assert s.stats().mode == "active" and s.stats().errors == 0
@@ -199,7 +192,7 @@ def test_passive_when_asked_for_is_not_quietly_changed() -> None:
     s = scanner(radio, scanning_mode="passive")
 
     async def body() -> None:
-        await until(lambda: s.stats().errors >= 2)
+        assert await until(lambda: s.stats().errors >= 2)
 
     running(s, body)
     assert {scan["mode"] for scan in radio.scans} == {"passive"}
@@ -221,9 +214,10 @@ def test_errors_on_start_are_retried_with_backoff_and_counted(error: Exception) 
     s = scanner(radio, scanning_mode="active", backoff_min=0.05, backoff_max=1.0)
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         radio.transmit(SENSOR, bthome_adv(20.0, 1))
-        await until(lambda: s.failures == 0)  # heard after the start: the failure run is over
+        # Heard after the start: the failure run is over.
+        assert await until(lambda: s.failures == 0)
 
     started = time.monotonic()
     running(s, body)
@@ -248,11 +242,11 @@ def test_a_silent_scan_is_restarted_with_growing_waits_and_the_adapter_reset() -
                 backoff_max=0.2, reset_after=3)  # fmt: skip
 
     async def body() -> None:
-        await until(lambda: s.stats().stalls >= 4, timeout=10)
+        assert await until(lambda: s.stats().stalls >= 4, timeout=10)
         radio.silent = False
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         radio.transmit(SENSOR, bthome_adv(20.0, 1))
-        await until(lambda: s.failures == 0)
+        assert await until(lambda: s.failures == 0)
 
     running(s, body)
     stats = s.stats()
@@ -272,7 +266,7 @@ def test_an_unpowered_adapter_is_reset_after_repeated_not_ready() -> None:
     s = scanner(radio, scanning_mode="active", reset_after=3)
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
 
     running(s, body)
     stats = s.stats()
@@ -290,7 +284,7 @@ def test_a_failing_reset_is_reported_and_scanning_goes_on_trying() -> None:
     s = scanner(radio, scanning_mode="active", reset_after=2, reset_adapter=broken_reset)
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
 
     running(s, body)
     assert s.stats().adapter_resets == 2 and s.stats().errors == 4
@@ -307,7 +301,7 @@ def test_a_failing_sink_is_counted_and_never_stops_delivery() -> None:
     s.sinks += [broken, lambda address, adv, now: seen.append(address)]
 
     async def body() -> None:
-        await until(lambda: s.scanning)
+        assert await until(lambda: s.scanning)
         for i in range(3):
             radio.transmit(SENSOR, bthome_adv(20.0, i))
 
@@ -320,8 +314,8 @@ def test_without_a_stall_timeout_silence_is_no_failure() -> None:
     s = scanner(radio, scanning_mode="active", stall_timeout=0)
 
     async def body() -> None:
-        await until(lambda: s.scanning)
-        await asyncio.sleep(0.3)
+        assert await until(lambda: s.scanning)
+        await asyncio.sleep(0.3)  # the scenario: a silence, which must not count as a stall
 
     running(s, body)
     assert s.stats().starts == 1 and s.stats().stalls == 0
@@ -338,7 +332,7 @@ def test_ten_advertisements_a_second_cost_the_hot_path_little() -> None:
     s = scanner(radio, scanning_mode="active")
 
     async def body() -> None:
-        await until(lambda: s.stats().adverts >= 10, timeout=10)
+        assert await until(lambda: s.stats().adverts >= 10, timeout=10)
 
     running(s, body)
     stats = s.stats()
@@ -417,7 +411,7 @@ def test_an_unexpected_error_in_the_watchdog_restarts_the_scan() -> None:
     s._watch = failing_once  # type: ignore[method-assign]
 
     async def body() -> None:
-        await until(lambda: s.stats().starts == 2 and s.scanning)
+        assert await until(lambda: s.stats().starts == 2 and s.scanning)
 
     running(s, body)
     stats = s.stats()

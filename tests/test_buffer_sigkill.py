@@ -9,18 +9,18 @@ land while connected, while reconnecting, mid-drain and mid-spill.
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
+from tests.buffer_files import FAST_ROOM, committed
+from tests.central import BASE
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
-from tests.test_fault_suite import BASE, FAST_ROOM, committed
+from tests.soak import SOAK
 
-SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))
 # A short sync interval, so that kills also land around spills to the card.
 ROOM = "[buffer]\nsync_interval = 2\n" + FAST_ROOM
 

@@ -18,6 +18,7 @@ from agent.runtime import Agent
 from agent.sensing.cadence import Cadence
 from tests.conftest import node_config
 from tests.mqtt_fixtures import free_port
+from tests.waiting import until
 
 
 def test_the_achieved_interval_is_the_median_of_the_last_60() -> None:
@@ -145,11 +146,6 @@ interval = 1
     cfg = config_mod.load(path)
     agent = Agent(cfg, simulate=True, hardware=Hardware(cfg.devices, simulate=True))
     seen: dict[str, object] = {}
-
-    async def until(predicate: object, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
-            await asyncio.sleep(0.2)
 
     def runner(name: str) -> object:
         return next((r for r in agent.runners if r.config.name == name), None)

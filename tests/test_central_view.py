@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -28,10 +27,11 @@ from agent.config_sources import RemoteCopy, RemoteStore, effective, local_sha25
 from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.relays import RelayBank, RelayConfig
 from agent.state_store import StateStore
+from tests.central import BASE, Central, CentralRoom
 from tests.clocks import FakeClock
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
-from tests.test_commands import BASE, Central
+from tests.waiting import wait_until as wait
 
 ROOM = """
 [[devices]]
@@ -95,37 +95,15 @@ RETAINED = (
 )
 
 
-def wait(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
-
-
 def latest(sub: Subscriber, topic: str) -> dict[str, Any] | None:
     msgs = [m for m in sub.on(topic) if m.topic == topic and m.payload]
     return json.loads(msgs[-1].payload) if msgs else None
 
 
-class Node:
+class Node(CentralRoom):
     def __init__(self, tmp_path: Path, broker: Broker, make: Callable[[str], AgentProcess]) -> None:
-        self.text = node_config(broker.port, tmp_path / "state", devices=DEVICES)
-        self.text += textwrap.dedent(ROOM)
-        self.agent = make(self.text)
-        self.sub = Subscriber(broker.port, f"{BASE}/#")
-        self.agent.start()
-        self.central = Central(broker.port)
-        assert wait(lambda: self.central.send("ping", "{}", timeout=0.5) is not None, 20), (
-            self.agent.output()
-        )
-
-    def close(self) -> None:
-        self.central.close()
-        self.sub.close()
-        assert self.agent.terminate() == 0
+        text = node_config(broker.port, tmp_path / "state", devices=DEVICES)
+        super().__init__(broker, make, text + textwrap.dedent(ROOM))
 
 
 @pytest.fixture

@@ -48,9 +48,9 @@ from drivers.sim import RegisterChip, SimBus
 from drivers.sim.bh1750 import SimBH1750
 from drivers.sim.bme280 import SimBME280
 from drivers.sim.scd4x import SimSCD4x
+from tests.acl_broker import password
 from tests.conftest import REPO
 from tests.mqtt_fixtures import Broker, Subscriber, free_port, make_certificates
-from tests.test_acl import password, secured  # noqa: F401  (a fixture: mosquitto with the ACL)
 
 NOW = 1_790_000_000.0
 SERVICE_IDS = (4242, frozenset({os.getgid()}))  # not the files' owner; shares their group
@@ -567,7 +567,7 @@ def credentials(tmp_path: Path, secret: str) -> str:
     return f'username = "room-a"\npassword_file = "{path}"\n'
 
 
-def test_the_login_against_a_password_file_and_acl(tmp_path: Path, secured: Broker) -> None:  # noqa: F811
+def test_the_login_against_a_password_file_and_acl(tmp_path: Path, secured: Broker) -> None:
     right = load(tmp_path, credentials(tmp_path, password("room-a")), port=secured.port)
     assert check_broker(right, NO_SYSTEMD).ok is True
     wrong = load(tmp_path, credentials(tmp_path, "guess"), port=secured.port)

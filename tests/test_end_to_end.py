@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import BROKER_KINDS, REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, NatsCluster, Subscriber, make_broker, make_certificates
+from tests.waiting import taken_after, wait_until
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 BASE = "roomagent/test-node"
@@ -85,13 +86,15 @@ def test_broker_outage_loses_nothing_and_keeps_order(
             # A cluster is restarted one server at a time: the agent's server goes away while
             # the subscriber's stays. (The fleet benchmark restarts a whole cluster.)
             broker.stop(0)
-            time.sleep(6)
+            time.sleep(6)  # the scenario: an outage of 6 s
             broker.start(0)
         else:
             broker.stop()
-            time.sleep(6)
+            time.sleep(6)  # the scenario: an outage of 6 s
             broker.start()
-        time.sleep(3)
+        back = time.time()
+        # Everything held back during the outage is in once a reading taken after it is.
+        assert sub.wait_for(lambda ms: taken_after((m.payload for m in ms), back + 1), 30)
         assert agent.terminate() == 0
         with sqlite3.connect(tmp_path / "state" / "buffer.sqlite") as db:
             final = db.execute("SELECT value FROM meta WHERE key = 'seq_next'").fetchone()[0] - 1
@@ -189,9 +192,9 @@ def test_tls_with_client_certificate(
         )
         before = len(sub.messages)
         no_cert.start()
-        time.sleep(3)
+        refused = "closed the connection before accepting it"
+        assert wait_until(lambda: refused in no_cert.output()), no_cert.output()
         assert not any("/telemetry/" in m.topic for m in sub.messages[before:])
-        assert "closed the connection before accepting it" in no_cert.output()
         no_cert.terminate()
         sub.close()
     finally:
@@ -224,8 +227,7 @@ def test_username_and_password_file(
         bad = f'username = "room"\npassword_file = "{wrong}"\n'
         refused = agent_process(node_config(broker.port, tmp_path / "state2", broker_extra=bad))
         refused.start()
-        time.sleep(2)
-        assert "refused the connection" in refused.output()
+        assert wait_until(lambda: "refused the connection" in refused.output()), refused.output()
         assert refused.proc is not None and refused.proc.poll() is None  # still running, retrying
         refused.terminate()
         sub.close()

@@ -6,54 +6,23 @@ are sized for CI; ROOMAGENT_SOAK=N multiplies them for a longer run by hand.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import sqlite3
 import time
 from pathlib import Path
 from typing import Callable
 
-from agent.staged_outbox import stage_path
+from tests.buffer_files import FAST_ROOM, committed
+from tests.central import BASE
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
-
-BASE = "roomagent/test-node"
-SOAK = float(os.environ.get("ROOMAGENT_SOAK", "1"))
-
-# Nine simulated chips on one bus, each read every second: ~9 readings a second.
-FAST_ROOM = "".join(
-    f'[[devices]]\nname = "{name}"\ndriver = "{driver}"\naddress = {address}\ninterval = 1\n'
-    for name, driver, address in [
-        ("climate", "bme280", "0x76"), ("baro", "bmp280", "0x77"), ("rh", "sht4x", "0x44"),
-        ("rh2", "sht3x", "0x45"), ("power", "ina219", "0x40"), ("power2", "ina226", "0x41"),
-        ("light", "veml7700", "0x10"), ("light2", "bh1750", "0x23"), ("pm", "pmsa003i", "0x12"),
-    ]
-)  # fmt: skip
+from tests.soak import SOAK
+from tests.waiting import taken_after
 
 
 def seqs_of(sub: Subscriber) -> list[int]:
     return [json.loads(m.payload)["seq"] for m in sub.on(f"{BASE}/telemetry/")]
-
-
-def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
-    """The seqs in the buffer now (on the card and in its RAM stage), and one past the highest
-    handed out that the files show; with_reserved: past the block reserved on the card too,
-    below which a restarted agent never hands out a seq."""
-    # Closed at once (contextlib.closing): on 3.9 an unclosed connection lingers until the
-    # garbage collector, and its close checkpoints the WAL under a running agent's feet.
-    with contextlib.closing(sqlite3.connect(state / "buffer.sqlite")) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = {r[0] for r in db.execute("SELECT seq FROM outbox")}
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    stage = stage_path(state / "buffer.sqlite")
-    if stage.exists():
-        with contextlib.closing(sqlite3.connect(stage)) as db:
-            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            rows |= {r[0] for r in db.execute("SELECT seq FROM stage")}
-    floor = max(meta.get("seq_next", 1), meta.get("seq_reserved", 0) if with_reserved else 0)
-    return rows, max([floor, *(s + 1 for s in rows)])
 
 
 def proc_figures(pid: int) -> dict[str, int]:
@@ -80,9 +49,11 @@ def test_long_outage_while_sampling_fast_delivers_everything_once_in_order(
     try:
         assert sub.wait_for(lambda ms: len(ms) >= 9), agent.output()
         broker.stop()
-        time.sleep(outage)
+        time.sleep(outage)  # the scenario: the outage
         broker.start()
-        time.sleep(3)
+        back = time.time()
+        # The backlog is delivered once a reading taken after the outage is (sent in order).
+        assert sub.wait_for(lambda ms: taken_after((m.payload for m in ms), back + 1), 60)
         assert agent.terminate() == 0
         rows, next_seq = committed(tmp_path / "state")
         # Readings committed as the agent stopped stay in the buffer for the next start (nothing
@@ -121,7 +92,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
         # A backlog first: offline for a while, so the kills also land in the middle of a drain.
         offline = agent_process(node_config(1, state, devices=FAST_ROOM))
         offline.start()
-        time.sleep(4)
+        time.sleep(4)  # the scenario: a backlog of some 4 s of readings
         offline.kill()
         rows, highest_handed_out = committed(state, with_reserved=True)
         seen_committed |= rows
@@ -131,7 +102,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
             agent = agent_process(node_config(broker.port if online else 1, state,
                                               devices=FAST_ROOM))  # fmt: skip
             agent.start()
-            time.sleep(rng.uniform(0.8, 2.5))
+            time.sleep(rng.uniform(0.8, 2.5))  # the scenario: a kill at a random moment
             agent.kill()
             rows, next_seq = committed(state, with_reserved=True)  # integrity_check inside
             assert next_seq >= highest_handed_out  # the sequence never goes back
@@ -175,13 +146,14 @@ def test_broker_flapping_leaks_nothing_and_leaves_no_backlog(
         before = proc_figures(agent.proc.pid)
         flaps = 0
         end = time.monotonic() + duration
-        while time.monotonic() < end:
+        while time.monotonic() < end:  # the scenario: down 1 s, up 2 s
             broker.stop()
             time.sleep(1.0)
             broker.start()
             flaps += 1
             time.sleep(2.0)
-        time.sleep(5)  # broker stays up: the backlog drains
+        back = time.time()  # the broker stays up: the backlog drains
+        assert sub.wait_for(lambda ms: taken_after((m.payload for m in ms), back + 1), 60)
         after = proc_figures(agent.proc.pid)
         _, next_seq = committed(tmp_path / "state")
         assert sub.wait_for(lambda ms: next_seq - 1 in seqs_of(sub) or

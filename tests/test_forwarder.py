@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import functools
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from agent.forwarder import Forwarder
 from agent.mqtt_link import MqttLink
 from agent.outbox import Outbox
 from tests.mqtt_fixtures import Broker, Subscriber
+from tests.waiting import until
 
 TOPIC = "roomagent/fwd-test/telemetry/climate"
 ROWS = 5000
@@ -104,15 +104,6 @@ def backlog(broker: Broker, tmp_path: Path) -> Iterator[tuple[Outbox, Subscriber
     box.close()
 
 
-async def _until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 def test_a_backlog_goes_out_in_order_with_bounded_read_ahead_and_batched_deletes(
     backlog: tuple[Outbox, Subscriber, Harness],
 ) -> None:
@@ -120,7 +111,7 @@ def test_a_backlog_goes_out_in_order_with_bounded_read_ahead_and_batched_deletes
 
     async def scenario() -> None:
         task = await h.start()
-        assert await _until(lambda: box.stats().rows == 0, 60), box.stats()
+        assert await until(lambda: box.stats().rows == 0, 60), box.stats()
         await h.stop(task)
 
     asyncio.run(scenario())
@@ -142,7 +133,7 @@ def test_a_restart_on_a_new_link_mid_backlog_loses_nothing(
     async def scenario() -> None:
         task = await h.start()
         # Some delivered, most still on disk or read ahead.
-        assert await _until(lambda: h.forwarder.delivered >= 500, 30)
+        assert await until(lambda: h.forwarder.delivered >= 500, 30)
         loop = asyncio.get_running_loop()
         old = h.forwarder.link
         connected = asyncio.Event()
@@ -153,7 +144,7 @@ def test_a_restart_on_a_new_link_mid_backlog_loses_nothing(
         new.start()
         await asyncio.wait_for(connected.wait(), 15)
         h.forwarder.notify()
-        assert await _until(lambda: box.stats().rows == 0, 60), box.stats()
+        assert await until(lambda: box.stats().rows == 0, 60), box.stats()
         await h.stop(task)
 
     asyncio.run(scenario())

@@ -337,13 +337,13 @@ def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall
     async def scenario() -> None:
         one, three = runner("one", SDM120(line, 1)), runner("three", SDM630(line, 2))
         tasks = [asyncio.ensure_future(r.run()) for r in (one, three)]
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(2.5)  # the scenario: both meters polled for a while
         server.silence(1)
         silenced = time.monotonic()
         while not any(a == ("one", False) for a in ((d, ok) for d, ok, _ in availability)):
             await asyncio.sleep(0.1)
             assert time.monotonic() - silenced < 20
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(3.0)  # the scenario: the other meter's samples while one is silent
         window = [t for t in samples["three"] if t > silenced + 1]
         server.revive(1)
         revived = time.monotonic()

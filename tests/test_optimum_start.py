@@ -19,6 +19,7 @@ from agent.analytics.optimum_start import (
     OptimumStartConfig,
     Recorder,
 )
+from agent.analytics.preheat import PreheatPlanner
 
 HOUR = 3600.0
 SIX_PM = datetime(2026, 12, 7, 18, 0, tzinfo=timezone.utc).timestamp()
@@ -165,3 +166,52 @@ def test_learned_state_survives_a_round_trip_and_a_corrupt_one_is_discarded(
 def test_bad_thresholds_are_refused_with_the_key(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         OptimumStartConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_at_start_up_the_planner_waits_for_the_first_indoor_reading() -> None:
+    # Restarted at 17:00 for an 18:00 session: the fixed lead (120 min) was due at 16:00, but the
+    # zone's sensor has not answered yet. The reading (20 °C, 5 °C out) arrives at 17:02: the
+    # learned line then says d goes 15 -> 16 K under dd/dt = 4 - 0.1 d,
+    # t = ln((4 - 1.5) / (4 - 1.6)) / 0.1 = 0.40822 h = 24.49 min: start 17:35:30, not 17:00.
+    o = learner_with((5, 3.5), (10, 3.0), (20, 2.0), safety=1.0, fixed_lead_minutes=120)
+    planner = PreheatPlanner(o)
+    first = planner.look(SIX_PM - HOUR, None, SIX_PM, 21.0, None, 5.0)
+    assert not first.comfort and first.decision is None
+    assert first.pending is not None and first.pending.start_at == SIX_PM - HOUR + 300
+    assert first.pending.reason.startswith("waiting for the first indoor temperature until 17:05")
+    read = planner.look(SIX_PM - HOUR + 120, None, SIX_PM, 21.0, 20.0, 5.0)
+    assert not read.comfort and read.pending is not None
+    assert read.pending.source == "learned"
+    assert read.pending.start_at == pytest.approx(SIX_PM - 24.493 * 60, abs=1)
+    due = planner.look(SIX_PM - 24 * 60, None, SIX_PM, 21.0, 20.0, 5.0)
+    assert due.comfort and due.decision is not None and due.decision.source == "learned"
+
+
+def test_with_no_reading_the_wait_is_bounded_and_the_fixed_lead_says_why() -> None:
+    o = learner_with((5, 3.5), (10, 3.0), (20, 2.0), fixed_lead_minutes=120)
+    planner = PreheatPlanner(o)
+    assert not planner.look(SIX_PM - HOUR, None, SIX_PM, 21.0, None, 5.0).comfort
+    assert not planner.look(SIX_PM - HOUR + 299, None, SIX_PM, 21.0, None, 5.0).comfort
+    late = planner.look(SIX_PM - HOUR + 300, None, SIX_PM, 21.0, None, 5.0)
+    assert late.comfort and late.decision is not None
+    assert late.decision.source == "fixed" and late.decision.lead_minutes == 120
+    assert late.decision.reason == (
+        "fixed lead 120 min (no indoor temperature read in the 5 min since start-up)"
+    )
+    # Restarted 10 minutes before the session: past the latest start (15 min), no wait at all.
+    close = PreheatPlanner(learner_with(fixed_lead_minutes=120, latest_start_minutes=15))
+    now = SIX_PM - 600
+    assert close.look(now, None, SIX_PM, 21.0, None, 5.0).comfort
+    # Started before the fixed lead was due, a sensor that never answers: the fixed lead holds.
+    early = PreheatPlanner(learner_with(fixed_lead_minutes=120))
+    assert not early.look(SIX_PM - 3 * HOUR, None, SIX_PM, 21.0, None, 5.0).comfort
+    assert not early.look(SIX_PM - 2 * HOUR - 1, None, SIX_PM, 21.0, None, 5.0).comfort
+    assert early.look(SIX_PM - 2 * HOUR, None, SIX_PM, 21.0, None, 5.0).comfort
+
+
+def test_a_sensor_gone_stale_after_its_first_reading_gets_the_fixed_lead_at_once() -> None:
+    planner = PreheatPlanner(learner_with(fixed_lead_minutes=120))
+    assert not planner.look(SIX_PM - 3 * HOUR, None, SIX_PM, 21.0, 18.0, 5.0).comfort
+    stale = planner.look(SIX_PM - HOUR, None, SIX_PM, 21.0, None, 5.0)
+    assert stale.comfort and stale.decision is not None
+    assert stale.decision.reason == "fixed lead 120 min (no indoor temperature)"

@@ -163,7 +163,7 @@ def test_a_stop_whose_room_leaves_the_band_is_taken_back_until_the_end() -> None
 def test_early_stop_is_read_from_the_config_and_refused_when_not_a_boolean(
     tmp_path: Path,
 ) -> None:
-    from tests.test_analytics_agent import errors_of, load
+    from tests.analytics_room import errors_of, load
 
     assert load(tmp_path, "[room.optimum_start]\n").room.optimum_start.early_stop is False
     cfg = load(tmp_path, "[room.optimum_start]\nearly_stop = true\n")
@@ -172,15 +172,18 @@ def test_early_stop_is_read_from_the_config_and_refused_when_not_a_boolean(
     assert "room.optimum_start.early_stop:" in text and "true or false" in text
 
 
+@pytest.mark.parametrize("change", ["control", "room"])
 def test_what_was_learned_survives_a_config_pushed_over_mqtt(
-    broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+    broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess], change: str
 ) -> None:
     """The node starts with four warm-ups learned (3 K/h) in its state directory and a session
-    20 minutes ahead; a config pushed on cmd/config raises the comfort setpoint to 26 °C. The
-    agent rebuilt after the push plans that session from what it learned: an optimum_start event
-    "learned" for the new setpoint (with the state lost it would be "fixed": 0 of 3 learned)."""
-    from tests.test_analytics_agent import ZONE, _climate, analytics, warm_ups
-    from tests.test_commands import Central
+    20 minutes ahead; a config pushed on cmd/config raises the comfort setpoint to 26 °C
+    ("control"), or, the setpoint being 26 °C from the start, changes only [room.optimum_start]
+    ("room"). The agent rebuilt after the push plans that session from what it learned: an
+    optimum_start event "learned" for 26 °C (with the state lost it would be "fixed": 0 of 3
+    learned; with the push not applied there would be no new decision)."""
+    from tests.analytics_room import ZONE, _climate, analytics, warm_ups
+    from tests.central import Central
 
     state = tmp_path / "state"
     state.mkdir()
@@ -193,27 +196,39 @@ def test_what_was_learned_survives_a_config_pushed_over_mqtt(
                f'end = "{(now + timedelta(minutes=80)).isoformat()}"\n')  # fmt: skip
     text = node_config(broker.port, state, devices=_climate() + ZONE + "[room.optimum_start]\n"
                        + session)  # fmt: skip
+    warm = text.replace("comfort = 21.0", "comfort = 26.0").replace("boost = 22.0", "boost = 27.0")
+    if change == "room":
+        text = warm
     sub = Subscriber(broker.port, f"{BASE}/events")
     agent = agent_process(text)
     agent.start()
     central = Central(broker.port)
     try:
-        new = text.replace("comfort = 21.0", "comfort = 26.0")
-        new = new.replace("boost = 22.0", "boost = 27.0")
-        reply = None
-        deadline = time.monotonic() + 60
-        while reply is None and time.monotonic() < deadline:  # until the agent answers
-            reply = central.send("config", json.dumps({"id": "p1", "config": new}), timeout=2)
-        assert reply is not None and reply["ok"], (reply, agent.output()[-3000:])
+        new = warm
+        if change == "room":
+            new = text.replace(
+                "[room.optimum_start]\n", "[room.optimum_start]\nmax_lead_minutes = 300\n"
+            )
+        pushed = 0  # the events before the push are not its effect
 
         def starts(ms: list) -> list[dict]:
-            return [e for e in (json.loads(m.payload) for m in ms)
+            return [e for e in (json.loads(m.payload) for m in ms[pushed:])
                     if e.get("kind") == "optimum_start" and e.get("subject") == "room"]  # fmt: skip
 
         def for_the_new_setpoint(ms: list) -> bool:
             # A start toward 26 °C: more than 4 K to gain from a room near 21 °C or below.
             return any(float(e["reason"].split(": ", 1)[1].split(" K")[0]) > 4
                        for e in starts(ms) if " K to gain" in e["reason"])  # fmt: skip
+
+        if change == "room":  # the start toward 26 °C before the push
+            assert sub.wait_for(for_the_new_setpoint, timeout=60), agent.output()[-3000:]
+        reply = None
+        deadline = time.monotonic() + 60
+        while reply is None and time.monotonic() < deadline:  # until the agent answers
+            pushed = len(sub.messages)
+            reply = central.send("config", json.dumps({"id": "p1", "config": new}), timeout=2)
+        assert reply is not None and reply["ok"], (reply, agent.output()[-3000:])
+        assert reply["result"]["changed"] == [change], reply
 
         assert sub.wait_for(for_the_new_setpoint, timeout=60), (starts(sub.messages),
                                                                 agent.output()[-3000:])  # fmt: skip

@@ -17,9 +17,11 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.central import BASE, CONTROL, CentralRoom
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Received, Subscriber, make_certificates
-from tests.test_commands import BASE, CONTROL, SOAK, Central
+from tests.waiting import taken_after
+from tests.waiting import wait_until as wait
 
 BUFFERED = ("telemetry", "events", "energy")
 LIGHT = """
@@ -47,40 +49,35 @@ def buffered(sub: Subscriber) -> list[Received]:
     return [m for m in sub.on(f"{BASE}/") if m.topic.split("/")[2] in BUFFERED]
 
 
-def wait(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+def barrier(room: Room, ident: str) -> None:
+    """Returns once all the agent published directly (not through the buffer) before it read
+    a command sent now is at room.sub: the command's answer comes after those on the agent's
+    one connection, and the broker keeps their order."""
+    room.central.client.publish(f"{BASE}/cmd/ping", json.dumps({"id": ident}), qos=1)
+    assert wait(lambda: [m for m in room.sub.on(f"{BASE}/cmd/response")
+                         if json.loads(m.payload)["id"] == ident])  # fmt: skip
 
 
-class Room:
+def buffered_barrier(room: Room) -> None:
+    """Returns once all the agent buffered before now is at room.sub: the buffer sends in
+    sequence order, so a reading taken after now comes after all of it."""
+    now = time.time()
+    assert wait(lambda: taken_after((m.payload for m in room.sub.on("telemetry/climate")), now))
+
+
+class Room(CentralRoom):
     """One agent with relays and a zone, a central client and a subscriber to all it says."""
 
     def __init__(self, tmp_path: Path, broker: Broker, make: Callable[[str], AgentProcess],
                  extra: str = "", remote: str = "") -> None:  # fmt: skip
         self.state = tmp_path / "state"
-        self.text = node_config(broker.port, self.state, extra=extra) + textwrap.dedent(CONTROL)
-        self.text += textwrap.dedent(remote)
-        self.agent = make(self.text)
-        self.sub = Subscriber(broker.port, f"{BASE}/#")
-        self.agent.start()
-        self.central = Central(broker.port)
-        assert wait(lambda: self.central.send("ping", "{}", timeout=0.5) is not None, 20), (
-            self.agent.output()
-        )
+        text = node_config(broker.port, self.state, extra=extra) + textwrap.dedent(CONTROL)
+        super().__init__(broker, make, text + textwrap.dedent(remote))
 
     def push(self, text: str, ident: str) -> dict[str, Any]:
         reply = self.central.send("config", json.dumps({"id": ident, "config": text}))
         assert reply is not None, self.agent.output()[-3000:]
         return reply
-
-    def close(self) -> None:
-        self.central.close()
-        self.sub.close()
-        assert self.agent.terminate() == 0
 
 
 @pytest.fixture
@@ -236,13 +233,16 @@ def test_a_config_fetched_over_https_with_etag_and_a_token(
         assert room.central.send("config", '{"command": "fetch"}')["ok"]  # type: ignore[index]
         assert wait(lambda: len(server.requests) == 2)
         assert server.requests[1]["If-None-Match"] == '"v1"'
-        time.sleep(0.5)
+        # Asked once more: fetches run one after another, so the second one's answer is handled.
+        assert room.central.send("config", '{"command": "fetch"}')["ok"]  # type: ignore[index]
+        assert wait(lambda: len(server.requests) == 3)
+        buffered_barrier(room)
         assert len(events(room.sub, "config")) == applied
         # A download cut short is an error the next poll recovers from.
         server.truncate = True
         server.serve(server.body.decode().replace("interval = 1", "interval = 2"), '"v1b"')
         room.central.send("config", '{"command": "fetch"}')
-        assert wait(lambda: len(server.requests) == 3)
+        assert wait(lambda: len(server.requests) == 4)
         assert wait(lambda: "cannot fetch" in (get(room)["error"] or ""))
         server.truncate = False
         server.serve(server.body.decode(), '"v1c"')
@@ -297,57 +297,102 @@ def test_a_new_discovery_prefix_is_subscribed_to_in_place_of_the_old(room: Room)
     assert reply["ok"] and reply["result"]["changed"] == ["node"], reply
     # New subscriptions mean a new connection, which announces itself.
     assert wait(lambda: len(room.sub.on(f"{BASE}/info")) > infos)
-    time.sleep(0.5)
+    barrier(room, "b1")  # the whole announcement of the new connection is in
     infos = len(room.sub.on(f"{BASE}/info"))
     room.central.client.publish("homeassistant/status", "online", qos=1)
-    time.sleep(1.0)
+    barrier(room, "b2")  # an announcement it caused would have come before this answer
     assert len(room.sub.on(f"{BASE}/info")) == infos  # the old prefix is no longer heard
     room.central.client.publish("ha/status", "online", qos=1)
     assert wait(lambda: len(room.sub.on(f"{BASE}/info")) > infos, 10)
 
 
-def test_random_damage_to_a_pushed_config_never_stops_the_node_or_breaks_an_interlock(
-    room: Room,
+def test_every_config_section_is_either_applied_live_or_refused_as_restart_only(
+    tmp_path: Path,
 ) -> None:
-    """Lines of a valid config dropped, duplicated or garbled at random, with one of an
-    interlocked pair switched on before each: each push is answered (applied if still valid,
-    else refused with a reason), the pair is never on together, and the node runs on."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    import dataclasses
 
-    lines = room.text.splitlines()
-    answers: dict[str, int] = {}
+    from agent.config import Config, ConfigError, loads
+    from agent.reconfigure import LIVE, RESTART_ONLY, SECTIONS, changed_sections, check_fixed
 
-    @settings(max_examples=int(60 * SOAK), deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(st.lists(st.tuples(st.integers(0, len(lines) - 1),
-                              st.sampled_from(["drop", "twice", "garble"]),
-                              st.text(max_size=12)), max_size=3),
-           st.sampled_from(["up", "down"]))  # fmt: skip
-    def push(damage: list[tuple[int, str, str]], relay: str) -> None:
-        # An interlocked relay switched on between pushes: the next config must not break it.
-        room.central.send(f"relay/{relay}", "ON")
-        text = list(lines)
-        for index, how, noise in damage:
-            index = min(index, len(text) - 1)
-            if "interlock" in text[index]:
-                continue  # a config without the interlock may switch both on: not a fault
-            if how == "drop":
-                del text[index]
-            elif how == "twice":
-                text.insert(index, text[index])
-            else:
-                text[index] = text[index][: len(text[index]) // 2] + noise
-        reply = room.push("\n".join(text), f"d{len(answers)}-{sum(answers.values())}")
-        assert reply["code"] in ("ok", "invalid_config"), reply
-        answers[reply["code"]] = answers.get(reply["code"], 0) + 1
+    fields = {f.name for f in dataclasses.fields(Config)} - {"source"}
+    # A new Config field must be put in one of the two lists (and handled there).
+    assert fields == set(LIVE) | set(RESTART_ONLY) and not set(LIVE) & set(RESTART_ONLY)
+    assert set(SECTIONS) == fields
+    config = loads(node_config(1883, tmp_path / "state"), "node.toml", tmp_path)
+    for name in RESTART_ONLY:
+        other = dataclasses.replace(config, **{name: object()})
+        with pytest.raises(ConfigError, match=name):
+            check_fixed(config, other, "cmd/config")
+    for name in LIVE:  # each is compared: a change to it alone is seen
+        other = dataclasses.replace(config, **{name: object()})
+        assert changed_sections(config, other) == (name,)
 
-    push()
-    assert room.push(room.text, "restore")["ok"]
-    up = down = False
-    for name, on in room.central.relays:
-        up, down = (on, down) if name == "up" else (up, on) if name == "down" else (up, down)
-        assert not (up and down), "interlock broken"
-    count = len(room.sub.on("telemetry/climate"))
-    assert wait(lambda: len(room.sub.on("telemetry/climate")) > count), room.agent.output()[-3000:]
-    print(f"\ndamaged configs: {answers}")
+
+ROOM = """
+[room]
+volume_m3 = 60
+seats = 12
+temperature_sensor = "climate"
+comfort_interval = 1
+"""
+
+
+def zone_modes(sub: Subscriber) -> list[tuple[str, str]]:
+    return [(e["state"], e["reason"]) for e in payloads(sub, "events")
+            if e["subject"] == "chamber" and e["kind"] != "config"]  # fmt: skip
+
+
+def test_a_pushed_config_changing_only_room_sessions_or_energy_is_applied(
+    tmp_path: Path, broker: Broker, agent_process: Callable[[str], AgentProcess]
+) -> None:
+    # The blind's relay draws 36 kW here, so its energy (and the CO2e of it) grows fast.
+    room = Room(tmp_path, broker, agent_process, remote=ROOM)
+    try:
+        room.text = room.text.replace('name = "up"\n', 'name = "up"\nrated_power_w = 36000\n')
+        reply = room.push(room.text, "c0")
+        assert reply["ok"] and reply["result"]["changed"] == ["control"], reply
+        # Only [[sessions]]: a session 30 minutes ahead is inside the 60 minutes' preheat, so
+        # the zone goes to comfort for it.
+        start = time.time() + 1800
+        begin, end = (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (start, start + 3600)
+        )
+        sessions = textwrap.dedent(f"""
+            [[sessions]]
+            start = "{begin}"
+            end = "{end}"
+            title = "Council"
+        """)
+        before = len(zone_modes(room.sub))
+        reply = room.push(room.text + sessions, "c1")
+        assert reply["ok"] and reply["reason"] == "applied", reply
+        assert reply["result"]["changed"] == ["sessions"]
+
+        def for_the_session() -> bool:
+            return any(m == "comfort" and "session calendar" in r
+                       for m, r in zone_modes(room.sub)[before:])  # fmt: skip
+
+        assert wait(for_the_session), zone_modes(room.sub)
+        # Only [room]: the CO2 reference the comfort categories are judged above.
+        text = room.text + sessions
+        reply = room.push(text.replace("seats = 12", "seats = 12\noutdoor_co2 = 500"), "c2")
+        assert reply["ok"] and reply["result"]["changed"] == ["room"], reply
+        assert wait(lambda: payloads(room.sub, "comfort")[-1]["co2"]["outdoor"] == 500), (
+            payloads(room.sub, "comfort")[-1])  # fmt: skip
+        # The session in the calendar stayed: the zone is still in comfort for it.
+        assert zone_modes(room.sub)[-1][0] == "comfort"
+        # Only [energy]: 100 g CO2e per kWh, so co2e_kg = total_kwh / 10 from then on.
+        assert room.central.send("relay/up", "ON")["ok"]  # type: ignore[index]
+        text = text.replace("seats = 12", "seats = 12\noutdoor_co2 = 500")
+        reply = room.push(text + "\n[energy]\ngrid_factor = 100\n", "c3")
+        assert reply["ok"] and reply["result"]["changed"] == ["energy"], reply
+        seen = len(room.sub.on(f"{BASE}/energy"))
+
+        def tenth() -> bool:
+            later = payloads(room.sub, "energy")[seen:]
+            return any(e["total_kwh"] > 0.01 and e["co2e_kg"] == pytest.approx(
+                e["total_kwh"] / 10, abs=1e-4) for e in later)  # fmt: skip
+
+        assert wait(tenth, 20), payloads(room.sub, "energy")[-3:]
+    finally:
+        room.close()

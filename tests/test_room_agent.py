@@ -129,7 +129,7 @@ def test_a_session_report_survives_a_sigkill(
     first.start()
     # Well into the session (its progress saved), the agent dies without a word.
     deadline = start + 20
-    while time.time() < deadline:
+    while time.time() < deadline:  # the scenario: wall time, well into the session
         time.sleep(0.5)
     first.kill()
     second = agent_process(config(broker, state, session))

@@ -21,6 +21,7 @@ from agent.runtime import Agent
 from agent.systemd import Notifier
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, free_port
+from tests.waiting import until
 
 
 class NotifySocket:
@@ -139,12 +140,14 @@ def test_a_hung_driver_is_timed_out_and_the_rest_keeps_running(
     async def scenario() -> None:
         stop = asyncio.Event()
         run = asyncio.ensure_future(agent.run(stop))
-        await asyncio.sleep(2.5)
+        assert await until(
+            lambda: len(agent.runners) == 2 and all(r.available for r in agent.runners)
+        )
         stuck, fine = agent.runners
-        assert stuck.available and fine.available
         rows_before = agent.outbox.stats().rows  # type: ignore[union-attr]
         stuck.driver.read = read_that_never_returns  # type: ignore[method-assign]
-        await asyncio.sleep(6)
+        seen["hung"] = time.monotonic()
+        await asyncio.sleep(6)  # the scenario: a device stuck for 6 s
         seen["stuck"] = (stuck.available, stuck.failures)
         seen["fine"] = fine.available
         seen["rows"] = agent.outbox.stats().rows - rows_before  # type: ignore[union-attr]
@@ -154,7 +157,6 @@ def test_a_hung_driver_is_timed_out_and_the_rest_keeps_running(
 
     collector = threading.Thread(target=notify_socket.collect, args=(10,), daemon=True)
     collector.start()
-    started = time.monotonic()
     asyncio.run(scenario())
     release.set()
     collector.join()
@@ -165,7 +167,7 @@ def test_a_hung_driver_is_timed_out_and_the_rest_keeps_running(
     assert str(seen["status"]).startswith("broker unreachable; backlog ")
     assert str(seen["status"]).endswith("; devices 1/2 up")
     # The loop and the buffer were fine, so the watchdog kept being fed throughout.
-    pings = [t for t in notify_socket.times_of("WATCHDOG") if t > started + 3]
+    pings = [t for t in notify_socket.times_of("WATCHDOG") if t > seen["hung"]]  # type: ignore[operator]
     assert len(pings) >= 8 and max(b - a for a, b in zip(pings, pings[1:])) < 1.0
     # And the hung thread does not keep the agent from stopping: run() returned.
 
@@ -185,17 +187,17 @@ def test_the_watchdog_is_not_fed_while_the_writer_or_the_loop_is_stuck(
     async def scenario() -> None:
         stop = asyncio.Event()
         run = asyncio.ensure_future(agent.run(stop))
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # the scenario (read by the watchdog's pings): running, ...
         marks["wedged"] = time.monotonic()
         agent._db_thread.submit(wedge)
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # ... its writer wedged for 3 s, ...
         marks["released"] = time.monotonic()
         release.set()
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # ... running again, ...
         marks["loop_stuck"] = time.monotonic()
         time.sleep(2.5)  # the event loop itself stuck (a blocking call where none belongs)
         marks["loop_free"] = time.monotonic()
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # ... and running again
         stop.set()
         await run
 

@@ -17,6 +17,11 @@ from typing import Optional
 
 from agent.analytics.optimum_start import Decision, OptimumStart
 
+# At start-up the zone's sensors have not answered yet (their first round takes a poll interval);
+# "no indoor temperature" then means "not read yet", not "none to be had". A fixed-lead start
+# that is already due waits this long for the first reading (never past the latest start).
+FIRST_READING_WAIT = 300.0
+
 
 @dataclass(frozen=True)
 class Look:
@@ -36,6 +41,8 @@ class PreheatPlanner:
         self._resumed: Optional[float] = None  # end of a session whose stop was taken back
         self.last: Optional[Decision] = None  # the latest committed decision (for doctor)
         self.pending: Optional[Decision] = None
+        self._first_look: Optional[float] = None
+        self._read = False  # an indoor temperature has been seen since this planner was made
 
     def look(
         self,
@@ -51,6 +58,9 @@ class PreheatPlanner:
         the next one; `duty`: the setback heating's recent duty cycle (Recorder.duty). Without
         an indoor temperature the fixed lead is used; without an outdoor one, the learned line
         is read at the mean indoor-outdoor difference it was learned at."""
+        if self._first_look is None:
+            self._first_look = now
+        self._read = self._read or indoor is not None
         if current is not None:
             if upcoming is not None and self.early_stop and indoor is not None:
                 # A next session whose warm-up would begin before this one ends: no stop.
@@ -68,11 +78,29 @@ class PreheatPlanner:
             self.pending = None
             return Look(False)
         decision = self._plan(upcoming, setpoint, indoor, outdoor, duty)
+        if now >= decision.start_at and not self._read:
+            decision = self._unread(now, upcoming, decision)
         if now >= decision.start_at:
             self._started, self.last, self.pending = upcoming, decision, None
             return Look(True, decision)
         self.pending = decision
         return Look(False, pending=decision)
+
+    def _unread(self, now: float, upcoming: float, fixed: Decision) -> Decision:
+        """A fixed-lead start due before the zone's first reading: it waits for the reading up
+        to FIRST_READING_WAIT after the first look and never past the latest start; then the
+        fixed lead is committed, saying why."""
+        assert self._first_look is not None
+        latest = upcoming - self.learner.config.latest_start_minutes * 60
+        until = min(self._first_look + FIRST_READING_WAIT, latest)
+        if now < until:
+            return Decision(until, fixed.lead_minutes, fixed.source,
+                            f"waiting for the first indoor temperature until "
+                            f"{self.learner.clock(until)}, then {fixed.reason}")  # fmt: skip
+        waited = (now - self._first_look) / 60
+        return Decision(fixed.start_at, fixed.lead_minutes, fixed.source,
+                        f"fixed lead {fixed.lead_minutes:g} min (no indoor temperature read "
+                        f"in the {waited:.0f} min since start-up)")  # fmt: skip
 
     def warming(self, now: float) -> bool:
         """Between a committed start and its session: the room is meant to be short of its
