@@ -43,6 +43,7 @@ from agent.modbus.config import EnergyConfig, ModbusLineConfig, parse_energy, pa
 from agent.reporting import AGGREGATES, ReportPolicy
 from agent.room_config import SECTIONS as ROOM_SECTIONS
 from agent.room_config import parse_room
+from agent.staged_outbox import DEFAULT_SYNC_INTERVAL
 from agent.suggest import hint
 from drivers import DRIVERS
 
@@ -64,7 +65,7 @@ class BufferConfig:
     durability: str = "staged"
     max_inflight: int = 64
     stage_dir: Optional[Path] = None  # None: systemd's RuntimeDirectory, else /dev/shm
-    sync_interval: float = 10.0  # s: what a power cut can lose under "staged"
+    sync_interval: float = DEFAULT_SYNC_INTERVAL  # s: what a power cut can lose under "staged"
 
 
 @dataclass(frozen=True)

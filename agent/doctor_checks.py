@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 from agent.clock import TIMESYNC_FLAG, kernel_clock_synced
 from agent.config import Config
 from agent.outbox import MIN_FREE_BYTES
+from agent.staged_outbox import stage_candidates
 
 SERVICE = "roomagent.service"
 SERVICE_USER = "roomagent"
@@ -221,8 +222,25 @@ class Backlog:
     oldest_ts: Optional[float]  # epoch of the oldest waiting reading, when its stamp says
 
 
-def read_backlog(path: Path) -> Backlog:
-    """The buffer's contents, read without writing anything next to it.
+def read_backlog(path: Path, stage_dir: Optional[Path] = None) -> Backlog:
+    """The buffer's contents, the card's outbox and the RAM stage of `staged` together (every
+    seq on the card is below every seq in the stage: agent/staged_outbox.py)."""
+    rows, size, dropped, oldest = _read_table(path, "outbox", dropped=True)
+    for stage in stage_candidates(path, stage_dir):
+        if stage.exists():
+            s_rows, s_size, _, s_oldest = _read_table(stage, "stage", dropped=False)
+            if s_rows and not rows:
+                oldest = s_oldest
+            rows, size = rows + s_rows, size + s_size
+            break
+    return Backlog(rows, size, dropped, _stamp(oldest))
+
+
+def _read_table(
+    path: Path, table: str, dropped: bool
+) -> tuple[int, int, int, Optional[tuple[Any, ...]]]:
+    """Rows, bytes, the dropped count and the oldest row of one database, read without
+    writing anything next to it.
 
     SQLite opening a WAL database read-only creates its -wal and -shm files when they are
     missing; made by root (doctor under sudo), they would lock the agent out of its own buffer.
@@ -235,13 +253,17 @@ def read_backlog(path: Path) -> Backlog:
     db = sqlite3.connect(uri, uri=True)
     try:
         rows, size = db.execute(
-            "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM outbox"
+            f"SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) FROM {table}"
         ).fetchone()
-        row = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
-        oldest = db.execute("SELECT payload FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        row = (
+            db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+            if dropped
+            else None
+        )
+        oldest = db.execute(f"SELECT payload FROM {table} ORDER BY seq LIMIT 1").fetchone()
     finally:
         db.close()
-    return Backlog(int(rows), int(size), int(row[0]) if row else 0, _stamp(oldest))
+    return int(rows), int(size), int(row[0]) if row else 0, oldest
 
 
 def _stamp(row: Optional[tuple[Any, ...]]) -> Optional[float]:
@@ -308,7 +330,7 @@ def check_buffer(cfg: Config, host: Host) -> tuple[Result, Optional[Backlog]]:
     if not path.exists():
         return info(name, f"no buffer yet at {path}: the agent creates it when it starts"), None
     try:
-        backlog = read_backlog(path)
+        backlog = read_backlog(path, cfg.buffer.stage_dir)
     except (sqlite3.Error, OSError) as e:
         return failed(
             name,

@@ -27,7 +27,17 @@ from agent.relay_config import RelayConfig, finite_number, validate_relays
 from agent.state_store import KeyValueStore
 
 HOUR = 3600.0
-ENERGY_FLUSH_INTERVAL = 60.0  # while something is on, at most this much energy is lost to a cut
+# While a metered relay is on or a switch is pending, the state is written at least this often:
+# at most this much energy (and no state a rule needs: those switches are written at once) is
+# lost to a power cut. Each write costs the card ~35 KB and 4 flushes at the device (a 4 KiB
+# data block, a flush, the ext4 journal commit after it): once a minute that alone was ~50
+# MB/day, issue 19's whole budget with the broker up (docs/buffer.md). Meters' offsets are
+# written every 15 min (agent/modbus), for the same reason.
+ENERGY_FLUSH_INTERVAL = 300.0
+# scripts/roomagent.service's RestartSec. A crash or a power cut drops every relay (the kernel
+# releases the pins; the board loses power), and the next agent drives none before this much
+# later: an interlock dead time no longer than this is kept by the restart itself.
+RESTART_GAP = 5.0  # s
 # A relay whose pin could not be opened at start is tried again this often (see RelayBank).
 RETRY_AFTER = 30.0  # s
 
@@ -82,6 +92,11 @@ class RelayBank:
             if c.interlock is not None:
                 self._groups.setdefault(c.interlock, []).append(self._relays[c.name])
         self._last_flush = now
+        # Whose switches are written to the card at once (the rest within ENERGY_FLUSH_INTERVAL)
+        self._sync_at_switch = {c.name for c in configs if _read_back_for_safety(c, configs)}
+        self._unsaved = False  # set() but not yet flushed
+        # The energy as last written to the card: what a restart resumes from (never more).
+        self._saved_energy: dict[str, float] = dict(previous._saved_energy) if previous else {}
         self._closed = False
         self._late_events: list[Event] = []
         self._pin_factory = pin_factory
@@ -245,6 +260,7 @@ class RelayBank:
             saved = self._store.get(_key(r.cfg.name))
             record: dict[str, Any] = saved if isinstance(saved, dict) else {}
             r.energy_wh = finite_number(record.get("energy_wh")) or 0.0
+            self._saved_energy[r.cfg.name] = r.energy_wh
             r.last_on_wall = finite_number(record.get("last_on"))
             r.last_off_wall = finite_number(record.get("last_off"))
             if r.last_off_wall is not None:
@@ -313,7 +329,7 @@ class RelayBank:
             if on and (pulse is not None or r.commanded):
                 self._begin_pulse(r, pulse, now)  # a new pulse, or a plain on ending one
                 self._save(r)
-                self._flush(now)
+                self._flush_if_read_back(r, now)
             return events
         return events + self._start(r, _Pending(on, reason, pulse=pulse if on else None), now)
 
@@ -335,8 +351,8 @@ class RelayBank:
             events += done
             if blocker is None:
                 r.pending = None
-        if now - self._last_flush >= ENERGY_FLUSH_INTERVAL and any(
-            r.on and r.cfg.rated_power_w > 0 for r in self._relays.values()
+        if now - self._last_flush >= ENERGY_FLUSH_INTERVAL and (
+            self._unsaved or any(r.on and r.cfg.rated_power_w > 0 for r in self._relays.values())
         ):
             for r in self._relays.values():
                 self._save(r)
@@ -372,10 +388,9 @@ class RelayBank:
         return r.energy_wh + self._running_wh(r, self._clock.monotonic())
 
     def saved_energy_wh(self, name: str) -> float:
-        """The energy as last saved: what a restart resumes from, so never more than that."""
-        saved = self._store.get(_key(self._get(name).cfg.name))
-        value = finite_number(saved.get("energy_wh")) if isinstance(saved, dict) else None
-        return value or 0.0
+        """The energy as last written to the card: what a restart resumes from, so never more
+        than that (a switch not written at once, or a failed write, is not in it)."""
+        return self._saved_energy.get(self._get(name).cfg.name, 0.0)
 
     def close(self) -> None:
         """Saves the state and releases the pins, switching nothing (that is safe_state's job).
@@ -486,10 +501,17 @@ class RelayBank:
             r.last_off, r.last_off_wall = now, wall
             r.pulse_end, r.pulse_s, r.commanded = None, None, False
         r.switches.append(now)
-        # Rare, and it must survive a power cut: min_off and restore depend on it.
         self._save(r)
-        self._flush(now)
+        self._flush_if_read_back(r, now)
         return self._event(r, "on" if on else "off", reason, wall)
+
+    def _flush_if_read_back(self, r: _Relay, now: float) -> None:
+        """A relay whose saved state a restart reads for safety is written to the card at once
+        (rare: min_off keeps it so); the others' switches wait for the next write, at most
+        ENERGY_FLUSH_INTERVAL away (tick), so a room's lights and fans cost the card no sync of
+        their own."""
+        if r.cfg.name in self._sync_at_switch:
+            self._flush(now)
 
     @staticmethod
     def _begin_pulse(r: _Relay, pulse: Optional[float], now: float) -> None:
@@ -518,10 +540,17 @@ class RelayBank:
                 "end": self._clock.time() + left, "seconds": r.pulse_s, "command": r.commanded,
             }  # fmt: skip
         self._store.set(_key(r.cfg.name), record)
+        self._unsaved = True
 
     def _flush(self, now: float) -> None:
-        self._store.flush()  # a failure is logged there; the relays carry on regardless
         self._last_flush = now
+        if not self._store.flush():  # a failure is logged there; the relays carry on regardless
+            return
+        self._unsaved = False
+        for name in self._relays:
+            saved = self._store.get(_key(name))
+            value = finite_number(saved.get("energy_wh")) if isinstance(saved, dict) else None
+            self._saved_energy[name] = value or 0.0
 
     def _event(
         self, r: _Relay, state: str, reason: str, wall: Optional[float] = None, kind: str = "relay"
@@ -548,6 +577,20 @@ class RelayBank:
 
 def _key(name: str) -> str:
     return f"relay.{name}"
+
+
+def _read_back_for_safety(c: RelayConfig, configs: Sequence[RelayConfig]) -> bool:
+    """Whether a restart needs this relay's last switch from the card to keep a rule: its
+    state for power_on "restore", when it went off for min_off (a relay saved "on" is held
+    from the start, so an older record errs safe only if the "on" was written), when a group
+    member went off for a dead time a restart does not outlast. Energy is not a reason: it is
+    written at least every ENERGY_FLUSH_INTERVAL and published only once written."""
+    if c.power_on == "restore" or c.min_off > 0:
+        return True
+    if c.interlock is None:
+        return False
+    group = [o for o in configs if o.interlock == c.interlock]
+    return max(o.interlock_dead_time for o in group) > RESTART_GAP
 
 
 def _saved_pulse(record: dict[str, Any], wall: float) -> Optional[tuple[float, float, bool]]:

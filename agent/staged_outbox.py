@@ -9,8 +9,8 @@ broker up almost nothing is spilled, with it away one sequential batch per inter
 cut loses the stage: at most the readings accepted in the last sync_interval + ACK_GRACE + one
 tick. Events and energy totals are staged like readings: an event written to the card at once
 cost the card ~30 KB and a flush each, and the council chamber's control loop makes several a
-minute; the relay state an event records is itself kept on the card at each switch
-(agent.state_store). When the buffer must drop, readings go first and events last.
+minute; the relay state an event records is itself kept on the card (agent.relays decides
+when). When the buffer must drop, readings go first and events last.
 
 Rules that keep the two parts one ordered buffer:
 - every seq on the card is below every seq in the stage (a spill moves the stage's oldest rows,
@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from agent import stage_sweep
 from agent.outbox import MIN_FREE_BYTES, Outbox, OutboxError, OutboxStats, Row, restamp_unsynced
 
 log = logging.getLogger("roomagent.outbox")
@@ -50,11 +51,22 @@ CREATE TABLE IF NOT EXISTS unsynced (
     boot      TEXT NOT NULL,
     monotonic REAL NOT NULL
 );
+-- 'buffer': the card's outbox this stage belongs to (agent.stage_sweep reads it)
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 # A reading younger than this is most likely on the wire, its PUBACK milliseconds away: it is
 # left in the stage, so a healthy broker costs the card nothing.
 ACK_GRACE = 1.0
-DEFAULT_SYNC_INTERVAL = 10.0
+# How often the runtime calls tick(): a due spill waits at most this much more.
+TICK = 1.0
+# 15 s: four spills a minute leave room under issue 19's budget of six card syncs a minute for
+# the relay-state writes a room's control makes (min_off, restore) and the energy totals' one a
+# minute. At 10 s the six spills alone used the whole budget, and the council chamber measured
+# 7.3 a minute with the broker down (docs/buffer.md).
+DEFAULT_SYNC_INTERVAL = 15.0
 # Seqs reserved on the card ahead of use: one fsync per this many readings.
 SEQ_BLOCK = 10000
 # The card's WAL is written full-length (zeros) once at each start, so spills overwrite blocks
@@ -67,6 +79,15 @@ WAL_PREALLOCATE = 32 + 1100 * (1024 + 24)
 # RAM the stage may hold if the card refuses spills (full, failing): the oldest readings beyond
 # it are dropped and counted, as at the buffer's own bounds.
 STAGE_MAX_BYTES = 16 * 1024 * 1024
+# How long an agent waits for its stage's lock held by someone else (agent.stage_sweep).
+LOCK_WAIT = 2.0
+
+
+def loss_window(sync_interval: float) -> float:
+    """What a power cut can lose at most: readings accepted in this many seconds before it
+    (and not yet acknowledged). A reading is due on the card ACK_GRACE after it was accepted,
+    spilled at the first tick a sync_interval after the previous spill."""
+    return sync_interval + ACK_GRACE + TICK
 
 
 def default_stage_dir() -> Path:
@@ -76,6 +97,24 @@ def default_stage_dir() -> Path:
     if runtime:
         return Path(runtime.split(":")[0])
     return Path("/dev/shm") / f"roomagent-{os.getuid()}"
+
+
+# scripts/roomagent.service's RuntimeDirectory=roomagent: where the service keeps its stage.
+SERVICE_STAGE_DIR = Path("/run/roomagent")
+
+
+def stage_candidates(buffer_path: Path, stage_dir: Optional[Path] = None) -> list[Path]:
+    """Where an agent using this buffer keeps its stage, for a reader from outside (the
+    doctor, run by another user and without the service's environment): the configured
+    directory, else the service's RuntimeDirectory and the buffer owner's /dev/shm directory."""
+    if stage_dir is not None:
+        return [stage_path(buffer_path, stage_dir)]
+    try:
+        uid = Path(buffer_path).stat().st_uid
+    except OSError:
+        uid = os.getuid()
+    dirs = [SERVICE_STAGE_DIR, Path("/dev/shm") / f"roomagent-{uid}"]
+    return [stage_path(buffer_path, d) for d in dirs]
 
 
 def stage_path(buffer_path: Path, stage_dir: Optional[Path] = None) -> Path:
@@ -109,6 +148,11 @@ class StagedOutbox:
             self.stage_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock = self._take_lock()
             self.db = self._open_stage()
+            with self.db:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('buffer', ?)",
+                    (str(self.path.resolve()),),
+                )
         except (OSError, sqlite3.Error) as e:
             self.disk.close()
             raise OutboxError(
@@ -131,16 +175,28 @@ class StagedOutbox:
         self._reserved = 0  # seqs below this are reserved on the card
         self._last_spill = self._clock()
         self.spilled = 0  # readings moved to the card since the start (for the benchmark)
+        # Ours is recovered above; the stages of agents that died for good go now.
+        stage_sweep.sweep(self.stage_file.parent, keep=self.stage_file)
 
     def _take_lock(self) -> int:
         """One agent per buffer: a second one would hand out the same seqs from the stage."""
-        fd = os.open(f"{self.stage_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OSError(f"another agent is using this buffer ({self.path})") from None
-        return fd
+        # Another agent's start may hold it for the milliseconds it takes to see whether the
+        # stage is stale (agent.stage_sweep): that is waited out; a live agent is not.
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            fd = os.open(f"{self.stage_file}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() > deadline:
+                    raise OSError(f"another agent is using this buffer ({self.path})") from None
+                time.sleep(0.05)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(f"{self.stage_file}.lock").st_ino == os.fstat(fd).st_ino:
+                    return fd
+            os.close(fd)  # a sweep removed the file we locked: lock the one there now
 
     def _open_stage(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.stage_file), isolation_level=None, check_same_thread=False)

@@ -4,7 +4,7 @@ All of it is one JSON object, kept in place in a two-slot checksummed file (agen
 a flush is one small pwrite and one fdatasync, and a power cut leaves the previous content or
 the new, whole. A file of the earlier format (plain JSON) is read, and replaced at the first
 flush. set() only marks the store dirty; the owner decides when a flush is worth an fsync (the
-relay bank flushes on every switch).
+relay bank: at a switch a restart reads for a rule, else at least every 5 minutes).
 """
 
 from __future__ import annotations

@@ -86,23 +86,40 @@ class SyscallCount:
     def __init__(self, pid: int, out: Path) -> None:
         self.out = out
         self.proc = subprocess.Popen(
-            ["strace", "-f", "-e", "trace=fsync,fdatasync", "-o", str(out), "-p", str(pid)],
+            # -y names each call's file, so a run says which file each sync was for
+            ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(out), "-p", str(pid)],
             stderr=subprocess.DEVNULL,
         )
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, dict[str, int]]:
+        """(calls, calls by file name); calls is -1 if strace would not stop."""
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return -1
+            return -1, {}
         calls = 0
+        by_file: dict[str, int] = {}
+        started: dict[str, str] = {}  # pid -> file of a call another thread split
         for line in self.out.read_text().splitlines():
-            # "1234 fdatasync(7) = 0", or split by another thread: "<... fdatasync resumed>) = 0"
-            if re.search(r"\bf(data)?sync\(\d+\)\s+= 0|f(data)?sync resumed>.*= 0", line):
-                calls += 1
-        return calls
+            # "1234 fdatasync(7</s/control.json>) = 0", or split by another thread:
+            # "1234 fdatasync(7</s/x> <unfinished ...>" then "1234 <... fdatasync resumed>) = 0"
+            pid = line.split(" ", 1)[0]
+            begun = re.search(r"\bf(?:data)?sync\(\d+(?:<([^>]*)>)?", line)
+            if begun and "<unfinished" in line:
+                started[pid] = begun.group(1) or "?"
+                continue
+            if begun and re.search(r"\)\s+= 0", line):
+                name = begun.group(1) or "?"
+            elif re.search(r"f(data)?sync resumed>.*= 0", line):
+                name = started.pop(pid, "?")
+            else:
+                continue
+            calls += 1
+            name = Path(name).name
+            by_file[name] = by_file.get(name, 0) + 1
+        return calls, by_file
 
 
 def _ts(payload: bytes) -> tuple[int, float]:
@@ -184,10 +201,11 @@ def run_one(params: Params, workdir: Path, profile: Path, mode: str) -> dict[str
                     "readings": readings,
                     "block_bytes": written,
                     "device_flushes": flushes,
-                    "fsync_calls": fsyncs[design],
+                    "fsync_calls": fsyncs[design][0],
+                    "fsyncs_by_file": fsyncs[design][1],
                     "bytes_per_reading": round(written / readings) if readings else None,
                     "mb_per_day": round(written / elapsed * 86400 / 1e6, 1),
-                    "fsyncs_per_min": round(fsyncs[design] * 60 / elapsed, 1),
+                    "fsyncs_per_min": round(fsyncs[design][0] * 60 / elapsed, 1),
                     "flushes_per_min": round(flushes * 60 / elapsed, 1),
                     "readings_per_s": round(readings / elapsed, 2),
                 }

@@ -43,6 +43,7 @@ from agent.doctor_checks import (
 from agent.doctor_hardware import check_bluetooth, check_gpio, check_i2c, check_sensor
 from agent.hardware import NoBusError
 from agent.outbox import Outbox
+from agent.staged_outbox import StagedOutbox
 from drivers.sim import RegisterChip, SimBus
 from drivers.sim.bh1750 import SimBH1750
 from drivers.sim.bme280 import SimBME280
@@ -492,6 +493,46 @@ def test_reading_the_buffer_creates_no_file_beside_it(tmp_path: Path) -> None:
         assert backlog is not None and backlog.rows == 2
     finally:
         live.close()
+
+
+def test_the_backlog_counts_the_ram_stage_too(tmp_path: Path) -> None:
+    # With durability "staged" the newest readings wait in a RAM stage, not on the card: a
+    # doctor reading the card alone said "empty" while an outage's last seconds were waiting.
+    stage = tmp_path / "stage"
+    cfg = load(tmp_path, f'[buffer]\nstage_dir = "{stage}"\n')
+    fill(cfg, [NOW - 40])  # one on the card: the oldest
+    staged = StagedOutbox(cfg.buffer.path, max_rows=1000, max_bytes=2**20, stage_dir=stage)
+    for ts in (NOW - 5, NOW - 4):
+        staged.append("roomagent/room-a/telemetry/climate",
+                      lambda seq, ts=ts: telemetry_payload(ts, seq, True, {}))  # fmt: skip
+    try:  # the agent running: the stage's WAL is open
+        result, backlog = check_buffer(cfg, make_host(tmp_path))
+        assert backlog is not None and backlog.rows == 3
+        assert (
+            "3 readings waiting" in result.detail and "the oldest taken 40 s ago" in result.detail
+        )
+    finally:  # the agent killed: no spill, the stage stays in RAM for its next start
+        staged.db.close()
+        staged.disk.close()
+        os.close(staged._lock)
+    result, backlog = check_buffer(cfg, make_host(tmp_path))
+    assert backlog is not None and backlog.rows == 3
+
+    # Only the stage holds readings: its oldest is the backlog's oldest.
+    empty = tmp_path / "other"
+    empty.mkdir()
+    cfg2 = load(empty, f'[buffer]\nstage_dir = "{stage}2"\n')
+    staged2 = StagedOutbox(
+        cfg2.buffer.path, max_rows=1000, max_bytes=2**20, stage_dir=Path(f"{stage}2")
+    )
+    staged2.append("roomagent/room-a/telemetry/climate",
+                   lambda seq: telemetry_payload(NOW - 90, seq, True, {}))  # fmt: skip
+    try:
+        result, backlog = check_buffer(cfg2, make_host(tmp_path))
+        assert backlog is not None and backlog.rows == 1
+        assert "the oldest taken 90 s ago" in result.detail
+    finally:
+        staged2.close()
 
 
 # The broker -------------------------------------------------------------------------------
