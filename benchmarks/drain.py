@@ -1,7 +1,7 @@
 """Backlog drain: N buffered readings sent to the broker at QoS 1, against bare paho-mqtt.
 
 The agent's side is its own forwarding path (Outbox -> Forwarder -> MqttLink, acks handed back
-to an asyncio loop as in agent.runtime), timed from the first fetch to the moment the last row
+to an asyncio loop as in agent.app.runtime), timed from the first fetch to the moment the last row
 is deleted from the buffer. The baseline is a bare paho client publishing the same payloads
 with the same in-flight window to the same broker, timed from the first publish to the last
 PUBACK. Runs alternate between the two and the best of each is kept: on a shared machine noise
@@ -21,11 +21,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.config import BrokerConfig
-from agent.contract import telemetry_payload
-from agent.forwarder import Forwarder
-from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox
+from agent.config.schema import BrokerConfig
+from agent.mqtt.contract import telemetry_payload
+from agent.mqtt.link import MqttLink
+from agent.pipeline.forwarder import Forwarder
+from agent.pipeline.outbox import Outbox
 from benchmarks.harness import Benchmark, Params, Result, figure, target
 from tests.mqtt_fixtures import make_broker
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.config import CONTROL_SECTIONS
+from agent.config.schema import CONTROL_SECTIONS
 from benchmarks.harness import (
     PYTHON,
     REPO,

@@ -13,8 +13,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from agent.contract import telemetry_payload
-from agent.outbox import Outbox
+from agent.mqtt.contract import telemetry_payload
+from agent.pipeline.outbox import Outbox
 from benchmarks.harness import Benchmark, Params, Result, figure, filesystem, write_bytes
 
 VALUES = {"temperature": 21.53, "humidity": 40.12, "pressure": 1013.25}

@@ -1,4 +1,4 @@
-"""The real agent (agent.runtime.Agent) on its own event loop in a thread of this process.
+"""The real agent (agent.app.runtime.Agent) on its own event loop in a thread of this process.
 
 For benchmarks that must look inside it while it runs: the command latency benchmark reads the
 relay's gpiozero MockPin, which only exists in the agent's process.
@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
-from agent import config as config_mod
-from agent.runtime import Agent
+from agent.app.runtime import Agent
+from agent.config import schema as config_mod
 from benchmarks.harness import dump_toml
 
 

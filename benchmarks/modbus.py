@@ -2,12 +2,12 @@
 
 RTU: an SDM630 (two reads per reading: 36 and 28 registers) served by pymodbus's RTU server on
 a simulated RS-485 line (drivers.sim.rs485: two ptys joined by a thread that holds each byte for
-its time on the wire), read back to back through agent.modbus.line at 9600 and 19200 baud, 8N1.
-The baseline is the line's theoretical frame limit: every request and response frame's bytes
+its time on the wire), read back to back through agent.sensing.modbus.line at 9600 and 19200 baud,
+8N1. The baseline is the line's theoretical frame limit: every request and response frame's bytes
 plus the 3.5-character silent interval after each, at 10 bits per character.
 
-TCP: the same meter over loopback Modbus TCP through agent.modbus.line, against bare pymodbus
-(ModbusTcpClient.read_input_registers of the same blocks) in the same run: what our adapter
+TCP: the same meter over loopback Modbus TCP through agent.sensing.modbus.line, against bare
+pymodbus (ModbusTcpClient.read_input_registers of the same blocks) in the same run: what our adapter
 (gap bookkeeping, error mapping, decoding) costs.
 """
 
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.modbus.config import ModbusLineConfig
-from agent.modbus.line import ModbusLine, char_bits
+from agent.config.modbus import ModbusLineConfig
+from agent.sensing.modbus.line import ModbusLine, char_bits
 from benchmarks.harness import Benchmark, Params, Result, figure, target
 from drivers import DRIVERS
 from drivers.sim.meter import SimMeter

@@ -6,7 +6,7 @@ seats) lives a winter month in virtual time, with a calendar of sessions of know
 Two controls run the same month, the same weather and the same people:
 
 - shipped: the agent's own Thermostat and VentilationControl (agent/control), the zone in
-  comfort from PREHEAT before each session to its end and in eco otherwise (agent/sessions.py),
+  comfort from PREHEAT before each session to its end and in eco otherwise (agent/room/sessions.py),
   occupancy setback from presence during a session, ventilation on CO2 (stage 1 above 900,
   2 above 1100 ppm);
 - baseline: the same thermostat on a fixed weekly schedule (comfort Mon-Fri 07:00-22:00, eco
@@ -15,7 +15,7 @@ Two controls run the same month, the same weather and the same people:
 KPIs over occupied time, after BOPTEST's: thermal discomfort in K·h outside the EN 16798-1
 category II band of operative temperature (20-24 °C, heating season), CO2 discomfort in ppm·h
 above category II (outdoor + 800 ppm), energy in kWh (heaters, fans, lights, base load).
-Occupancy: the agent's estimator (agent/occupancy.py) on CO2 readings with an SCD4x's noise,
+Occupancy: the agent's estimator (agent/room/occupancy.py) on CO2 readings with an SCD4x's noise,
 every 30 s, presence and the calendar's session times (not its attendance), against the
 CO2-threshold (steady-state) baseline on the same readings; mean absolute error over occupied
 time, by session size. Each audience breathes as the mean of its
@@ -31,13 +31,13 @@ import random
 from pathlib import Path
 from typing import Any, Optional
 
-from agent.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
+from agent.common.state_store import StateStore
 from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.control.ventilation import VentilationConfig, VentilationControl
-from agent.occupancy import EDGE_WINDOW, Co2Occupancy, steady_state_headcount
-from agent.session_report import SessionRecorder
-from agent.sessions import Session, SessionCalendar
-from agent.state_store import StateStore
+from agent.room.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
+from agent.room.occupancy import EDGE_WINDOW, Co2Occupancy, steady_state_headcount
+from agent.room.session_report import SessionRecorder
+from agent.room.sessions import Session, SessionCalendar
 from benchmarks.harness import Benchmark, Params, Result, figure, target
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import OUTDOOR_CO2_PPM, PROFILES, WEATHER, WeatherDay
@@ -114,7 +114,7 @@ def simulate(
     days: int, seed: int, shipped: bool, state_dir: Optional[Path] = None
 ) -> dict[str, Any]:
     """One month under one control. With a state_dir, session reports are kept as the agent
-    keeps them (agent/session_report.py on a state file) and the "agent" restarts half way
+    keeps them (agent/room/session_report.py on a state file) and the "agent" restarts half way
     through every session and once a day at a random time."""
     sessions = month_of_sessions(days, seed)
     calendar = SessionCalendar([Session(s.start, s.end, "", s.people) for s in sessions])

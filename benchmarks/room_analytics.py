@@ -35,8 +35,8 @@ from typing import Any, Callable, Optional
 from agent.analytics.faults import FaultConfig, FaultMonitor
 from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Recorder
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
-from agent.comfort import TEMPERATURE_BANDS
 from agent.control.thermostat import Thermostat, ZoneConfig
+from agent.room.comfort import TEMPERATURE_BANDS
 from benchmarks.room import RELAYS, START, ZONE, month_of_sessions, weather
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import PROFILES

@@ -2,8 +2,8 @@
 
 Pure: no pymodbus here. A meter driver is a table of `Field`s; `blocks()` groups them into the
 fewest reads a meter accepts, and `decode()` turns the 16-bit words a read returned into
-numbers. The transport (agent.modbus.line) only moves words, so the same decoding runs against
-an RS-485 line, a TCP gateway or a test's list of words.
+numbers. The transport (agent.sensing.modbus.line) only moves words, so the same decoding runs
+against an RS-485 line, a TCP gateway or a test's list of words.
 
 Word order: Modbus defines 16-bit registers, big-endian inside each register, and nothing about
 values wider than one register. "big" puts the most significant word first (Eastron's floats,

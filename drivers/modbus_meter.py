@@ -1,6 +1,6 @@
 """The shape every Modbus meter driver shares: a register map read in blocks, fanned out.
 
-A meter's `bus` is a Modbus line (agent.modbus.line.ModbusLine, or anything with its
+A meter's `bus` is a Modbus line (agent.sensing.modbus.line.ModbusLine, or anything with its
 `read_registers(unit, function, address, count)`), its `address` the unit id. The driver does no
 I/O of its own beyond those reads, so its decoding is tested with words from the vendor's map.
 """
@@ -43,7 +43,7 @@ class ModbusMeter(Driver):
     # Fixed words a simulated meter of this kind serves besides its map, by (function,
     # address): an id register, so that scan-modbus recognises the simulated meter too.
     simulated_extra: ClassVar[Mapping[tuple[int, int], int]] = {}
-    # The circuit's relays (agent.modbus.energy checks the draw against them) and the draw
+    # The circuit's relays (agent.sensing.modbus.energy checks the draw against them) and the draw
     # below which the circuit counts as idle (a contactor coil, a standby supply).
     options_schema: ClassVar[Mapping[str, tuple[type, Any]]] = {
         "circuit_relays": (list, []),

@@ -1,10 +1,10 @@
 """The one place that names every quantity the agent reports: unit, bounds, decimals, and how
 Home Assistant shows it.
 
-I2C drivers, Modbus meters, BLE decoders, the MQTT payloads (agent/contract.py) and Home
-Assistant discovery (agent/discovery.py, agent/ble/discovery.py) all read this table, so a
-quantity cannot be reported in °F by one driver and °C by another, nor get one device class for
-an I2C chip and another for a BLE tag. A new quantity is one row here.
+I2C drivers, Modbus meters, BLE decoders, the MQTT payloads (agent/mqtt/contract.py) and Home
+Assistant discovery (agent/central/ha_discovery.py, agent/central/ha_discovery_ble.py) all read this
+table, so a quantity cannot be reported in °F by one driver and °C by another, nor get one device
+class for an I2C chip and another for a BLE tag. A new quantity is one row here.
 
 Device classes and state classes are Home Assistant's (developers.home-assistant.io, "Sensor
 entity" and "Binary sensor entity"; sensor/const.py DEVICE_CLASS_UNITS for the units each

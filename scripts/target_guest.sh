@@ -125,9 +125,9 @@ if [ "$MODE" = online ]; then
     before=$(readlink /opt/roomagent/current)
     rm -rf /root/broken && cp -a /root/src /root/broken
     sed -i 's/^    async def run(self, stop: asyncio.Event) -> None:$/&\n        raise RuntimeError("target test: a release that cannot start")/' \
-        /root/broken/agent/runtime.py
-    grep -q "a release that cannot start" /root/broken/agent/runtime.py ||
-        verdict FAIL failing_upgrade "could not plant the failure in agent/runtime.py"
+        /root/broken/agent/app/runtime.py
+    grep -q "a release that cannot start" /root/broken/agent/app/runtime.py ||
+        verdict FAIL failing_upgrade "could not plant the failure in agent/app/runtime.py"
     if bash /root/broken/scripts/install.sh --config /root/node.toml > /root/upgrade.log 2>&1; then
         verdict FAIL failing_upgrade "install.sh succeeded with a release that cannot start"
     elif [ "$(readlink /opt/roomagent/current)" = "$before" ] && active &&

@@ -63,6 +63,8 @@ if [ "$lint" = 1 ]; then
     ruff format --check .
     echo "==> mypy"
     mypy
+    echo "==> lint-imports (layer contracts)"
+    lint-imports
 fi
 echo "==> pytest on Python $version"
 python -m pytest "$@"

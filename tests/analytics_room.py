@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
 from agent.analytics.optimum_start import OptimumStartConfig
 from agent.analytics.service import Analytics
-from agent.config_errors import ConfigError, ConfigErrors
+from agent.config import schema as config
+from agent.config.errors import ConfigError, ConfigErrors
 from tests.conftest import node_config
 
 ZONE = """

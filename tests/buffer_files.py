@@ -6,7 +6,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from agent.staged_outbox import stage_path
+from agent.pipeline.staged_outbox import stage_path
 
 # Nine simulated chips on one bus, each read every second: ~9 readings a second.
 FAST_ROOM = "".join(

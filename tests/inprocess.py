@@ -19,11 +19,11 @@ from typing import Any, Callable, Optional, TypeVar
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from agent import config as config_mod
-from agent.commands import Response
-from agent.hardware import Hardware
-from agent.runtime import Agent
-from agent.systemd import Notifier
+from agent.app.runtime import Agent
+from agent.app.systemd import Notifier
+from agent.commands.processor import Response
+from agent.config import schema as config_mod
+from agent.sensing.bus_choice import Hardware
 from tests.conftest import node_config
 from tests.waiting import wait_until
 

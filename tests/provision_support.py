@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from agent import config as config_mod
+from agent.config import schema as config_mod
 
 REPO = Path(__file__).resolve().parent.parent
 BOOT_DATA = REPO / "tests" / "data" / "boot"

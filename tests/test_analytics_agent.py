@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 
 from agent.analytics.service import STATE_FILE, Analytics
-from agent.state_store import StateStore
+from agent.common.state_store import StateStore
 from tests.analytics_room import (
     T0,
     analytics,
@@ -164,8 +164,8 @@ def test_a_fault_is_an_event_a_retained_state_and_a_problem_sensor(
 
 
 def test_doctor_shows_active_faults_and_what_optimum_start_learned(tmp_path: Path) -> None:
-    from agent.analytics.doctor import check_analytics
     from agent.analytics.faults import FaultConfig
+    from agent.tools.doctor_analytics import check_analytics
 
     cfg = load(tmp_path, "[room.optimum_start]\n")
     state = cfg.node.state_dir

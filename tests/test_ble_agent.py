@@ -15,8 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-from agent import config as config_mod
-from agent.runtime import Agent
+from agent.app.runtime import Agent
+from agent.config import schema as config_mod
 from tests.ble_adv import make_adv
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber, free_port
@@ -180,8 +180,8 @@ def test_a_sensor_that_falls_silent_is_published_unavailable(
 
 CHECK_IMPORTS = """
 import asyncio, sys
-from agent import config
-from agent.runtime import Agent
+from agent.config import schema as config
+from agent.app.runtime import Agent
 agent = Agent(config.load(sys.argv[1]), simulate=True)
 async def main():
     stop = asyncio.Event()
@@ -231,7 +231,7 @@ BLE_HA_UNITS = {"battery": {"%"}, "temperature": {"°C", "°F", "K"}}
 
 
 def test_ble_entities_in_discovery(tmp_path: Path) -> None:
-    from agent.discovery import discovery_payload
+    from agent.central.ha_discovery import discovery_payload
     from tests.ha_abbreviations import ABBREVIATIONS, UNABBREVIATED
 
     path = tmp_path / "node.toml"
@@ -297,7 +297,7 @@ AIR_HA_UNITS = {
 def test_a_ruuvi_air_gets_its_entities_from_the_one_quantity_table(tmp_path: Path) -> None:
     # What the service learns from a decoded Ruuvi Air E1 frame (the Ruuvi docs' valid-data
     # vector), made into entities: the air-quality quantities follow drivers/quantities.py.
-    from agent.discovery import discovery_payload
+    from agent.central.ha_discovery import discovery_payload
     from drivers.ble import decode
 
     e1 = "E1170C5668C79E0065007004BD11CA00C90A0213E0ACFFFFFFDECDEE01FFFFFFFFFFCBB8334C884F"

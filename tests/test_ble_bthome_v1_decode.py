@@ -120,8 +120,8 @@ def sealed_v1(counter: int) -> bytes:
 
 
 def test_replayed_frames_are_refused_by_the_device_layer():
-    from agent.ble.config import BleDeviceConfig
-    from agent.ble.devices import DeviceLayer
+    from agent.config.ble import BleDeviceConfig
+    from agent.sensing.ble.devices import DeviceLayer
 
     now = [1000.0]
     latest: dict = {}

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from agent import config
-from agent.ble.config import FORMATS, BleDeviceConfig
-from agent.ble.devices import PEEK, DeviceLayer, is_newer
-from agent.ble.scanner import SharedScanner, patterns_for
-from agent.config import ConfigError
+from agent.config import schema as config
+from agent.config.ble import FORMATS, BleDeviceConfig
+from agent.config.schema import ConfigError
+from agent.sensing.ble.devices import PEEK, DeviceLayer, is_newer
+from agent.sensing.ble.scanner import SharedScanner, patterns_for
 from drivers.sim import ble_frames
 from drivers.sim.ble import BTHomeSensor, SimRadio, XiaomiThermometer, advertisement
 

@@ -13,13 +13,13 @@ from typing import Any, Optional
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent import config as config_mod
-from agent.ble.config import BeaconConfig, PresenceConfig
-from agent.ble.presence import Presence
-from agent.ble.scanner import SharedScanner, patterns_for
-from agent.config import ConfigError
+from agent.common.state_store import StateStore
+from agent.config import schema as config_mod
+from agent.config.ble import BeaconConfig, PresenceConfig
+from agent.config.schema import ConfigError
 from agent.control.room import RoomController
-from agent.state_store import StateStore
+from agent.sensing.ble.presence import Presence
+from agent.sensing.ble.scanner import SharedScanner, patterns_for
 from drivers.sim import ble_frames
 from drivers.sim.ble import IBeacon, SimRadio, advertisement
 from tests.clocks import FakeClock
@@ -272,9 +272,9 @@ def test_presence_is_known_once_the_scan_has_listened_and_unknown_when_it_is_dow
 ) -> None:
     """The BLE service with the real scanner on the simulated air: a group's availability
     follows the scan, with the settling time and the window of the docs."""
-    from agent.ble.config import BleConfig
-    from agent.ble.service import BleService
-    from agent.clock import SystemClock
+    from agent.common.clock import SystemClock
+    from agent.config.ble import BleConfig
+    from agent.sensing.ble.service import BleService
 
     radio = SimRadio([IBeacon(BADGE_1, UUID, 1, 7, every=0.05, rssi=-60)])
     config = BleConfig(presence=(group(window=0.4, interval=60.0),), stall_timeout=0)

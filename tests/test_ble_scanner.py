@@ -24,7 +24,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakDBusError, BleakError
 
-from agent.ble.scanner import PATTERNS, SharedScanner, patterns_for
+from agent.sensing.ble.scanner import PATTERNS, SharedScanner, patterns_for
 from drivers.sim import ble_frames
 from drivers.sim.ble import BTHomeSensor, IBeacon, SimRadio, advertisement
 from tests.waiting import until
@@ -346,7 +346,7 @@ def test_ten_advertisements_a_second_cost_the_hot_path_little() -> None:
 def test_scan_ble_lists_what_is_heard_strongest_first_decoded(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from agent.cli import main
+    from agent.app.cli import main
     from tests.conftest import REPO
 
     status = main(["scan-ble", "--simulate", "--seconds", "1.5",
@@ -370,8 +370,8 @@ def test_scan_ble_lists_what_is_heard_strongest_first_decoded(
 
 
 def test_scan_ble_without_the_key_or_the_device(tmp_path: Any, capsys: Any) -> None:
-    from agent.ble.scan_tool import report, scan
-    from agent.cli import main
+    from agent.app.cli import main
+    from agent.tools.scan_ble import report, scan
     from tests.conftest import REPO
 
     sealed = BTHomeSensor(SENSOR, lambda: {"temperature": 20.0}, every=0.05, key=KEY)

@@ -166,8 +166,8 @@ def sealed_like_lywsd03(counter: int) -> bytes:
 
 
 def test_replayed_frames_are_refused_by_the_device_layer():
-    from agent.ble.config import BleDeviceConfig
-    from agent.ble.devices import DeviceLayer
+    from agent.config.ble import BleDeviceConfig
+    from agent.sensing.ble.devices import DeviceLayer
 
     address, data = LYWSD03
     now = [1000.0]

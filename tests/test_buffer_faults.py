@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox, OutboxError
-from agent.seq_floor import BLOCK as SEQ_FLOOR_BLOCK
+from agent.common.seq_floor import BLOCK as SEQ_FLOOR_BLOCK
+from agent.pipeline.outbox import Outbox, OutboxError
 from tests.conftest import REPO, node_config
 
 
@@ -70,7 +70,7 @@ def test_an_unusable_state_directory_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "agent", "run", str(config)], cwd=REPO,
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 3, result.stderr
-    # The agent's lock in the state directory is its first use of it (agent.node_lock).
+    # The agent's lock in the state directory is its first use of it (agent.app.node_lock).
     assert "cannot open the state directory" in result.stderr and "writable" in result.stderr
     assert "Traceback" not in result.stderr
 

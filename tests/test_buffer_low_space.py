@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import MIN_FREE_BYTES, Outbox
-from agent.staged_outbox import StagedOutbox
+from agent.pipeline.outbox import MIN_FREE_BYTES, Outbox
+from agent.pipeline.staged_outbox import StagedOutbox
 
 READING = "node/telemetry/co2"
 EVENT = "node/events"

@@ -9,13 +9,13 @@ import json
 import time
 from pathlib import Path
 
-from agent import config as config_mod
-from agent.contract import device_state_payload
-from agent.doctor_cadence import check_cadence
-from agent.doctor_checks import ServiceState
-from agent.hardware import Hardware
-from agent.runtime import Agent
+from agent.app.runtime import Agent
+from agent.config import schema as config_mod
+from agent.mqtt.contract import device_state_payload
+from agent.sensing.bus_choice import Hardware
 from agent.sensing.cadence import Cadence
+from agent.tools.doctor_cadence import check_cadence
+from agent.tools.doctor_checks import ServiceState
 from tests.conftest import node_config
 from tests.mqtt_fixtures import free_port
 from tests.waiting import until

@@ -22,11 +22,11 @@ from typing import Any, Callable
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent import config as config_mod
-from agent.config_sources import RemoteCopy, RemoteStore, effective, local_sha256
+from agent.common.state_store import StateStore
+from agent.config import schema as config_mod
+from agent.config.sources import RemoteCopy, RemoteStore, effective, local_sha256
+from agent.control.relays import RelayBank, RelayConfig
 from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.relays import RelayBank, RelayConfig
-from agent.state_store import StateStore
 from tests.central import BASE, Central, CentralRoom
 from tests.clocks import FakeClock
 from tests.conftest import REPO, AgentProcess, node_config
@@ -186,7 +186,7 @@ def test_published_energy_never_exceeds_what_a_restart_resumes_from(tmp_path: Pa
     is published (the saved) must be what a restart after a power cut comes back with, or more."""
     from gpiozero.pins.mock import MockFactory
 
-    from agent.relays import ENERGY_FLUSH_INTERVAL
+    from agent.control.relays import ENERGY_FLUSH_INTERVAL
 
     clock = FakeClock()
     path = tmp_path / "control.json"
@@ -278,7 +278,7 @@ def test_a_light_group_goes_back_to_automatic(node: Node) -> None:
 
 
 def test_the_demo_profile_has_a_relay_home_assistant_switches() -> None:
-    from agent.discovery import discovery_payload
+    from agent.central.ha_discovery import discovery_payload
 
     cfg = config_mod.load(REPO / "firmware_configs" / "demo.toml")
     cmps = json.loads(discovery_payload(cfg, "0")[1])["cmps"]

@@ -13,9 +13,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from agent import config as config_mod
-from agent.clock import SystemClock
-from agent.runtime import Agent
+from agent.app.runtime import Agent
+from agent.common.clock import SystemClock
+from agent.config import schema as config_mod
 from tests.conftest import node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 

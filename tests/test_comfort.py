@@ -1,4 +1,4 @@
-"""EN 16798-1 categories (agent/comfort.py) and the year of 15-minute records (comfort_log.py).
+"""EN 16798-1 categories (agent/room/comfort.py) and the year of 15-minute records (comfort_log.py).
 
 Thresholds from EN 16798-1:2019 annex B (CO2 above outdoor 550/800/1350 ppm) and the office
 operative-temperature ranges it shares with EN 15251:2007 table A.3.
@@ -10,14 +10,8 @@ import os
 
 import pytest
 
-from agent.comfort import (
-    ComfortTracker,
-    co2_category,
-    grade,
-    season_of,
-    temperature_category,
-)
-from agent.comfort_log import DISK_BUDGET, SLOT, ComfortLog
+from agent.room.comfort import ComfortTracker, co2_category, grade, season_of, temperature_category
+from agent.room.comfort_log import DISK_BUDGET, SLOT, ComfortLog
 
 
 @pytest.mark.parametrize(

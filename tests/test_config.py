@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
-from agent.config import ConfigError
+from agent.config import schema as config
+from agent.config.schema import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import config, header
-from agent.cli import main
-from agent.config import ConfigError
+from agent.app.cli import main
+from agent.config import schema as config
+from agent.config.schema import ConfigError
+from agent.pi import header
 from tests.conftest import REPO
 
 HEAD = '[node]\nid = "room-1"\n'
@@ -182,7 +183,7 @@ def test_run_refuses_the_same_config_before_touching_hardware(tmp_path: Path) ->
 
 
 def test_doctor_fails_the_config_check_instead_of_calling_it_valid(tmp_path: Path) -> None:
-    from agent import doctor
+    from agent.tools import doctor
 
     path = write(tmp_path, SEVERAL)
     result, cfg = doctor.check_config(path)

@@ -7,10 +7,10 @@ import concurrent.futures
 import logging
 from typing import Optional
 
-from agent.clock import SystemClock
-from agent.config import DeviceConfig
-from agent.devices import DeviceRunner, Sample, link_compensation
-from agent.logs import RateLimitFilter
+from agent.app.logs import RateLimitFilter
+from agent.common.clock import SystemClock
+from agent.config.schema import DeviceConfig
+from agent.sensing.runner import DeviceRunner, Sample, link_compensation
 from drivers import DRIVERS
 from drivers.sim import SimBus
 from drivers.sim.bme280 import Environment, SimBME280

@@ -1,6 +1,6 @@
 """Home Assistant device discovery, checked field by field against HA's documented schema.
 
-Sources of the expectations below (as read for agent/discovery.py):
+Sources of the expectations below (as read for agent/central/ha_discovery.py):
 - home-assistant.io source/_integrations/mqtt.markdown, "Device discovery payload".
 - home-assistant/core homeassistant/components/mqtt/: schemas.py (DEVICE_DISCOVERY_SCHEMA,
   SHARED_OPTIONS, check_unique_id), discovery.py (TOPIC_MATCHER, _merge_common_device_options),
@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from agent import config
-from agent.config import Config
-from agent.control.ventilation import VentilationConfig
-from agent.discovery import (
+from agent.central.ha_discovery import (
     _fan,
     discovery_payload,
     ha_status_is_online,
     removal_payload,
     status_topic,
 )
+from agent.config import schema as config
+from agent.config.schema import Config
+from agent.control.ventilation import VentilationConfig
 from tests.ha_abbreviations import (
     ABBREVIATIONS,
     DEVICE_ABBREVIATIONS,
@@ -458,7 +458,7 @@ def test_every_topic_is_one_the_agent_publishes_or_reads(
     published |= {f"{BASE}/input/{i.name}" for i in c.inputs}
     published |= {f"{BASE}/zone/{z.name}" for z in c.zones}
     published.add(f"{BASE}/faults")  # issue 22: the faults in force (agent/analytics)
-    # What agent/command_handlers.py takes: free relays, light groups, zones.
+    # What agent/commands/handlers.py takes: free relays, light groups, zones.
     handled = {f"{BASE}/cmd/relay/{n}" for n in ("lamp", "spare")} | {f"{BASE}/cmd/lights/hall"}
     handled |= {f"{BASE}/cmd/lights/hall/effect", f"{BASE}/cmd/ventilation/air"}
     handled |= {f"{BASE}/cmd/ventilation/air/{w}" for w in ("stage", "preset")}

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from agent import config
-from agent.discovery import discovery_payload
+from agent.central.ha_discovery import discovery_payload
+from agent.config import schema as config
 from drivers.ble.units import UNITS
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "discovery_full_profile.json"

@@ -23,13 +23,16 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from agent import config as config_mod
-from agent.bootconfig import read_boot_config
-from agent.config import Config, ConfigError, DeviceConfig
-from agent.contract import telemetry_payload
-from agent.doctor import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, exit_status, render, run
-from agent.doctor_broker import check_broker
-from agent.doctor_checks import (
+from agent.config import schema as config_mod
+from agent.config.schema import Config, ConfigError, DeviceConfig
+from agent.mqtt.contract import telemetry_payload
+from agent.pi.bootconfig import read_boot_config
+from agent.pipeline.outbox import Outbox
+from agent.pipeline.staged_outbox import StagedOutbox
+from agent.sensing.bus_choice import NoBusError
+from agent.tools.doctor import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, exit_status, render, run
+from agent.tools.doctor_broker import check_broker
+from agent.tools.doctor_checks import (
     SERVICE_GROUPS,
     Host,
     Result,
@@ -40,10 +43,7 @@ from agent.doctor_checks import (
     check_service,
     service_state,
 )
-from agent.doctor_hardware import check_bluetooth, check_gpio, check_i2c, check_sensor
-from agent.hardware import NoBusError
-from agent.outbox import Outbox
-from agent.staged_outbox import StagedOutbox
+from agent.tools.doctor_hardware import check_bluetooth, check_gpio, check_i2c, check_sensor
 from drivers.sim import RegisterChip, SimBus
 from drivers.sim.bh1750 import SimBH1750
 from drivers.sim.bme280 import SimBME280
@@ -320,7 +320,7 @@ def test_pins_in_conflict(tmp_path: Path, relay: int, input_: int, config_txt: s
 def test_pin_mistakes_fail_the_config_check(tmp_path: Path, relay: int, input_: int,
                                             expected: str) -> None:  # fmt: skip
     """The doctor used to call such a config valid and catch the pin later, in the GPIO check."""
-    from agent.doctor import check_config
+    from agent.tools.doctor import check_config
 
     with pytest.raises(ConfigError):
         load(tmp_path, SENSOR + RELAY_AND_INPUT.format(relay=relay, input=input_))

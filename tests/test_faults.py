@@ -16,9 +16,9 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from agent.clock import SystemClock
-from agent.config import DeviceConfig
-from agent.devices import DeviceRunner, Sample
+from agent.common.clock import SystemClock
+from agent.config.schema import DeviceConfig
+from agent.sensing.runner import DeviceRunner, Sample
 from drivers import DRIVERS
 from drivers.sim import Environment, SimBus, SimChip, VirtualClock
 from drivers.sim.room import SIMULATED_CHIPS

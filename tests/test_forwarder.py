@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 import pytest
 
-from agent.config import BrokerConfig
-from agent.forwarder import Forwarder
-from agent.mqtt_link import MqttLink
-from agent.outbox import Outbox
+from agent.config.schema import BrokerConfig
+from agent.mqtt.link import MqttLink
+from agent.pipeline.forwarder import Forwarder
+from agent.pipeline.outbox import Outbox
 from tests.mqtt_fixtures import Broker, Received, Subscriber
 from tests.waiting import until
 

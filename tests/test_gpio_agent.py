@@ -9,11 +9,11 @@ import json
 import threading
 from pathlib import Path
 
-from agent import config as config_mod
-from agent.hardware import Hardware
-from agent.pins import NoPins
-from agent.runtime import Agent
-from agent.systemd import Notifier
+from agent.app.runtime import Agent
+from agent.app.systemd import Notifier
+from agent.config import schema as config_mod
+from agent.pi.pins import NoPins
+from agent.sensing.bus_choice import Hardware
 from tests.mqtt_fixtures import Broker, Subscriber
 
 REPO = Path(__file__).resolve().parents[1]

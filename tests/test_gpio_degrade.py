@@ -14,10 +14,10 @@ import pytest
 from gpiozero import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
-from agent.inputs import InputBank, InputConfig
-from agent.pins import NoPins
-from agent.relays import RETRY_AFTER, RelayBank, RelayConfig
-from agent.state_store import MemoryStore, StateStore
+from agent.common.state_store import MemoryStore, StateStore
+from agent.control.inputs import InputBank, InputConfig
+from agent.control.relays import RETRY_AFTER, RelayBank, RelayConfig
+from agent.pi.pins import NoPins
 from tests.clocks import FakeClock
 
 

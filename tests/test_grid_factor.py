@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
-from agent.config_errors import ConfigError, ConfigErrors
+from agent.config import schema as config
+from agent.config.errors import ConfigError, ConfigErrors
 
 NODE = '[node]\nid = "n1"\nstate_dir = "state"\n[broker]\nhost = "localhost"\n'
 

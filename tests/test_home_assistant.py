@@ -346,7 +346,7 @@ def without_state(ha: HomeAssistant, entities: Any) -> list[str]:
 
 def _fan_relays(node: str, comp: dict[str, Any]) -> list[str]:
     """A ventilation unit's stage relays, low first, from the shipped profile it runs."""
-    from agent import config as config_mod
+    from agent.config import schema as config_mod
 
     path = {"council-chamber": "council-chamber.toml", "demo-room": "demo.toml"}[node]
     cfg = config_mod.load(REPO / "firmware_configs" / path)

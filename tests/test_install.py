@@ -98,7 +98,7 @@ def broken_wheelhouse(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory
         for info in src.infolist():
             data = src.read(info)
             name = info.filename.replace("roomagent-0.1.0.dist-info", "roomagent-0.1.1.dist-info")
-            if info.filename == "agent/cli.py":
+            if info.filename == "agent/app/cli.py":
                 data = data.replace(
                     b"def cmd_run(args: argparse.Namespace) -> int:\n",
                     b"def cmd_run(args: argparse.Namespace) -> int:\n"
@@ -225,7 +225,7 @@ def test_a_rollback_whose_old_release_fails_too_says_the_service_is_down(
     first = link(root, "current")
     # The installed release stops starting (a damaged card, say): its `run` now exits at once.
     (cli,) = (root / "opt/roomagent/releases" / first).glob(
-        "lib/python*/site-packages/agent/cli.py"
+        "lib/python*/site-packages/agent/app/cli.py"
     )
     text = cli.read_text()
     marker = "def cmd_run(args: argparse.Namespace) -> int:\n"
@@ -292,4 +292,4 @@ def test_scripts_pass_bash_and_shellcheck() -> None:
 def test_agent_wheel_is_the_checkout(wheelhouse: Path) -> None:
     """The wheel every install test uses is this checkout's code, not an installed copy."""
     with zipfile.ZipFile(agent_wheel(wheelhouse)) as z:
-        assert z.read("agent/cli.py") == (REPO / "agent/cli.py").read_bytes()
+        assert z.read("agent/app/cli.py") == (REPO / "agent/app/cli.py").read_bytes()

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from agent.config import ConfigError, loads
-from agent.modbus.config import ModbusLineConfig
-from agent.modbus.energy import EnergyGuard
-from agent.modbus.line import ModbusLine, frame_gap
-from agent.modbus.scan import probe
+from agent.config.modbus import ModbusLineConfig
+from agent.config.schema import ConfigError, loads
+from agent.sensing.modbus.energy import EnergyGuard
+from agent.sensing.modbus.line import ModbusLine, frame_gap
+from agent.tools.scan_modbus import probe
 from drivers.em24 import EM24
 from drivers.modbus_generic import ModbusGeneric
 from drivers.modbus_map import ExceptionResponse, FrameError, ModbusError, NoAnswer
@@ -338,10 +338,10 @@ def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall
     other keeps its cadence meanwhile."""
     import asyncio
 
-    from agent.clock import SystemClock
-    from agent.config import DeviceConfig
-    from agent.devices import DeviceRunner
+    from agent.common.clock import SystemClock
+    from agent.config.schema import DeviceConfig
     from agent.sensing.buses import Buses
+    from agent.sensing.runner import DeviceRunner
 
     server, line, _ = rtu
     buses = Buses()
@@ -394,7 +394,7 @@ def test_a_dead_meter_is_unavailable_with_its_reason_recovers_and_does_not_stall
 
 
 def test_a_running_agent_refuses_new_modbus_lines() -> None:
-    from agent.reconfigure import check_fixed
+    from agent.app.reconfigure import check_fixed
 
     old = _config('[[modbus]]\nname = "rs485"\nserial = "/dev/ttyUSB0"\n', SDM120_DEVICE)
     new = _config('[[modbus]]\nname = "rs485"\nserial = "/dev/ttyUSB1"\n', SDM120_DEVICE)
@@ -405,7 +405,7 @@ def test_a_running_agent_refuses_new_modbus_lines() -> None:
 
 
 def test_scan_modbus_finds_and_names_the_meters_politely(rtu: Any) -> None:
-    from agent.modbus import scan
+    from agent.tools import scan_modbus as scan
 
     _, line, _ = rtu
     pauses: list[float] = []
@@ -421,8 +421,8 @@ def test_scan_modbus_finds_and_names_the_meters_politely(rtu: Any) -> None:
 
 
 def test_doctor_names_the_wiring_symptom(rtu: Any, tmp_path: Path) -> None:
-    from agent.doctor_checks import Host
-    from agent.modbus.doctor import check_meter, check_port
+    from agent.tools.doctor_checks import Host
+    from agent.tools.doctor_modbus import check_meter, check_port
 
     _, line, wire = rtu
     cfg = _config('[[modbus]]\nname = "rs485"\nserial = "/dev/ttyUSB0"\n', SDM120_DEVICE)

@@ -94,8 +94,9 @@ def test_pymodbus_is_imported_only_with_a_modbus_line(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from agent import cli, config, runtime
-        from agent.hardware import Hardware
+        from agent.app import cli, runtime
+        from agent.config import schema as config
+        from agent.sensing.bus_choice import Hardware
         text = {node_config(1883, tmp_path)!r}
         cfg = config.loads(text, "n.toml", Path("/tmp"))
         Hardware(cfg.devices, True, cfg.modbus).bus(1)

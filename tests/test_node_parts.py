@@ -1,4 +1,4 @@
-"""A reconfiguration swaps the node's parts whole (agent.node_ports.NodeParts): a command in
+"""A reconfiguration swaps the node's parts whole (agent.node.ports.NodeParts): a command in
 flight finishes against the parts it started with, and the next command sees the new ones
 without anything rebinding the command table. Real command table, real reconfigurer, real
 room control on gpiozero's MockFactory."""
@@ -12,17 +12,17 @@ from typing import Any, Optional
 
 from gpiozero.pins.mock import MockFactory
 
-from agent import config as config_mod
-from agent.command_handlers import table
-from agent.commands import CommandProcessor
-from agent.config import Config
-from agent.contract import Topics
+from agent.app.reconfigure import Reconfigurer
+from agent.commands.handlers import table
+from agent.commands.processor import CommandProcessor
+from agent.common.state_store import StateStore
+from agent.config import schema as config_mod
+from agent.config.schema import Config
 from agent.control.room import RoomController
 from agent.control.types import Event
-from agent.hardware import Hardware
-from agent.node_ports import CommandPorts, NodeParts, ReconfigurePorts
-from agent.reconfigure import Reconfigurer
-from agent.state_store import StateStore
+from agent.mqtt.contract import Topics
+from agent.node.ports import CommandPorts, NodeParts, ReconfigurePorts
+from agent.sensing.bus_choice import Hardware
 from tests.clocks import FakeClock
 
 NODE = '[node]\nid = "r"\nstate_dir = "state"\n'

@@ -1,4 +1,4 @@
-"""Headcount from the CO2 mass balance (agent/occupancy.py), on the closed-loop room model.
+"""Headcount from the CO2 mass balance (agent/room/occupancy.py), on the closed-loop room model.
 
 The truth is the simulated audience; the physics is EN 16798-1's standard person (20 L/h)."""
 
@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from agent.occupancy import EDGE_WALK_PER_SEAT, Co2Occupancy, steady_state_headcount
-from agent.sessions import Session, SessionCalendar
+from agent.room.occupancy import EDGE_WALK_PER_SEAT, Co2Occupancy, steady_state_headcount
+from agent.room.sessions import Session, SessionCalendar
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import PROFILES
 

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import EXIT_BUFFER, EXIT_LOCKED
-from agent.config import BrokerConfig
-from agent.mqtt_link import MqttLink
-from agent.node_lock import NodeLock, StateDirLocked
-from agent.outbox import Outbox, OutboxError
+from agent.app.cli import EXIT_BUFFER, EXIT_LOCKED
+from agent.app.node_lock import NodeLock, StateDirLocked
+from agent.config.schema import BrokerConfig
+from agent.mqtt.link import MqttLink
+from agent.pipeline.outbox import Outbox, OutboxError
 from tests.conftest import REPO, node_config
 from tests.mqtt_fixtures import Broker
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from agent.node_lock import NodeLock
+from agent.app.node_lock import NodeLock
 lock = NodeLock(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -95,7 +95,7 @@ def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
 
 def make_unclean_buffer(path: Path) -> None:
     """A buffer left by a process that died without closing it: a WAL with unmerged commits."""
-    code = ("import os, sys\nfrom pathlib import Path\nfrom agent.outbox import Outbox\n"
+    code = ("import os, sys\nfrom pathlib import Path\nfrom agent.pipeline.outbox import Outbox\n"
             "box = Outbox(Path(sys.argv[1]), max_rows=1000, max_bytes=10**7)\n"
             "for _ in range(50): box.append('t', lambda seq: b'x' * 100)\n"
             "os._exit(0)\n")  # fmt: skip

@@ -24,7 +24,7 @@ import pytest
 from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Recorder
 from agent.analytics.preheat import PreheatPlanner
 from agent.analytics.service import STATE_FILE
-from agent.state_store import StateStore
+from agent.common.state_store import StateStore
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import SEQ_RESERVE_BLOCK, Outbox
+from agent.pipeline.outbox import SEQ_RESERVE_BLOCK, Outbox
 
 
 def payload(seq: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The pin factory, chosen in one function (agent.pins.choose), and what the doctor says."""
+"""The pin factory, chosen in one function (agent.pi.pins.choose), and what the doctor says."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from gpiozero import pi_info
 from gpiozero.pins.mock import MockFactory
 
-from agent.doctor_pins import verdict
-from agent.pins import ENV, NoPins, choose, revision
+from agent.pi.pins import ENV, NoPins, choose, revision
+from agent.tools.doctor_pins import verdict
 
 
 def device_tree(tmp_path: Path, raw: bytes) -> Path:

@@ -28,7 +28,7 @@ from typing import Callable
 
 import pytest
 
-from agent.staged_outbox import loss_window, stage_path
+from agent.pipeline.staged_outbox import loss_window, stage_path
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 from tests.soak import SOAK

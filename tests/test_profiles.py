@@ -12,15 +12,15 @@ from typing import Any, Optional
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent import config as config_mod
-from agent import header
-from agent.config import Config
+from agent.common.state_store import StateStore
+from agent.config import schema as config_mod
+from agent.config.schema import Config
 from agent.control.room import RoomController
-from agent.doctor import run
-from agent.doctor_checks import Host
-from agent.doctor_hardware import pin_conflicts
-from agent.hardware import Hardware
-from agent.state_store import StateStore
+from agent.pi import header
+from agent.sensing.bus_choice import Hardware
+from agent.tools.doctor import run
+from agent.tools.doctor_checks import Host
+from agent.tools.doctor_hardware import pin_conflicts
 from drivers import DRIVERS, values_of
 from tests.clocks import FakeClock
 from tests.conftest import REPO

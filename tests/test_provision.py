@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from agent import config as config_mod
+from agent.config import schema as config_mod
 from agent.provision import ProvisionError
 from agent.provision.boot import detect, edit_cmdline, enable_i2c_and_bluetooth
 from agent.provision.cli import main as provision

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from agent import __version__
-from agent import config as config_mod
-from agent.registration import RegistrationError, identity, register, retry_delays
+from agent.config import schema as config_mod
+from agent.tools.registration import RegistrationError, identity, register, retry_delays
 from tests.conftest import REPO
 from tests.mqtt_fixtures import free_port, make_certificates
 from tests.provision_support import Inventory

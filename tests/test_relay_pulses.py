@@ -7,8 +7,8 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from agent.relays import RelayBank, RelayConfig
-from agent.state_store import StateStore
+from agent.common.state_store import StateStore
+from agent.control.relays import RelayBank, RelayConfig
 from tests.clocks import FakeClock
 
 FAN = RelayConfig("fan", 22, active_high=True, kind="fan", power_on="restore")

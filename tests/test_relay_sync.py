@@ -10,8 +10,8 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from agent.relays import ENERGY_FLUSH_INTERVAL, RESTART_GAP, RelayBank, RelayConfig
-from agent.state_store import StateStore
+from agent.common.state_store import StateStore
+from agent.control.relays import ENERGY_FLUSH_INTERVAL, RESTART_GAP, RelayBank, RelayConfig
 from tests.clocks import FakeClock
 
 

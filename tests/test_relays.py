@@ -12,9 +12,9 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from agent.relay_config import RelayConfig, validate_relays
-from agent.relays import RelayBank
-from agent.state_store import MemoryStore, StateStore
+from agent.common.state_store import MemoryStore, StateStore
+from agent.config.relays import RelayConfig, validate_relays
+from agent.control.relays import RelayBank
 from tests.clocks import FakeClock
 
 HOUR = 3600.0

@@ -12,10 +12,10 @@ import pytest
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from agent import config
+from agent.common.state_store import MemoryStore, StateStore
+from agent.config import schema as config
+from agent.control.relays import RelayBank, RelayConfig
 from agent.control.room import RoomController
-from agent.relays import RelayBank, RelayConfig
-from agent.state_store import MemoryStore, StateStore
 from tests.clocks import FakeClock
 
 HEATER = RelayConfig("heater", 22, active_high=True, kind="heat", min_on=300)

@@ -311,8 +311,8 @@ def test_every_config_section_is_either_applied_live_or_refused_as_restart_only(
 ) -> None:
     import dataclasses
 
-    from agent.config import Config, ConfigError, loads
-    from agent.reconfigure import LIVE, RESTART_ONLY, SECTIONS, changed_sections, check_fixed
+    from agent.app.reconfigure import LIVE, RESTART_ONLY, SECTIONS, changed_sections, check_fixed
+    from agent.config.schema import Config, ConfigError, loads
 
     fields = {f.name for f in dataclasses.fields(Config)} - {"source"}
     # A new Config field must be put in one of the two lists (and handled there).

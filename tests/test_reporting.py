@@ -9,9 +9,9 @@ from typing import Callable
 
 import pytest
 
-from agent import config
-from agent.config import ConfigError
-from agent.reporting import Aggregator, ReportPolicy
+from agent.config import schema as config
+from agent.config.schema import ConfigError
+from agent.pipeline.reporting import Aggregator, ReportPolicy
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 

@@ -1,4 +1,4 @@
-"""The agent's room monitor (agent/room_monitor.py): calendar edges for the zones, the calendar
+"""The agent's room monitor (agent/room/monitor.py): calendar edges for the zones, the calendar
 read from a file and from a URL (a real local HTTP server), and what it publishes."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.room_config import RoomConfig
-from agent.room_monitor import RoomMonitor
-from agent.sessions import CalendarError, Session
-from agent.state_store import MemoryStore
+from agent.common.state_store import MemoryStore
+from agent.config.room import RoomConfig
+from agent.room.monitor import RoomMonitor
+from agent.room.sessions import CalendarError, Session
 
 T0 = dt.datetime(2026, 1, 5, 6, tzinfo=dt.timezone.utc).timestamp()
 CALENDAR = b"""BEGIN:VCALENDAR\r

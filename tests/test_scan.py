@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.config import DeviceConfig
-from agent.scan import grid, report, scan
+from agent.config.schema import DeviceConfig
+from agent.tools.scan_i2c import grid, report, scan
 from drivers.sim import RegisterChip, SimBus
 from drivers.sim.bme280 import SimBME280
 from drivers.sim.bus import Transfer

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import config as config_mod
-from agent.hardware import Hardware
-from agent.runtime import Agent
-from agent.systemd import Notifier
+from agent.app.runtime import Agent
+from agent.app.systemd import Notifier
+from agent.config import schema as config_mod
+from agent.sensing.bus_choice import Hardware
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, free_port
 from tests.waiting import until

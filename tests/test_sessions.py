@@ -1,4 +1,4 @@
-"""The session calendar (agent/sessions.py) and the per-session report (session_report.py)."""
+"""The session calendar (agent/room/sessions.py) and the per-session report (session_report.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from agent.comfort import grade
-from agent.session_report import SessionRecorder
-from agent.sessions import (
+from agent.common.state_store import StateStore
+from agent.room.comfort import grade
+from agent.room.session_report import SessionRecorder
+from agent.room.sessions import (
     CalendarError,
     Session,
     SessionCalendar,
@@ -16,7 +17,6 @@ from agent.sessions import (
     parse_pushed,
     parse_records,
 )
-from agent.state_store import StateStore
 
 ICS = b"""BEGIN:VCALENDAR\r
 VERSION:2.0\r

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.slot_file import HEADER, MIN_SLOT, SlotFile, SlotFileError
-from agent.state_store import StateStore
+from agent.common.slot_file import HEADER, MIN_SLOT, SlotFile, SlotFileError
+from agent.common.state_store import StateStore
 
 
 def test_writes_go_in_place_alternating_slots(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from agent.staged_outbox import StagedOutbox, stage_path
+from agent.pipeline.staged_outbox import StagedOutbox, stage_path
 
 READING = "n/telemetry/co2"
 

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import OutboxError
-from agent.staged_outbox import ACK_GRACE, SEQ_BLOCK, WAL_PREALLOCATE, StagedOutbox, open_buffer
+from agent.pipeline.outbox import OutboxError
+from agent.pipeline.staged_outbox import (
+    ACK_GRACE,
+    SEQ_BLOCK,
+    WAL_PREALLOCATE,
+    StagedOutbox,
+    open_buffer,
+)
 
 READING = "n/telemetry/co2"
 EVENT = "n/events"

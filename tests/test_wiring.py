@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import config as config_mod
-from agent import header, wiring
-from agent.config import Config
+from agent.config import schema as config_mod
+from agent.config.schema import Config
+from agent.pi import header
+from agent.tools import wiring
 from tests.conftest import REPO
 
 DOC = REPO / "docs" / "installing.md"
@@ -135,7 +136,7 @@ def test_the_doc_has_every_profiles_diagram_as_generated() -> None:
         expected = wiring.render(config_mod.load(path))
         assert blocks[path.stem] == expected, (
             f"docs/installing.md's diagram for {path.name} is out of date: "
-            "run python -m agent.wiring --update docs/installing.md"
+            "run python -m agent.tools.wiring --update docs/installing.md"
         )
 
 

@@ -16,7 +16,8 @@ lead time and says so: a bad model never makes a session cold. Every decision ca
 ("start 17:12: 1.8 K to gain at 2.4 K/h learned"). Cooling mirrors heating (rates of loss).
 
 Pure logic over values handed in: the caller supplies temperatures and times, and stores
-what `state()` returns (agent.state_store), so the learning survives restarts and reconfiguration.
+what `state()` returns (agent.common.state_store), so the learning survives restarts and
+reconfiguration.
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from agent.analytics.faults import FaultConfig, FaultMonitor
 from agent.analytics.optimum_start import Decision, OptimumStart, OptimumStartConfig, Recorder
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
+from agent.common.state_store import StateStore
 from agent.control.types import Clock, Event
-from agent.state_store import StateStore
 
 if TYPE_CHECKING:
-    from agent.config import Config
-    from agent.node_ports import NodeParts
+    from agent.config.schema import Config
+    from agent.node.ports import NodeParts
 
 log = logging.getLogger(__name__)
 STATE_FILE = "analytics.json"
@@ -132,7 +132,7 @@ class Analytics:
         return events, body
 
     def faults_body(self, wall: float) -> dict[str, Any]:
-        from agent.contract import iso_utc
+        from agent.mqtt.contract import iso_utc
 
         active = self.monitor.active() if self.monitor is not None else {}
         return {
@@ -253,7 +253,7 @@ def snapshot(parts: Callable[[], NodeParts], clock: Clock) -> Callable[[], None]
         for r in node.runners:
             circuit = tuple(r.config.options.get("circuit_relays", ()))
             # Only a circuit behind one relay says what that relay does; shared circuits are
-            # checked as a whole by the meter's own guard (agent/modbus/energy.py).
+            # checked as a whole by the meter's own guard (agent/sensing/modbus/energy.py).
             if len(circuit) == 1 and "power" in r.last_values:
                 power[circuit[0]] = (r.last_values["power"], r.last_good)
         analytics.observe(mono, relays, contacts, zones, readings, power)
@@ -267,7 +267,7 @@ async def run(
 ) -> None:  # fmt: skip
     """The fault monitor's loop: events through the durable buffer, `<base>/faults` retained
     (at start too, so Home Assistant's problem sensor is known to be off)."""
-    from agent.contract import json_payload
+    from agent.mqtt.contract import json_payload
 
     look = snapshot(parts, clock)
     published: Optional[Analytics] = None

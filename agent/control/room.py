@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from agent.config_control import ControlConfig
+from agent.common.state_store import StateStore
+from agent.config.control import ControlConfig
+from agent.control.inputs import InputBank
 from agent.control.lights import LightControl
+from agent.control.relays import RelayBank
 from agent.control.scenes import SceneManager
 from agent.control.thermostat import Thermostat
 from agent.control.types import Clock, Control, Event, RoomInputs, Want
 from agent.control.ventilation import VentilationControl
-from agent.inputs import InputBank
-from agent.relays import RelayBank
-from agent.state_store import StateStore
 
 # device name, quantity -> (value, monotonic time it was measured), or None
 ReadingSource = Callable[[str, str], Optional[tuple[float, float]]]
@@ -107,7 +107,7 @@ class RoomController:
         self._motion_inputs = [i.name for i in config.inputs if i.kind == "motion"]
         self._asked: dict[str, tuple[bool, float]] = {}  # relay -> (on, when last asked)
         self.startup_events = list(self.relays.startup_events)
-        # What the zones are told of presence; a session calendar (agent/room_service.py) hides
+        # What the zones are told of presence; a session calendar (agent/room/service.py) hides
         # an empty room during a session's preheat, which must not set the zone back.
         self.zone_presence: Callable[[Optional[bool]], Optional[bool]] = lambda seen: seen
 

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.suggest import hint, timezone_problem
+from agent.common.suggest import hint, timezone_problem
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 _TIME = re.compile(r"(\d{1,2}):(\d{2})")

@@ -8,7 +8,8 @@ from typing import Callable, Optional, Protocol
 
 
 class Clock(Protocol):
-    """agent.clock.SystemClock satisfies it; tests pass tests/clocks.py FakeClock, moved by hand."""
+    """agent.common.clock.SystemClock satisfies it; tests pass tests/clocks.py FakeClock, moved by
+    hand."""
 
     def monotonic(self) -> float: ...  # seconds, never stepped: durations, timers
 

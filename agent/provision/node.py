@@ -31,9 +31,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 in CI
     import tomli as tomllib
 
-from agent import config as config_mod
-from agent.config import DEFAULT_STATE_DIR, ConfigError
-from agent.config_table import Table, name_check
+from agent.config import schema as config_mod
+from agent.config.schema import DEFAULT_STATE_DIR, ConfigError
+from agent.config.table import Table, name_check
 from agent.provision import ProvisionError
 from agent.provision.toml_write import dumps
 
@@ -191,7 +191,7 @@ def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compose(spec: NodeSpec) -> NodeFiles:
-    """The node's config and credential files, validated by agent.config as the Pi will read
+    """The node's config and credential files, validated by agent.config.schema as the Pi will read
     them from /etc/roomagent. Raises ProvisionError naming the source and the key."""
     try:
         with open(spec.profile, "rb") as f:

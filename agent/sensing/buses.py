@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 from typing import Callable
 
-from agent.config import DeviceConfig
+from agent.config.schema import DeviceConfig
 from agent.sensing.scheduler import STEP_TIMEOUT, BusScheduler
 
 
 def bus_of(device: DeviceConfig) -> str:
     """The bus a configured device is on."""
-    if isinstance(device.bus, str):  # a Modbus line's name (agent.modbus.config)
+    if isinstance(device.bus, str):  # a Modbus line's name (agent.config.modbus)
         return f"modbus-{device.bus}"
     return f"i2c-{device.bus}"
 

@@ -322,7 +322,7 @@ def _ad_structures(adv: AdvertisementData, ad_type: int) -> list[bytes]:
 
 
 def radio_for(ble: Any, room: Any, neighbours: bool = False) -> SimRadio:
-    """The air around the demo room for a node's [ble] config (agent.ble.config.BleConfig):
+    """The air around the demo room for a node's [ble] config (agent.config.ble.BleConfig):
     each BLE device a sensor by the window (BTHome v2, encrypted if it has a key; Ruuvi for
     format "ruuvi"; a LYWSD03MMC on stock firmware for "xiaomi"; other formats have no
     simulation and go unavailable, as a missing chip does), and each presence beacon a badge

@@ -1,0 +1,1 @@
+"""What central systems see of the node: retained state and Home Assistant discovery."""

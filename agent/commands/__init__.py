@@ -1,0 +1,2 @@
+"""Commands from the central side: the processor (answered once each) and what each command
+does."""

@@ -1,0 +1,1 @@
+"""MQTT itself: the thin paho adapter and the topic and payload contract (docs/mqtt.md)."""

@@ -1,0 +1,1 @@
+"""How well the room serves people: comfort category, headcount, sessions and their reports."""

@@ -1,0 +1,2 @@
+"""Installers' commands: doctor and its checks, bus scans, watch, wiring diagrams,
+registration."""
