@@ -17,6 +17,12 @@ from tests.waiting import wait_until
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-xdist hands out tests in collection order (after whole xdist_groups): a test of a
+    # minute that starts last ends the leg a minute after the others. Long ones go first.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     b = Broker(tmp_path / "broker")

@@ -135,6 +135,7 @@ temperature = 0.0001
 """
 
 
+@pytest.mark.long
 def test_a_fault_is_an_event_a_retained_state_and_a_problem_sensor(
     broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:

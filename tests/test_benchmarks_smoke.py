@@ -22,6 +22,7 @@ pytestmark = pytest.mark.one_leg
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.long
 def test_every_benchmark_runs_small_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(

@@ -15,6 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from agent.app.runtime import Agent
 from agent.config import schema as config_mod
 from tests.ble_adv import make_adv
@@ -85,6 +87,7 @@ def test_a_ble_sensor_publishes_telemetry_state_and_discovery(
     assert (tmp_path / "state" / "ble_quantities.json").exists()
 
 
+@pytest.mark.long
 def test_ble_readings_wait_in_the_buffer_while_the_broker_is_away(
     tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:

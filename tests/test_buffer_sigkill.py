@@ -4,6 +4,10 @@ With the RAM stage (durability "staged", the default) a reading the agent accept
 stage or on the card; a kill must lose none of them, never reuse a seq, and leave both
 databases intact. The broker is restarted on its own rhythm, independent of the kills, so kills
 land while connected, while reconnecting, mid-drain and mid-spill.
+
+The KILLS kills are split over CHAINS independent chains (each its own state directory, broker
+and flapper), one test each, so that pytest-xdist runs them side by side: a kill's time is
+mostly waiting for the agent.
 """
 
 from __future__ import annotations
@@ -15,21 +19,27 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from tests.buffer_files import FAST_ROOM, committed
 from tests.central import BASE
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 from tests.soak import SOAK
 
+KILLS = 60
+CHAINS = 3
 # A short sync interval, so that kills also land around spills to the card.
 ROOM = "[buffer]\nsync_interval = 2\n" + FAST_ROOM
 
 
+@pytest.mark.long
+@pytest.mark.parametrize("chain", range(CHAINS))
 def test_60_sigkills_with_a_flapping_broker_lose_nothing_accepted(
-    tmp_path: Path, agent_process: Callable[[str], AgentProcess]
+    chain: int, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:
-    kills = int(60 * SOAK)
-    rng = random.Random(60)
+    kills = max(1, round(KILLS / CHAINS * SOAK))
+    rng = random.Random(60 + chain)
     state = tmp_path / "state"
     broker = Broker(tmp_path / "broker")
     broker.start()
@@ -85,5 +95,6 @@ def test_60_sigkills_with_a_flapping_broker_lose_nothing_accepted(
         payloads.setdefault(json.loads(m.payload)["seq"], set()).add(m.payload)
     reused = sorted(seq for seq, p in payloads.items() if len(p) > 1)
     assert not reused, f"seqs used for two different readings: {reused[:10]}"
-    print(f"\n{kills} SIGKILLs, {flaps} broker restarts: {len(seen)} accepted readings seen "
-          f"in the buffer, all delivered; {len(payloads)} readings, no seq reused")  # fmt: skip
+    print(f"\nchain {chain}: {kills} SIGKILLs, {flaps} broker restarts: {len(seen)} accepted "
+          f"readings seen in the buffer, all delivered; {len(payloads)} readings, "
+          f"no seq reused")  # fmt: skip

@@ -69,6 +69,7 @@ def test_readings_arrive_with_the_documented_payload(
 
 
 @pytest.mark.parametrize("kind", BROKER_KINDS)
+@pytest.mark.long
 def test_broker_outage_loses_nothing_and_keeps_order(
     kind: str, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:
@@ -113,6 +114,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(
         broker.stop()
 
 
+@pytest.mark.long
 def test_sigkill_loses_nothing_committed(
     any_broker: AnyBroker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from tests.buffer_files import FAST_ROOM, committed
 from tests.central import BASE
 from tests.conftest import AgentProcess, node_config
@@ -35,6 +37,7 @@ def proc_figures(pid: int) -> dict[str, int]:
     }
 
 
+@pytest.mark.long
 def test_long_outage_while_sampling_fast_delivers_everything_once_in_order(
     tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:
@@ -74,6 +77,7 @@ def test_long_outage_while_sampling_fast_delivers_everything_once_in_order(
         broker.stop()
 
 
+@pytest.mark.long
 def test_sigkill_at_random_moments_loses_nothing_committed(
     tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:
@@ -127,6 +131,7 @@ def test_sigkill_at_random_moments_loses_nothing_committed(
         broker.stop()
 
 
+@pytest.mark.long
 def test_broker_flapping_leaks_nothing_and_leaves_no_backlog(
     tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:

@@ -148,6 +148,7 @@ def mqtt_warnings(ha: HomeAssistant) -> list[str]:
             if ("WARNING" in line or "ERROR" in line) and "components.mqtt" in line]  # fmt: skip
 
 
+@pytest.mark.long
 def test_home_assistant_sees_and_controls_every_entity(setup: dict[str, Any]) -> None:
     ha: HomeAssistant = setup["ha"]
     nodes: dict[str, Node] = setup["nodes"]

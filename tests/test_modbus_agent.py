@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from tests.conftest import REPO, AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 
@@ -112,6 +114,7 @@ def test_pymodbus_is_imported_only_with_a_modbus_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.long
 def test_counters_stay_monotonic_across_20_agent_restarts(
     broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:

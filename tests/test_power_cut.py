@@ -11,6 +11,9 @@ Checked at every cut: the buffer passes integrity_check; over the whole test no 
 used for two different messages; within each run the delivered seqs have no hole (nothing
 accepted before the window was lost), and what was lost is only the window's tail: the newest
 delivered reading of the run was taken at most LOSS_WINDOW before the cut.
+
+The CUTS cuts are split over CHAINS independent chains (each its own card, broker and agent),
+one test each, so that pytest-xdist runs them side by side: a cut's time is mostly waiting.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from tests.soak import SOAK
 from tests.waiting import wait_until
 
 BASE = "roomagent/test-node"
+CUTS = 15
+CHAINS = 3
 SYNC_INTERVAL = 2.0  # small, so that many cuts fit in a test run; the rule is the same at 15 s
 # docs/buffer.md: sync_interval + ACK_GRACE + the 1 s tick that spills (loss_window); plus one
 # sampling interval (1 s) and 1 s for a loaded CI machine's scheduling.
@@ -95,14 +100,17 @@ def messages(sub: Subscriber) -> list[tuple[int, float, bytes]]:
     return out
 
 
+@pytest.mark.long
+@pytest.mark.parametrize("chain", range(CHAINS))
 def test_power_cuts_lose_at_most_the_window_and_never_reuse_a_seq(
+    chain: int,
     tmp_path: Path,
     agent_process: Callable[[str], AgentProcess],
     shim: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cuts = int(15 * SOAK)
-    rng = random.Random(19)
+    cuts = max(1, round(CUTS / CHAINS * SOAK))
+    rng = random.Random(19 + chain)
     state = tmp_path / "state"
     state.mkdir()
     shadow = tmp_path / "shadow"
@@ -116,7 +124,9 @@ def test_power_cuts_lose_at_most_the_window_and_never_reuse_a_seq(
     try:
         snapshot(state, shadow)
         for i in range(cuts):
-            online = i % 3 == 2  # mostly offline, where the buffer holds everything
+            # Mostly offline, where the buffer holds everything; a third of the cuts online,
+            # staggered over the chains (at ROOMAGENT_SOAK=0.2, one cut each: chain 2's online).
+            online = (i + chain) % 3 == 2
             port = broker.port if online else 1
             agent = agent_process(node_config(port, state, devices=ROOM))
             start = time.time()
@@ -163,5 +173,6 @@ def test_power_cuts_lose_at_most_the_window_and_never_reuse_a_seq(
         lost_span = cut - max(ts for _, ts in mine)
         worst = max(worst, lost_span)
         assert lost_span <= LOSS_WINDOW, f"run {k} (online {online}): lost {lost_span:.1f} s"
-    print(f"\n{cuts} power cuts: {len(payloads)} messages delivered, no seq reused, no hole; "
+    print(f"\nchain {chain}, {cuts} power cuts: {len(payloads)} messages delivered, no seq "
+          f"reused, no hole; "
           f"the most lost at a cut: the last {worst:.1f} s (bound {LOSS_WINDOW:.1f})")  # fmt: skip

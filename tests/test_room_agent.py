@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import AgentProcess, node_config
@@ -118,17 +119,21 @@ def test_comfort_occupancy_and_discovery_are_published(
     sub.close()
 
 
+@pytest.mark.long
 def test_a_session_report_survives_a_sigkill(
     broker: Broker, tmp_path: Path, agent_process: Callable[[str], AgentProcess]
 ) -> None:
     state = tmp_path / "state"
-    start = time.time() + 10
-    session = (start, start + 40)
+    # The recorder saves its progress at its first look into the session, then once a minute
+    # (session_report.PERSIST_EVERY): 10 s in, the first agent has saved it. The second agent
+    # gets the 20 s left, room for a slow start and the SCD4x's first reading (5 s).
+    start = time.time() + 6
+    session = (start, start + 30)
     sub = Subscriber(broker.port, f"{BASE}/sessions", persistent=True, client_id="central")
     first = agent_process(config(broker, state, session))
     first.start()
     # Well into the session (its progress saved), the agent dies without a word.
-    deadline = start + 20
+    deadline = start + 10
     while time.time() < deadline:  # the scenario: wall time, well into the session
         time.sleep(0.5)
     first.kill()
