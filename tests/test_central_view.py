@@ -269,7 +269,8 @@ def test_ventilation_stage_boost_and_back_to_automatic(node: Node) -> None:
 
 def test_a_light_group_goes_back_to_automatic(node: Node) -> None:
     state = f"{BASE}/lights/hall"
-    assert node.central.send("lights/hall", "ON")["ok"]  # type: ignore[index]
+    on = node.central.send("lights/hall", "ON")
+    assert on is not None and on["ok"], (on, node.agent.output()[-3000:])
     assert wait(lambda: (latest(node.sub, state) or {}).get("mode") == "manual")
     assert wait(lambda: node.central.state("lamp") is True)
     reply = node.central.send("lights/hall/effect", "auto")
