@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from agent.common.events import Event
 from agent.control.lights import LightConfig, LightControl
 from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import Control, Event, RoomInputs
+from agent.control.types import Control, RoomInputs
 from agent.control.ventilation import VentilationConfig, VentilationControl
 from tests.clocks import FakeClock
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from agent.common.events import Event
 from agent.control.inputs import RETRY_AFTER, InputBank, InputConfig, validate_inputs
-from agent.control.types import Event
 from tests.clocks import FakeClock
 
 

@@ -9,8 +9,9 @@ from typing import Optional
 
 import pytest
 
+from agent.common.events import Event
 from agent.control.lights import LightConfig, LightControl, check_light_references
-from agent.control.types import Event, Want
+from agent.control.types import Want
 from tests.clocks import FakeClock
 
 MIN = 60.0

@@ -6,9 +6,9 @@ from typing import Optional
 
 import pytest
 
+from agent.common.events import Event
 from agent.control.lights import LightConfig, LightControl
 from agent.control.scenes import SceneConfig, SceneManager
-from agent.control.types import Event
 from agent.control.ventilation import VentilationConfig, VentilationControl
 from tests.clocks import FakeClock
 

@@ -12,7 +12,7 @@ and *cleared* when the condition ends, always with the reason an operator can ac
 - `meter_mismatch`: a relay commanded on whose metered circuit draws nothing, or off while it draws.
 
 Pure logic: the runtime feeds observations with the clock's times and publishes the events
-(agent.control.types.Event, kind "fault") and `active()` (the room's `problem` state).
+(agent.common.events.Event, kind "fault") and `active()` (the room's `problem` state).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional
 
-from agent.control.types import Event
+from agent.common.events import Event
 
 FAULTS = (
     "window_open", "short_cycling", "setpoint_unmet", "sensors_disagree", "frozen",

@@ -31,10 +31,10 @@ from agent.central.retained import RetainedStates, info_payload, publish_discove
 from agent.commands.handlers import table
 from agent.commands.processor import CommandError, CommandProcessor
 from agent.common.clock import SystemClock, boot_id
+from agent.common.events import Event
 from agent.common.state_store import StateStore
 from agent.config.schema import Config, DeviceConfig
 from agent.control.room import RoomController
-from agent.control.types import Event
 from agent.mqtt.contract import (
     Topics,
     device_state_payload,

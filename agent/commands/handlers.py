@@ -25,9 +25,9 @@ from agent.control.thermostat import hvac_modes
 from drivers import DRIVERS
 
 if TYPE_CHECKING:
+    from agent.common.events import Event
     from agent.control.room import RoomController
     from agent.control.thermostat import Thermostat
-    from agent.control.types import Event
     from agent.node.ports import CommandPorts, NodeParts
 
 HA_MODES = ("off", "heat", "cool", "heat_cool", "auto")

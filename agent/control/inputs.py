@@ -24,8 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional
 
+from agent.common.events import Event
 from agent.common.suggest import hint
-from agent.control.types import Clock, Event
+from agent.control.types import Clock
 
 # kind -> (state when active, state when inactive)
 KINDS: dict[str, tuple[str, str]] = {

@@ -19,7 +19,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from agent.control.types import Clock, Event, RoomInputs, Want
+from agent.common.events import Event
+from agent.control.types import Clock, RoomInputs, Want
 
 LUX_MAX_AGE = 300.0  # s: an illuminance reading older than this says nothing about daylight
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from agent.common.events import Event
 from agent.common.state_store import StateStore
 from agent.config.control import ControlConfig
 from agent.control.inputs import InputBank
@@ -18,7 +19,7 @@ from agent.control.lights import LightControl
 from agent.control.relays import RelayBank
 from agent.control.scenes import SceneManager
 from agent.control.thermostat import Thermostat
-from agent.control.types import Clock, Control, Event, RoomInputs, Want
+from agent.control.types import Clock, Control, RoomInputs, Want
 from agent.control.ventilation import VentilationControl
 
 # device name, quantity -> (value, monotonic time it was measured), or None

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Optional, Protocol
 
+from agent.common.events import Event
 from agent.control.lights import LightControl
-from agent.control.types import Clock, Event
+from agent.control.types import Clock
 from agent.control.ventilation import VentilationControl
 
 LIGHT_VALUES = ("on", "off", "auto")

@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from agent.common.events import Event
 from agent.control.schedule import WeeklySchedule
-from agent.control.types import Clock, Event, RoomInputs, Want
+from agent.control.types import Clock, RoomInputs, Want
 
 MODES = ("auto", "off", "comfort", "eco", "boost", "manual", "frost")
 SCHEDULE_MODES = frozenset({"off", "frost", "eco", "comfort", "boost"})

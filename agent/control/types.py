@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
+from agent.common.events import Event
+
 
 class Clock(Protocol):
     """agent.common.clock.SystemClock satisfies it; tests pass tests/clocks.py FakeClock, moved by
@@ -23,17 +25,6 @@ class Want:
     relay: str
     on: bool
     reason: str  # e.g. "zone chamber: 19.2 °C below comfort 21.0 − 0.5 (sensor climate)"
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something that switched, changed or went wrong, with why: published on <base>/events."""
-
-    kind: str  # "relay", "input", "alarm", "mode", "scene", "energy"
-    subject: str  # the relay, input, zone or scene name
-    state: str  # e.g. "on", "off", "motion", "clear", "pressed", "stale", "resolved"
-    reason: str
-    timestamp: float  # wall clock (Clock.time())
 
 
 @dataclass(frozen=True)

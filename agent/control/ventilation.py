@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from agent.control.types import Clock, Event, RoomInputs, Want
+from agent.common.events import Event
+from agent.control.types import Clock, RoomInputs, Want
 
 Reading = tuple[float, float]  # (value, monotonic time it was taken)
 FAILSAFES = ("on", "off")
