@@ -61,7 +61,7 @@ class Handlers:
     def sessions(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         """cmd/sessions {"sessions": [{start, end, title, expected}, ...]}
         (agent/room/sessions.py)."""
-        from agent.room.sessions import CalendarError
+        from agent.config.sessions import CalendarError
 
         push = self.ports.sessions_command
         if path or push is None:

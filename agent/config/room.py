@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from agent.config.control import RecordError, parse_record
-from agent.room.sessions import CalendarError, Session, parse_records
+from agent.config.sessions import CalendarError, Session, parse_records
 
 SECTIONS = ("room", "sessions")
 SEASONS = ("auto", "heating", "cooling")
