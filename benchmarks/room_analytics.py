@@ -32,9 +32,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from agent.analytics.faults import FaultConfig, FaultMonitor
-from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Recorder
+from agent.analytics.faults import FaultMonitor
+from agent.analytics.optimum_start import OptimumStart, Recorder
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
+from agent.config.analytics import FaultConfig, OptimumStartConfig
 from agent.control.thermostat import Thermostat, ZoneConfig
 from agent.room.comfort import TEMPERATURE_BANDS
 from benchmarks.room import RELAYS, START, ZONE, month_of_sessions, weather

@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
 
 from agent.common.suggest import hint
 from agent.config.analytics import SECTIONS as FAULT_SECTIONS
-from agent.config.analytics import parse_faults
+from agent.config.analytics import FaultConfig, parse_faults
 from agent.config.ble import BleConfig, parse_ble
 from agent.config.control import ControlConfig, parse_control
 from agent.config.errors import Collector, ConfigError
@@ -37,6 +37,7 @@ from agent.config.modbus import EnergyConfig, ModbusLineConfig, parse_energy, pa
 from agent.config.report import AGGREGATES, ReportPolicy
 from agent.config.room import SECTIONS as ROOM_SECTIONS
 from agent.config.room import parse_room
+from agent.config.sessions import Session
 from agent.config.table import Table as _Table
 from agent.config.table import at_least as _at_least
 from agent.config.table import between as _between
@@ -125,15 +126,8 @@ class Config:
     modbus: tuple[ModbusLineConfig, ...] = ()
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     room: Any = None  # agent.config.room.RoomConfig: [room], for comfort/occupancy/sessions
-    sessions: tuple[Any, ...] = ()  # agent.room.sessions.Session from [[sessions]]
-    # agent.analytics.faults.FaultConfig from [faults]; None: switched off
-    faults: Any = field(default_factory=lambda: _default_faults())
-
-
-def _default_faults() -> Any:
-    from agent.analytics.faults import FaultConfig
-
-    return FaultConfig()
+    sessions: tuple[Session, ...] = ()  # [[sessions]]
+    faults: Optional[FaultConfig] = field(default_factory=FaultConfig)  # None: switched off
 
 
 def load(path: os.PathLike[str] | str) -> Config:
