@@ -33,8 +33,10 @@ from typing import Any, Optional
 
 from agent.common.state_store import StateStore
 from agent.config.sessions import Session
-from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.ventilation import VentilationConfig, VentilationControl
+from agent.config.ventilation import VentilationConfig
+from agent.config.zones import ZoneConfig
+from agent.control.thermostat import Thermostat
+from agent.control.ventilation import VentilationControl
 from agent.room.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
 from agent.room.occupancy import EDGE_WINDOW, Co2Occupancy, steady_state_headcount
 from agent.room.session_report import SessionRecorder

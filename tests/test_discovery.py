@@ -27,7 +27,7 @@ from agent.central.ha_discovery import (
 )
 from agent.config import schema as config
 from agent.config.schema import Config
-from agent.control.ventilation import VentilationConfig
+from agent.config.ventilation import VentilationConfig
 from tests.ha_abbreviations import (
     ABBREVIATIONS,
     DEVICE_ABBREVIATIONS,

@@ -9,7 +9,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from agent.common.events import Event
-from agent.control.inputs import RETRY_AFTER, InputBank, InputConfig, validate_inputs
+from agent.config.inputs import InputConfig, validate_inputs
+from agent.control.inputs import RETRY_AFTER, InputBank
 from tests.clocks import FakeClock
 
 

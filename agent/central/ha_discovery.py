@@ -42,8 +42,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from agent.config.inputs import KINDS as INPUT_STATES
 from agent.config.schema import Config
-from agent.control.inputs import KINDS as INPUT_STATES
 from agent.control.thermostat import hvac_modes
 from agent.mqtt.contract import Topics, dumps
 from drivers import DRIVERS
