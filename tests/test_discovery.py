@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from agent.central.ha_discovery import (
-    _fan,
     discovery_payload,
     ha_status_is_online,
     removal_payload,
@@ -28,6 +27,8 @@ from agent.central.ha_discovery import (
 from agent.config import schema as config
 from agent.config.schema import Config
 from agent.config.ventilation import VentilationConfig
+from agent.control import ventilation
+from agent.mqtt.contract import Topics
 from tests.ha_abbreviations import (
     ABBREVIATIONS,
     DEVICE_ABBREVIATIONS,
@@ -355,7 +356,8 @@ def test_free_relays_are_switches_or_lights_owned_ones_only_report(
     assert (fan["p"], fan["cmd_t"]) == ("fan", f"{BASE}/cmd/ventilation/air")
     # One stage: on and off only (HA rejects a speed range of one, found with a real HA).
     assert "spd_rng_max" not in fan and "pct_cmd_t" not in fan
-    two = _fan(VentilationConfig("air", ("a", "b"), "co2", co2_high=1400), BASE)
+    two_stages = VentilationConfig("air", ("a", "b"), "co2", co2_high=1400)
+    two = ventilation.PUBLISHED.entities(two_stages, Topics(BASE))["ventilation_air"]
     assert (two["spd_rng_min"], two["spd_rng_max"]) == (1, 2)
     assert two["pct_cmd_t"] == f"{BASE}/cmd/ventilation/air/stage"
     assert fan["pr_modes"] == ["auto", "boost"]

@@ -22,11 +22,15 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from agent.common.events import Event
-from agent.config.inputs import InputConfig, validate_inputs
-from agent.control.types import Clock
+from agent.config.inputs import KINDS, InputConfig, validate_inputs
+from agent.control.types import Clock, Published
+from agent.mqtt.contract import Topics
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 # A level that disagrees with the last reported state for this long means an edge was lost
 # (RPi.GPIO's bouncetime drops the edge that ends a bounce), not that the pin is bouncing.
@@ -263,3 +267,38 @@ class InputBank:
 def _level(device: Any) -> bool:
     """The pin's electrical level now (gpiozero's value would be inverted by the pull)."""
     return bool(device.pin.state)
+
+
+# What central systems see of an input (agent.control.types.Published) ---------------------------
+
+# input kind -> (HA binary_sensor device class or None, the input state HA shows as "on").
+# A contact is "closed" while the door is shut, but HA's opening class means open when on.
+INPUT_CLASSES: dict[str, tuple[Optional[str], str]] = {
+    "motion": ("motion", "motion"),
+    "contact": ("opening", "open"),
+    "button": (None, "pressed"),
+    "switch": (None, "on"),
+}
+INPUT_TEMPLATE = "{{ value_json['state'] }}"
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    return {"state": room.inputs.state(name)}
+
+
+def _entities(inp: InputConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    device_class, on = INPUT_CLASSES[inp.kind]
+    binary: dict[str, Any] = {
+        "p": "binary_sensor",
+        "name": inp.name,
+        "stat_t": topics.control("input", inp.name),
+        "val_tpl": INPUT_TEMPLATE,
+        "pl_on": on,
+        "pl_off": next(s for s in KINDS[inp.kind] if s != on),
+    }
+    if device_class is not None:
+        binary["dev_cla"] = device_class
+    return {f"input_{inp.name}": binary}
+
+
+PUBLISHED = Published("input", "inputs", _entities, _state)

@@ -17,11 +17,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from agent.common.events import Event
 from agent.config.lights import LightConfig
-from agent.control.types import Clock, RoomInputs, Want
+from agent.control.types import Clock, Published, RoomInputs, Want
+from agent.mqtt.command_args import CommandError, command_verb, optional_minutes
+from agent.mqtt.contract import Topics
+from agent.mqtt.ha_components import ON_TEMPLATE, command_topic, on_off
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 LUX_MAX_AGE = 300.0  # s: an illuminance reading older than this says nothing about daylight
 
@@ -186,3 +192,61 @@ def _onoff(on: bool) -> str:
 
 def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+# What central systems see of a light group (agent.control.types.Published) ----------------------
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    """`on`: the group's relays (they all follow the group: the first speaks for them);
+    `mode`: manual while an override (command, wall switch, scene) holds, else auto."""
+    light = room.lights[name]
+    override = light.override
+    manual = override is not None and room.clock.monotonic() < override.until
+    return {"on": room.relays.state(light.config.relays[0]), "mode": "manual" if manual else "auto"}
+
+
+def _entities(group: LightConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    """On or off for the group's override_minutes, then automatic again: the effect "auto"
+    hands the group back to its rules at once ("manual" holds what it does now). HA sends ON
+    before the effect (on_command_type first), so "auto" has the last word."""
+    base = topics.base
+    state = topics.control("lights", group.name)
+    light = on_off("light", group.name, state, command_topic(base, "lights", group.name))
+    light.update({
+        "stat_val_tpl": ON_TEMPLATE,
+        "on_cmd_type": "first",
+        "fx_cmd_t": command_topic(base, "lights", group.name, "effect"),
+        "fx_list": ["auto", "manual"],
+        "fx_stat_t": state,
+        "fx_val_tpl": "{{ value_json['mode'] }}",
+    })  # fmt: skip
+    return {f"lights_{group.name}": light}
+
+
+def _command(
+    room: RoomController, path: list[str], body: dict[str, Any], reason: str
+) -> tuple[str, list[Event], dict[str, Any]]:
+    """cmd/lights/<group>: ON, OFF, AUTO (optional minutes); .../effect auto or manual."""
+    if not 1 <= len(path) <= 2 or not path[0]:
+        raise CommandError("unknown_target", "expected cmd/lights/<group>")
+    name = path[0]
+    light = room.lights.get(name)
+    if light is None:
+        raise CommandError("unknown_target", f"no lights {name!r}")
+    if len(path) == 2 and path[1] != "effect":
+        raise CommandError("unknown_target", f"cmd/lights/{name}: no sub-topic {path[1]!r}")
+    verb = command_verb(body)
+    minutes = optional_minutes(body)
+    if verb == "manual":  # Home Assistant's effect list: hold what the lights do now
+        verb = "on" if room.relays.state(light.config.relays[0]) else "off"
+    if verb in ("on", "off"):
+        events = light.command(verb == "on", minutes, reason)
+    elif verb == "auto":
+        events = light.resume_automatic(reason)
+    else:
+        raise CommandError("unknown_command", f"lights take ON, OFF, AUTO; not {verb!r}")
+    return name, events, {"lights": name, "mode": "auto" if verb == "auto" else "manual"}
+
+
+PUBLISHED = Published("lights", "lights", _entities, _state, _command)

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from agent.common.events import Event
 from agent.config.schedule import WeeklySchedule
 from agent.config.zones import ZoneConfig
-from agent.control.types import Clock, RoomInputs, Want
+from agent.control.types import Clock, Published, RoomInputs, Want
+from agent.mqtt.command_args import CommandError, number, optional_minutes, word
+from agent.mqtt.contract import Topics
+from agent.mqtt.ha_components import command_topic, value_template
+from drivers.quantities import QUANTITIES
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 MODES = ("auto", "off", "comfort", "eco", "boost", "manual", "frost")
 SCHEDULE_MODES = frozenset({"off", "frost", "eco", "comfort", "boost"})
@@ -322,3 +329,120 @@ def _describe(target: _Target) -> str:
     if target.setpoint is None:
         return f"off ({target.why})"
     return f"{target.mode} {target.setpoint:.1f} °C ({target.why})"
+
+
+# What central systems see of a zone (agent.control.types.Published) -----------------------------
+
+HA_PRESETS = ("comfort", "eco", "boost", "frost")  # the fixed-setpoint modes, HA's presets
+HA_MODES = ("off", "heat", "cool", "heat_cool", "auto")  # what cmd/zone/<zone>/mode takes
+PRESETS = (*HA_PRESETS, "auto")  # what cmd/zone/<zone>/preset takes
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    zone = room.zones[name]
+    mode = zone.current_mode()
+    return {
+        "mode": mode,
+        "hvac": "off" if mode == "off" else zone.hvac,
+        "setpoint": zone.effective_setpoint(),
+        "action": room.zone_action(name),
+        # At the sensor's published precision: the raw compensated float changes every reading,
+        # and each change is a retained publish.
+        "temperature": _rounded(room.zone_temperature(name), QUANTITIES["temperature"].decimals),
+    }
+
+
+def _rounded(value: Optional[float], decimals: int) -> Optional[float]:
+    return None if value is None else round(value, decimals)
+
+
+def _entities(zone: ZoneConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    """Home Assistant's climate: exactly what the zone's relays can do; heat never cools
+    (Thermostat.set_hvac)."""
+    base = topics.base
+    state = topics.control("zone", zone.name)
+    presets = ", ".join(f"'{p}'" for p in HA_PRESETS)
+    climate = {
+        "p": "climate",
+        "name": zone.name,
+        "modes": ["off", *hvac_modes(zone)],
+        "mode_stat_t": state,
+        "mode_stat_tpl": "{{ value_json['hvac'] }}",
+        "mode_cmd_t": command_topic(base, "zone", zone.name, "mode"),
+        "pr_modes": list(HA_PRESETS),
+        "pr_mode_stat_t": state,
+        "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] in "
+        f"[{presets}] else 'none' }}}}",
+        "pr_mode_cmd_t": command_topic(base, "zone", zone.name, "preset"),
+        # HA offers and sends "none" for no preset; the zone's word for it is auto (schedule).
+        "pr_mode_cmd_tpl": "{{ 'auto' if value == 'none' else value }}",
+        "temp_stat_t": state,
+        "temp_stat_tpl": "{{ value_json['setpoint'] }}",
+        "temp_cmd_t": command_topic(base, "zone", zone.name, "setpoint"),
+        "curr_temp_t": topics.state(zone.sensor),
+        "curr_temp_tpl": value_template("values", "temperature"),
+        "act_t": state,
+        "act_tpl": "{{ value_json['action'] }}",
+        # HA's own defaults (7..35 °C), widened to the frost setpoint, within what
+        # Thermostat.set_manual accepts.
+        "min_temp": max(zone.plausible_min, min(7.0, zone.frost)),
+        "max_temp": min(zone.plausible_max, 35.0),
+        "temp_step": 0.5,
+        "precision": 0.1,
+        "temp_unit": "C",
+    }
+    return {f"zone_{zone.name}": climate}
+
+
+def _command(
+    room: RoomController, path: list[str], body: dict[str, Any], reason: str
+) -> tuple[str, list[Event], dict[str, Any]]:
+    """cmd/zone/<zone>/setpoint, mode or preset."""
+    if not path or path[0] not in room.zones:
+        raise CommandError("unknown_target", "expected cmd/zone/<zone>/{setpoint,mode,preset}"
+                           + (f"; no zone {path[0]!r}" if path else ""))  # fmt: skip
+    if len(path) != 2 or not path[1]:
+        raise CommandError("unknown_target", f"cmd/zone/{path[0]}: missing the sub-topic: "
+                           "cmd/zone/<zone>/setpoint, mode or preset")  # fmt: skip
+    zone, what = room.zones[path[0]], path[1]
+    minutes = optional_minutes(body)
+    key = "value" if "value" in body else "command"
+    try:
+        if what == "setpoint":
+            c = zone.config
+            events = zone.set_manual(number(body, key, c.plausible_min, c.plausible_max),
+                                     minutes, reason)  # fmt: skip
+        elif what == "mode":
+            mode = word(body, "mode" if "mode" in body else key, HA_MODES)
+            events = _zone_mode(zone, mode, reason, minutes)
+        elif what == "preset":
+            preset = word(body, "preset" if "preset" in body else key, PRESETS)
+            events = zone.set_mode(preset, reason, minutes)
+        else:
+            raise CommandError(
+                "unknown_command", f"zone takes setpoint, mode, preset; not {what!r}"
+            )
+    except ValueError as e:
+        raise CommandError("bad_argument", str(e)) from None
+    return path[0], events, {"zone": path[0], "mode": zone.current_mode(), "hvac": zone.hvac,
+                             "setpoint": zone.effective_setpoint()}  # fmt: skip
+
+
+def _zone_mode(zone: Thermostat, mode: str, reason: str, minutes: Optional[float]) -> list[Event]:
+    """off switches the zone off; heat, cool and heat_cool say which of its stages may run
+    (a zone that was off follows its schedule again); auto is everything it can do."""
+    if mode == "off":
+        return zone.set_mode("off", reason, minutes)
+    hvac = hvac_modes(zone.config)[-1] if mode == "auto" else mode
+    if hvac not in hvac_modes(zone.config):
+        can = ", ".join(("off", *hvac_modes(zone.config)))
+        raise CommandError(
+            "bad_argument", f"mode: zone {zone.config.name} can do {can}; not {mode!r}"
+        )
+    events = zone.set_hvac(hvac, reason)
+    if zone.current_mode() == "off" or mode == "auto":
+        events += zone.set_mode("auto", reason, minutes)
+    return events
+
+
+PUBLISHED = Published("zone", "zones", _entities, _state, _command)

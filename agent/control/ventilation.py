@@ -13,11 +13,17 @@ in a full room costs the air. Events report sensors going stale and recovering, 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from agent.common.events import Event
 from agent.config.ventilation import VentilationConfig
-from agent.control.types import Clock, RoomInputs, Want
+from agent.control.types import Clock, Published, RoomInputs, Want
+from agent.mqtt.command_args import CommandError, command_verb, number, optional_minutes
+from agent.mqtt.contract import Topics
+from agent.mqtt.ha_components import ON_TEMPLATE, command_topic
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 Reading = tuple[float, float]  # (value, monotonic time it was taken)
 
@@ -226,3 +232,91 @@ class VentilationControl:
             f"ventilation {self.config.name}: {reason}",
             self.clock.time(),
         )
+
+
+# What central systems see of a ventilation unit (agent.control.types.Published) -----------------
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    """`stage`: what the relays do now (0 off, 1, 2); `mode`: auto, boost or manual."""
+    vent = room.ventilation[name]
+    stages = vent.config.stages
+    stage = next((i + 1 for i, r in enumerate(stages) if room.relays.state(r)), 0)
+    return {"on": stage > 0, "stage": stage, "stages": len(stages), "mode": vent.mode()}
+
+
+def _entities(vent: VentilationConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    """Home Assistant's fan: on/off, one speed per stage, presets auto and boost (boost for
+    the unit's boost_minutes; a JSON command gives another duration)."""
+    base = topics.base
+    state = topics.control("ventilation", vent.name)
+    command = command_topic(base, "ventilation", vent.name)
+    fan: dict[str, Any] = {
+        "p": "fan",
+        "name": vent.name,
+        "stat_t": state,
+        "stat_val_tpl": ON_TEMPLATE,
+        "cmd_t": command,
+        "pl_on": "ON",
+        "pl_off": "OFF",
+    }
+    if len(vent.stages) > 1:  # HA refuses a speed range of one (speed_range_max > min)
+        fan.update({
+            "pct_stat_t": state,
+            "pct_val_tpl": "{{ value_json['stage'] }}",
+            "pct_cmd_t": f"{command}/stage",
+            "spd_rng_min": 1,
+            "spd_rng_max": len(vent.stages),
+        })  # fmt: skip
+    return {
+        f"ventilation_{vent.name}": {
+            **fan,
+            "pr_mode_stat_t": state,
+            "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] != 'manual' "
+            "else 'None' }}",
+            "pr_mode_cmd_t": f"{command}/preset",
+            "pr_modes": ["auto", "boost"],
+        }
+    }
+
+
+def _command(
+    room: RoomController, path: list[str], body: dict[str, Any], reason: str
+) -> tuple[str, list[Event], dict[str, Any]]:
+    """cmd/ventilation/<name>: ON, OFF, AUTO, BOOST (optional minutes) or
+    {"command": "stage", "stage": n}; .../stage takes the stage alone (Home Assistant's
+    speed), .../preset auto or boost."""
+    if not path or path[0] not in room.ventilation:
+        raise CommandError("unknown_target", "expected cmd/ventilation/<name>"
+                           + (f"; no ventilation {path[0]!r}" if path else ""))  # fmt: skip
+    name, vent = path[0], room.ventilation[path[0]]
+    what = path[1] if len(path) == 2 else None
+    if len(path) > 2 or what not in (None, "stage", "preset"):
+        raise CommandError(
+            "unknown_target", f"cmd/ventilation/{name}: sub-topics are stage and preset"
+        )
+    top = len(vent.config.stages)
+    minutes = optional_minutes(body)
+    verb = "stage" if what == "stage" else command_verb(body)
+    try:
+        if verb == "stage":
+            key = "stage" if "stage" in body else "value" if "value" in body else "command"
+            stage = number(body, key, 0, top)
+            if not stage.is_integer():
+                raise CommandError("bad_argument", f"{key}: a whole stage 0..{top}, got {stage:g}")
+            events = vent.set_stage(int(stage), minutes, reason)
+        elif verb in ("on", "off"):
+            events = vent.set_stage(1 if verb == "on" else 0, minutes, reason)
+        elif verb == "boost":
+            events = vent.boost(minutes, reason)
+        elif verb in ("auto", "none"):  # HA sends none for no preset
+            events = vent.resume_automatic(reason)
+        else:
+            raise CommandError("unknown_command", "ventilation takes ON, OFF, AUTO, BOOST, "
+                               f"stage; not {verb!r}")  # fmt: skip
+    except ValueError as e:
+        raise CommandError("bad_argument", str(e)) from None
+    return name, events, {"ventilation": name, "mode": vent.mode()}
+
+
+PUBLISHED = Published("ventilation", "ventilation", _entities, _state, _command)
