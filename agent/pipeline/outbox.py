@@ -543,18 +543,7 @@ class Outbox:
 
     def _delete_counted(self, seqs: list[int]) -> tuple[int, int]:
         """Inside a transaction: deletes these rows, returning how many and their bytes."""
-        count = size = 0
-        for i in range(0, len(seqs), 500):  # stay under SQLite's bound-parameter limit
-            chunk = seqs[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            c, s = self.db.execute(
-                "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
-                f"FROM outbox WHERE seq IN ({marks})",
-                chunk,
-            ).fetchone()
-            self.db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk)
-            count, size = count + c, size + s
-        return count, size
+        return delete_counted(self.db, "outbox", seqs)
 
     def tick(self) -> None:
         """Nothing to do on a timer: every commit is on the card already (see StagedOutbox)."""
@@ -596,6 +585,27 @@ class _Transaction:
 
 def _is_full(e: sqlite3.OperationalError) -> bool:
     return "full" in str(e)  # SQLITE_FULL: "database or disk is full"
+
+
+def delete_counted(
+    db: sqlite3.Connection, table: str, seqs: list[int], also: tuple[str, ...] = ()
+) -> tuple[int, int]:
+    """Inside a transaction: deletes these seqs from `table` (and from the `also` tables, which
+    hold no payload), returning how many rows `table` held and their bytes."""
+    count = size = 0
+    for i in range(0, len(seqs), 500):  # stay under SQLite's bound-parameter limit
+        chunk = seqs[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        c, s = db.execute(
+            "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
+            f"FROM {table} WHERE seq IN ({marks})",
+            chunk,
+        ).fetchone()
+        if c:
+            for name in (table, *also):
+                db.execute(f"DELETE FROM {name} WHERE seq IN ({marks})", chunk)
+        count, size = count + c, size + s
+    return count, size
 
 
 def restamp_unsynced(

@@ -42,6 +42,7 @@ from agent.pipeline.outbox import (
     OutboxError,
     OutboxStats,
     Row,
+    delete_counted,
     restamp_unsynced,
 )
 
@@ -278,18 +279,7 @@ class StagedOutbox:
         count = size = 0
         if self.rows:
             with self.db:
-                for i in range(0, len(seqs), 500):
-                    chunk = seqs[i : i + 500]
-                    marks = ",".join("?" * len(chunk))
-                    c, s = self.db.execute(
-                        "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
-                        f"FROM stage WHERE seq IN ({marks})",
-                        chunk,
-                    ).fetchone()
-                    if c:
-                        self.db.execute(f"DELETE FROM stage WHERE seq IN ({marks})", chunk)
-                        self.db.execute(f"DELETE FROM unsynced WHERE seq IN ({marks})", chunk)
-                    count, size = count + c, size + s
+                count, size = delete_counted(self.db, "stage", seqs, also=("unsynced",))
             self.rows -= count
             self.bytes -= size
         if count < len(seqs) and self.disk.rows:
