@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from agent.common.state_store import StateStore
-from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.ventilation import VentilationConfig, VentilationControl
+from agent.config.sessions import Session
+from agent.config.ventilation import VentilationConfig
+from agent.config.zones import ZoneConfig
+from agent.control.thermostat import Thermostat
+from agent.control.ventilation import VentilationControl
 from agent.room.comfort import CO2_ABOVE_OUTDOOR, TEMPERATURE_BANDS, grade
 from agent.room.occupancy import EDGE_WINDOW, Co2Occupancy, steady_state_headcount
 from agent.room.session_report import SessionRecorder
-from agent.room.sessions import Session, SessionCalendar
+from agent.room.sessions import SessionCalendar
 from benchmarks.harness import Benchmark, Params, Result, figure, target
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import OUTDOOR_CO2_PPM, PROFILES, WEATHER, WeatherDay

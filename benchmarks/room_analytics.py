@@ -32,10 +32,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from agent.analytics.faults import FaultConfig, FaultMonitor
-from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Recorder
+from agent.analytics.faults import FaultMonitor
+from agent.analytics.optimum_start import OptimumStart, Recorder
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
-from agent.control.thermostat import Thermostat, ZoneConfig
+from agent.config.analytics import FaultConfig, OptimumStartConfig
+from agent.config.zones import ZoneConfig
+from agent.control.thermostat import Thermostat
 from agent.room.comfort import TEMPERATURE_BANDS
 from benchmarks.room import RELAYS, START, ZONE, month_of_sessions, weather
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.analytics.optimum_start import OptimumStartConfig
 from agent.analytics.service import Analytics
 from agent.config import schema as config
+from agent.config.analytics import OptimumStartConfig
 from agent.config.errors import ConfigError, ConfigErrors
 from tests.conftest import node_config
 

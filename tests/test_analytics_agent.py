@@ -165,7 +165,7 @@ def test_a_fault_is_an_event_a_retained_state_and_a_problem_sensor(
 
 
 def test_doctor_shows_active_faults_and_what_optimum_start_learned(tmp_path: Path) -> None:
-    from agent.analytics.faults import FaultConfig
+    from agent.config.analytics import FaultConfig
     from agent.tools.doctor_analytics import check_analytics
 
     cfg = load(tmp_path, "[room.optimum_start]\n")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 
-from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig
+from agent.analytics.optimum_start import OptimumStart
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
+from agent.config.analytics import OptimumStartConfig
 from drivers.sim.room_physics import (
     Actuation,
     Outdoor,

@@ -25,8 +25,9 @@ import pytest
 from agent.common.state_store import StateStore
 from agent.config import schema as config_mod
 from agent.config.sources import RemoteCopy, RemoteStore, effective, local_sha256
+from agent.config.zones import ZoneConfig
 from agent.control.relays import RelayBank, RelayConfig
-from agent.control.thermostat import Thermostat, ZoneConfig
+from agent.control.thermostat import Thermostat
 from tests.central import BASE, Central, CentralRoom
 from tests.clocks import FakeClock
 from tests.conftest import REPO, AgentProcess, node_config

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.commands.processor import ERRORS
+from agent.mqtt.command_args import ERRORS
 from tests.central import HEATED_ZONE
 from tests.inprocess import InProcessAgent, dead_times, overlaps, shortest, timeline
 from tests.soak import SOAK

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from agent.control.lights import LightConfig, LightControl
-from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import Control, Event, RoomInputs
-from agent.control.ventilation import VentilationConfig, VentilationControl
+from agent.common.events import Event
+from agent.config.lights import LightConfig
+from agent.config.ventilation import VentilationConfig
+from agent.config.zones import ZoneConfig
+from agent.control.lights import LightControl
+from agent.control.thermostat import Thermostat
+from agent.control.types import Control, RoomInputs
+from agent.control.ventilation import VentilationControl
 from tests.clocks import FakeClock
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from agent.central.ha_discovery import (
-    _fan,
     discovery_payload,
     ha_status_is_online,
     removal_payload,
@@ -27,7 +26,9 @@ from agent.central.ha_discovery import (
 )
 from agent.config import schema as config
 from agent.config.schema import Config
-from agent.control.ventilation import VentilationConfig
+from agent.config.ventilation import VentilationConfig
+from agent.control import ventilation
+from agent.mqtt.contract import Topics
 from tests.ha_abbreviations import (
     ABBREVIATIONS,
     DEVICE_ABBREVIATIONS,
@@ -172,6 +173,26 @@ name = "council-session"
 "lights:hall" = "on"
 """
 EXTRA = '[[relays]]\nname = "extra"\npin = 20\nrated_power_w = 100\n'
+# Every kind of control once more, with a two-stage fan (speeds): the discovery payload pinned
+# byte for byte (tests/data/discovery_controls.json) as the code wrote it before each control
+# declared its own entities (agent.control.types.Published; main at e6f4ca0, before branch lay16):
+# HA keeps a component's keys in the order it was sent.
+CONTROLS_GOLDEN = Path(__file__).resolve().parent / "data" / "discovery_controls.json"
+TWO_STAGES = """
+[[relays]]
+name = "fan-low"
+pin = 20
+kind = "ventilation"
+[[relays]]
+name = "fan-high"
+pin = 21
+kind = "ventilation"
+[[ventilation]]
+name = "hall-air"
+relays = ["fan-low", "fan-high"]
+co2_sensor = "co2"
+co2_high = 1400
+"""
 
 # DEVICE_DISCOVERY_SCHEMA's keys: anything else at the root invalidates the whole message.
 ROOT_KEYS = {"device", "components", "origin", "state_topic", "command_topic", "qos",
@@ -355,7 +376,8 @@ def test_free_relays_are_switches_or_lights_owned_ones_only_report(
     assert (fan["p"], fan["cmd_t"]) == ("fan", f"{BASE}/cmd/ventilation/air")
     # One stage: on and off only (HA rejects a speed range of one, found with a real HA).
     assert "spd_rng_max" not in fan and "pct_cmd_t" not in fan
-    two = _fan(VentilationConfig("air", ("a", "b"), "co2", co2_high=1400), BASE)
+    two_stages = VentilationConfig("air", ("a", "b"), "co2", co2_high=1400)
+    two = ventilation.PUBLISHED.entities(two_stages, Topics(BASE))["ventilation_air"]
     assert (two["spd_rng_min"], two["spd_rng_max"]) == (1, 2)
     assert two["pct_cmd_t"] == f"{BASE}/cmd/ventilation/air/stage"
     assert fan["pr_modes"] == ["auto", "boost"]
@@ -535,3 +557,14 @@ def test_a_name_that_cannot_be_a_topic_level_is_refused_by_the_config(
 ) -> None:
     with pytest.raises(config.ConfigError, match=r"relays\[8\]\.name: must be 1-64 letters"):
         load(tmp_path, f'[[relays]]\nname = "{name}"\npin = 20\n')
+
+
+def test_the_controls_entities_are_what_they_were_byte_for_byte(tmp_path: Path) -> None:
+    body = discovery_payload(load(tmp_path, extra_relay=TWO_STAGES), "9.9.9")[1]
+    assert body == CONTROLS_GOLDEN.read_bytes()
+    cmps = json.loads(body)["cmps"]
+    # What it pins: each kind of control and input, in the order PUBLISHED gives.
+    kinds = [key.split("_")[0] for key in cmps if key.split("_")[0] in
+             ("lights", "ventilation", "input", "zone")]  # fmt: skip
+    assert sorted(set(kinds), key=kinds.index) == ["lights", "ventilation", "input", "zone"]
+    assert cmps["ventilation_hall-air"]["spd_rng_max"] == 2

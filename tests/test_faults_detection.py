@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.analytics.faults import FaultConfig, FaultMonitor
+from agent.analytics.faults import FaultMonitor
+from agent.config.analytics import FaultConfig
 
 KINDS = {"radiator": "heat", "chiller": "cool", "lights": "light"}
 WALL = 1_790_000_000.0

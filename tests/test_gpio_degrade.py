@@ -15,7 +15,8 @@ from gpiozero import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
 from agent.common.state_store import MemoryStore, StateStore
-from agent.control.inputs import InputBank, InputConfig
+from agent.config.inputs import InputConfig
+from agent.control.inputs import InputBank
 from agent.control.relays import RETRY_AFTER, RelayBank, RelayConfig
 from agent.pi.pins import NoPins
 from tests.clocks import FakeClock

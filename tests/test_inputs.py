@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent.control.inputs import RETRY_AFTER, InputBank, InputConfig, validate_inputs
-from agent.control.types import Event
+from agent.common.events import Event
+from agent.config.inputs import InputConfig, validate_inputs
+from agent.control.inputs import RETRY_AFTER, InputBank
 from tests.clocks import FakeClock
 
 

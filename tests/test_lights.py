@@ -9,8 +9,10 @@ from typing import Optional
 
 import pytest
 
-from agent.control.lights import LightConfig, LightControl, check_light_references
-from agent.control.types import Event, Want
+from agent.common.events import Event
+from agent.config.lights import LightConfig, check_light_references
+from agent.control.lights import LightControl
+from agent.control.types import Want
 from tests.clocks import FakeClock
 
 MIN = 60.0

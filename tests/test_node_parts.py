@@ -15,11 +15,11 @@ from gpiozero.pins.mock import MockFactory
 from agent.app.reconfigure import Reconfigurer
 from agent.commands.handlers import table
 from agent.commands.processor import CommandProcessor
+from agent.common.events import Event
 from agent.common.state_store import StateStore
 from agent.config import schema as config_mod
 from agent.config.schema import Config
 from agent.control.room import RoomController
-from agent.control.types import Event
 from agent.mqtt.contract import Topics
 from agent.node.ports import CommandPorts, NodeParts, ReconfigurePorts
 from agent.sensing.bus_choice import Hardware

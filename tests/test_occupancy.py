@@ -9,8 +9,9 @@ import random
 
 import pytest
 
+from agent.config.sessions import Session
 from agent.room.occupancy import EDGE_WALK_PER_SEAT, Co2Occupancy, steady_state_headcount
-from agent.room.sessions import Session, SessionCalendar
+from agent.room.sessions import SessionCalendar
 from drivers.sim.closed_loop import Attendance, ClosedLoopRoom
 from drivers.sim.room_profiles import PROFILES
 

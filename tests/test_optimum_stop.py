@@ -21,10 +21,11 @@ from typing import Callable
 
 import pytest
 
-from agent.analytics.optimum_start import OptimumStart, OptimumStartConfig, Recorder
+from agent.analytics.optimum_start import OptimumStart, Recorder
 from agent.analytics.preheat import PreheatPlanner
 from agent.analytics.service import STATE_FILE
 from agent.common.state_store import StateStore
+from agent.config.analytics import OptimumStartConfig
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 

@@ -10,8 +10,9 @@ from typing import Callable
 import pytest
 
 from agent.config import schema as config
+from agent.config.report import ReportPolicy
 from agent.config.schema import ConfigError
-from agent.pipeline.reporting import Aggregator, ReportPolicy
+from agent.pipeline.reporting import Aggregator
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber
 

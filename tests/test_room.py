@@ -11,11 +11,11 @@ from typing import Callable, Optional
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from agent.common.events import Event
 from agent.common.state_store import StateStore
 from agent.config import schema as config_mod
 from agent.config.schema import ConfigError
 from agent.control.room import RoomController
-from agent.control.types import Event
 from tests.clocks import FakeClock
 from tests.conftest import AgentProcess, node_config
 from tests.mqtt_fixtures import Broker, Subscriber

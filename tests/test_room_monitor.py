@@ -12,8 +12,8 @@ import pytest
 
 from agent.common.state_store import MemoryStore
 from agent.config.room import RoomConfig
+from agent.config.sessions import CalendarError, Session
 from agent.room.monitor import RoomMonitor
-from agent.room.sessions import CalendarError, Session
 
 T0 = dt.datetime(2026, 1, 5, 6, tzinfo=dt.timezone.utc).timestamp()
 CALENDAR = b"""BEGIN:VCALENDAR\r

@@ -6,10 +6,13 @@ from typing import Optional
 
 import pytest
 
-from agent.control.lights import LightConfig, LightControl
-from agent.control.scenes import SceneConfig, SceneManager
-from agent.control.types import Event
-from agent.control.ventilation import VentilationConfig, VentilationControl
+from agent.common.events import Event
+from agent.config.lights import LightConfig
+from agent.config.scenes import SceneConfig
+from agent.config.ventilation import VentilationConfig
+from agent.control.lights import LightControl
+from agent.control.scenes import SceneManager
+from agent.control.ventilation import VentilationControl
 from tests.clocks import FakeClock
 
 MIN = 60.0

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agent.control.schedule import WeeklySchedule, parse_rule
+from agent.config.schedule import WeeklySchedule, parse_rule
 
 LONDON = "Europe/London"
 

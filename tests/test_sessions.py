@@ -7,16 +7,10 @@ import datetime as dt
 import pytest
 
 from agent.common.state_store import StateStore
+from agent.config.sessions import CalendarError, Session, parse_records
 from agent.room.comfort import grade
 from agent.room.session_report import SessionRecorder
-from agent.room.sessions import (
-    CalendarError,
-    Session,
-    SessionCalendar,
-    parse_ics,
-    parse_pushed,
-    parse_records,
-)
+from agent.room.sessions import SessionCalendar, parse_ics, parse_pushed
 
 ICS = b"""BEGIN:VCALENDAR\r
 VERSION:2.0\r

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.control.schedule import WeeklySchedule
-from agent.control.thermostat import Thermostat, ZoneConfig
-from agent.control.types import Event, Want
+from agent.common.events import Event
+from agent.config.schedule import WeeklySchedule
+from agent.config.zones import ZoneConfig
+from agent.control.thermostat import Thermostat
+from agent.control.types import Want
 from tests.clocks import FakeClock
 
 

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.config.ventilation import VentilationConfig
 from agent.control.types import Want
-from agent.control.ventilation import VentilationConfig, VentilationControl
+from agent.control.ventilation import VentilationControl
 from tests.clocks import FakeClock
 
 MIN = 60.0

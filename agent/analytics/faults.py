@@ -12,7 +12,7 @@ and *cleared* when the condition ends, always with the reason an operator can ac
 - `meter_mismatch`: a relay commanded on whose metered circuit draws nothing, or off while it draws.
 
 Pure logic: the runtime feeds observations with the clock's times and publishes the events
-(agent.control.types.Event, kind "fault") and `active()` (the room's `problem` state).
+(agent.common.events.Event, kind "fault") and `active()` (the room's `problem` state).
 """
 
 from __future__ import annotations
@@ -20,58 +20,17 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
-from agent.control.types import Event
+from agent.common.events import Event
+from agent.config.analytics import FaultConfig, finite
 
 FAULTS = (
     "window_open", "short_cycling", "setpoint_unmet", "sensors_disagree", "frozen",
     "meter_mismatch",
 )  # fmt: skip
 HVAC_KINDS = frozenset({"heat", "cool"})
-
-
-def _default_disagree() -> dict[str, float]:
-    return {"temperature": 2.0, "humidity": 10.0, "co2": 250.0}
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Thresholds (config: [faults]); a rule with its time or count at 0 is off."""
-
-    window_open_minutes: float = 10.0
-    short_cycle_starts: int = 6  # more starts than this within the window is a fault
-    short_cycle_window_minutes: float = 60.0
-    unmet_minutes: float = 60.0
-    unmet_margin: float = 1.0  # K short of the setpoint that counts as unmet
-    disagree_minutes: float = 30.0
-    disagree: Mapping[str, float] = field(default_factory=_default_disagree)
-    frozen_readings: int = 30
-    # Quantities whose raw value never holds still in a working sensor; light at night, PM in
-    # clean air or a VOC index at its baseline may rightly repeat, so they are not judged.
-    frozen_quantities: tuple[str, ...] = ("temperature", "humidity", "pressure", "co2")
-    meter_minutes: float = 5.0
-    meter_on_min_w: float = 5.0  # on, and drawing less than this: no load behind the relay
-    meter_off_max_w: float = 20.0  # off, and drawing more than this: welded contact, bypass
-    stale_seconds: float = 600.0  # readings older than this are not compared
-
-    def __post_init__(self) -> None:
-        numbers = ("window_open_minutes", "short_cycle_window_minutes", "unmet_minutes",
-                   "unmet_margin", "disagree_minutes", "meter_minutes", "meter_on_min_w",
-                   "meter_off_max_w", "stale_seconds")  # fmt: skip
-        for name in numbers:
-            value = getattr(self, name)
-            if not _finite(value) or value < 0:
-                raise ValueError(f"{name}: must be a number >= 0, got {value!r}")
-        for name in ("short_cycle_starts", "frozen_readings"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: must be a whole number >= 0, got {value!r}")
-        for quantity, limit in self.disagree.items():
-            if not _finite(limit) or limit <= 0:
-                raise ValueError(f"disagree.{quantity}: must be a number > 0, got {limit!r}")
-        object.__setattr__(self, "frozen_quantities", tuple(self.frozen_quantities))
 
 
 @dataclass
@@ -121,7 +80,7 @@ class FaultMonitor:
         self._power[relay] = (watts, now)
 
     def reading(self, device: str, quantity: str, value: float, now: float) -> None:
-        if not _finite(value):
+        if not finite(value):
             return
         self._latest.setdefault(quantity, {})[device] = (value, now)
         if quantity in self.config.frozen_quantities:
@@ -234,7 +193,3 @@ class FaultMonitor:
                     events.append(Event("fault", f"{fault}:{subject}", "cleared", why, wall))
                 del self._conditions[key]
         return events
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
+from agent.config.analytics import OptimumStartConfig, finite
+
 log = logging.getLogger("roomagent.optimum_start")
 
 STATE_VERSION = 1
@@ -45,51 +47,6 @@ DUTY_MIN = 1 * HOUR  # ... and not said at all from less than this
 # slowly with them (the two-node room): a drift learned over a whole night says the slow part
 # and would let a stopped session fall out of its band.
 DRIFT_HORIZON = 1 * HOUR
-
-
-@dataclass(frozen=True)
-class OptimumStartConfig:
-    """Thresholds of one zone's optimum start (config: [zones.optimum_start])."""
-
-    fixed_lead_minutes: float = 120.0  # until the model is learned, or when it is unusable
-    max_lead_minutes: float = 360.0  # never start earlier than this before a session
-    latest_start_minutes: float = 15.0  # never start later than this before a session
-    min_episodes: int = 3  # warm-ups learned before the model is trusted
-    keep_episodes: int = 30  # the newest warm-ups kept for the fit
-    min_rate: float = 0.2  # K/h: a learned rate below this is not believed
-    safety: float = 1.05  # lead times are stretched by this: late is worse than early
-    stop_band: float = 0.5  # K below the setpoint the room may drift to by a session's end
-    max_early_stop_minutes: float = 60.0
-    # Stop conditioning before a session's end when the learned drift keeps the room within
-    # stop_band of the setpoint until the end (PreheatPlanner applies it).
-    early_stop: bool = False
-    # "line": the rate against the indoor-outdoor difference. "need": the warm-up's hours
-    # against the kelvins to gain (and the difference): a room with heavy mass gains its first
-    # kelvin in minutes (the air) and the later ones slowly (the walls), which a single rate
-    # cannot say; see need_hours().
-    model: str = "line"
-
-    def __post_init__(self) -> None:
-        if self.model not in ("line", "need"):
-            raise ValueError(f"model: must be line or need, got {self.model!r}")
-        for field in ("fixed_lead_minutes", "max_lead_minutes", "min_rate", "safety"):
-            value = getattr(self, field)
-            if not _finite(value) or value <= 0:
-                raise ValueError(f"{field}: must be a number > 0, got {value!r}")
-        for field in ("latest_start_minutes", "stop_band", "max_early_stop_minutes"):
-            value = getattr(self, field)
-            if not _finite(value) or value < 0:
-                raise ValueError(f"{field}: must be a number >= 0, got {value!r}")
-        for field in ("min_episodes", "keep_episodes"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field}: must be a whole number >= 1, got {value!r}")
-        if not isinstance(self.early_stop, bool):
-            raise ValueError(f"early_stop: must be true or false, got {self.early_stop!r}")
-        if self.latest_start_minutes > self.max_lead_minutes:
-            raise ValueError("latest_start_minutes: must not exceed max_lead_minutes")
-        if self.fixed_lead_minutes > self.max_lead_minutes:
-            raise ValueError("fixed_lead_minutes: must not exceed max_lead_minutes")
 
 
 @dataclass(frozen=True)
@@ -159,11 +116,11 @@ class OptimumStart:
         heating ran `duty` of the time; False if too short or small to say anything (under 10
         minutes or 0.3 K)."""
         gained = (t_end - t_start) if self.direction == "heat" else (t_start - t_end)
-        if hours < 1 / 6 or gained < 0.3 or not all(map(_finite, (t_start, t_end, outdoor))):
+        if hours < 1 / 6 or gained < 0.3 or not all(map(finite, (t_start, t_end, outdoor))):
             return False
         delta = (t_start + t_end) / 2 - outdoor
         signed = delta if self.direction == "heat" else -delta
-        if duty is not None and not (_finite(duty) and 0.0 <= duty <= 1.0):
+        if duty is not None and not (finite(duty) and 0.0 <= duty <= 1.0):
             duty = None
         self.episodes.append(Episode(signed, gained / hours, gained, duty))
         return True
@@ -287,7 +244,7 @@ class OptimumStart:
             if coef is None:
                 return None
             hours = need * (coef[0] + coef[1] * need + coef[2] * d)
-        if not _finite(hours) or hours <= 0 or need / hours < self.config.min_rate:
+        if not finite(hours) or hours <= 0 or need / hours < self.config.min_rate:
             return None
         return hours
 
@@ -340,8 +297,8 @@ class OptimumStart:
             gained = e.get("gained")
             duty = e.get("duty")
             self.episodes.append(Episode(float(e["delta"]), float(e["rate"]),
-                                         float(gained) if _finite(gained) else None,
-                                         float(duty) if _finite(duty) else None))  # fmt: skip
+                                         float(gained) if finite(gained) else None,
+                                         float(duty) if finite(duty) else None))  # fmt: skip
         self.tau_h = saved["tau_h"]
         self._tau_weight = int(saved["tau_weight"])
 
@@ -450,12 +407,12 @@ def _problem(saved: Mapping[str, Any], direction: str) -> Optional[str]:
         return f"direction {saved.get('direction')!r}"
     episodes = saved.get("episodes")
     if not isinstance(episodes, list) or not all(
-        isinstance(e, dict) and _finite(e.get("delta")) and _finite(e.get("rate"))
+        isinstance(e, dict) and finite(e.get("delta")) and finite(e.get("rate"))
         and e["rate"] > 0 for e in episodes
     ):  # fmt: skip
         return "episodes malformed"
     tau = saved.get("tau_h")
-    if tau is not None and (not _finite(tau) or tau <= 0):
+    if tau is not None and (not finite(tau) or tau <= 0):
         return "tau_h malformed"
     weight = saved.get("tau_weight")
     if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
@@ -466,7 +423,3 @@ def _problem(saved: Mapping[str, Any], direction: str) -> Optional[str]:
 def _checksum(body: Mapping[str, Any]) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

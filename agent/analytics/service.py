@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from agent.analytics.faults import FaultConfig, FaultMonitor
-from agent.analytics.optimum_start import Decision, OptimumStart, OptimumStartConfig, Recorder
+from agent.analytics.faults import FaultMonitor
+from agent.analytics.optimum_start import Decision, OptimumStart, Recorder
 from agent.analytics.preheat import PreheatPlanner, WarmupOutput
+from agent.common.events import Event
 from agent.common.state_store import StateStore
-from agent.control.types import Clock, Event
+from agent.config.analytics import FaultConfig, OptimumStartConfig
+from agent.control.types import Clock
 
 if TYPE_CHECKING:
     from agent.config.schema import Config

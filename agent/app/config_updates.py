@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from agent import __version__
 from agent.app.reconfigure import check_fixed
-from agent.commands.processor import CommandError
 from agent.config import schema as config_mod
 from agent.config.schema import Config, ConfigError
 from agent.config.sources import (
@@ -32,6 +31,7 @@ from agent.config.sources import (
     parse_remote,
     sha256,
 )
+from agent.mqtt.command_args import CommandError
 
 if TYPE_CHECKING:
     from agent.node.ports import ConfigPorts

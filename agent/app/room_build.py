@@ -13,9 +13,9 @@ from agent.control.room import RoomController
 
 if TYPE_CHECKING:
     from agent.common.clock import SystemClock
+    from agent.common.events import Event
     from agent.common.state_store import StateStore
     from agent.config.schema import Config
-    from agent.control.types import Event
     from agent.node.ports import NodeParts
     from agent.sensing.bus_choice import Hardware
 

@@ -29,12 +29,13 @@ from agent.app.room_build import build_room, run_control
 from agent.app.systemd import Notifier
 from agent.central.retained import RetainedStates, info_payload, publish_discovery
 from agent.commands.handlers import table
-from agent.commands.processor import CommandError, CommandProcessor
+from agent.commands.processor import CommandProcessor
 from agent.common.clock import SystemClock, boot_id
+from agent.common.events import Event
 from agent.common.state_store import StateStore
 from agent.config.schema import Config, DeviceConfig
 from agent.control.room import RoomController
-from agent.control.types import Event
+from agent.mqtt.command_args import CommandError
 from agent.mqtt.contract import (
     Topics,
     device_state_payload,

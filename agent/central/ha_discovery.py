@@ -43,56 +43,17 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from agent.config.schema import Config
-from agent.control.inputs import KINDS as INPUT_STATES
-from agent.control.thermostat import hvac_modes
+from agent.control.room import PUBLISHED
 from agent.mqtt.contract import Topics, dumps
+from agent.mqtt.ha_components import RELAY_TEMPLATE, command_topic, on_off, value_template
 from drivers import DRIVERS
 from drivers.quantities import QUANTITIES, label_of
 
 DEFAULT_PREFIX = "homeassistant"
 ORIGIN = "roomagent"
 QOS = 1
-PRESETS = ("comfort", "eco", "boost", "frost")  # the thermostat's fixed-setpoint modes
-
-# input kind -> (HA binary_sensor device class or None, the input state HA shows as "on").
-# A contact is "closed" while the door is shut, but HA's opening class means open when on.
-INPUT_CLASSES: dict[str, tuple[Optional[str], str]] = {
-    "motion": ("motion", "motion"),
-    "contact": ("opening", "open"),
-    "button": (None, "pressed"),
-    "switch": (None, "on"),
-}
-
 AVAILABLE_TEMPLATE = "{{ 'online' if value_json['available'] else 'offline' }}"
-RELAY_TEMPLATE = "{{ 'ON' if value_json['on'] else 'OFF' }}"
-ON_TEMPLATE = RELAY_TEMPLATE  # light groups and ventilation say "on" the same way
-INPUT_TEMPLATE = "{{ value_json['state'] }}"
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def input_topic(base: str, name: str) -> str:
-    """Retained ``{"ts", "state"}`` of one GPIO input."""
-    return f"{base}/input/{name}"
-
-
-def zone_topic(base: str, name: str) -> str:
-    """Retained ``{"ts", "mode", "setpoint", "action", "temperature"}`` of one zone."""
-    return f"{base}/zone/{name}"
-
-
-def lights_topic(base: str, name: str) -> str:
-    """Retained ``{"ts", "on", "mode"}`` of one light group (mode auto or manual)."""
-    return f"{base}/lights/{name}"
-
-
-def ventilation_topic(base: str, name: str) -> str:
-    """Retained ``{"ts", "on", "stage", "stages", "mode"}`` of one ventilation unit."""
-    return f"{base}/ventilation/{name}"
-
-
-def command_topic(base: str, *path: str) -> str:
-    """Where Home Assistant sends a command: ``<base>/cmd/relay/<name>`` and the like."""
-    return "/".join((base, "cmd", *path))
 
 
 def status_topic(prefix: str = DEFAULT_PREFIX) -> str:
@@ -148,7 +109,7 @@ def discovery_payload(
                 "p": "sensor",
                 "name": f"{device.name} {label_of(quantity)}",
                 "stat_t": state,
-                "val_tpl": _value_template("values", quantity),
+                "val_tpl": value_template("values", quantity),
                 "stat_cla": q.ha.state_class,
                 "sug_dsp_prc": q.decimals,
                 "avty": availability,
@@ -179,45 +140,15 @@ def discovery_payload(
                 "dev_cla": "running",
             })  # fmt: skip
             continue
-        add(f"relay_{relay.name}", _on_off(
+        add(f"relay_{relay.name}", on_off(
             "light" if relay.kind == "light" else "switch", relay.name,
             topics.relay(relay.name), command_topic(node.base_topic, "relay", relay.name),
         ))  # fmt: skip
-    for group in control.lights:
-        # On or off for the group's override_minutes, then automatic again: the effect "auto"
-        # hands the group back to its rules at once ("manual" holds what it does now). HA
-        # sends ON before the effect (on_command_type first), so "auto" has the last word.
-        state = lights_topic(node.base_topic, group.name)
-        light = _on_off("light", group.name, state,
-                        command_topic(node.base_topic, "lights", group.name))  # fmt: skip
-        light.update({
-            "stat_val_tpl": ON_TEMPLATE,
-            "on_cmd_type": "first",
-            "fx_cmd_t": command_topic(node.base_topic, "lights", group.name, "effect"),
-            "fx_list": ["auto", "manual"],
-            "fx_stat_t": state,
-            "fx_val_tpl": "{{ value_json['mode'] }}",
-        })  # fmt: skip
-        add(f"lights_{group.name}", light)
-    for vent in control.ventilation:
-        add(f"ventilation_{vent.name}", _fan(vent, node.base_topic))
-
-    for inp in control.inputs:
-        device_class, on = INPUT_CLASSES[inp.kind]
-        binary: dict[str, Any] = {
-            "p": "binary_sensor",
-            "name": inp.name,
-            "stat_t": input_topic(node.base_topic, inp.name),
-            "val_tpl": INPUT_TEMPLATE,
-            "pl_on": on,
-            "pl_off": next(s for s in INPUT_STATES[inp.kind] if s != on),
-        }
-        if device_class is not None:
-            binary["dev_cla"] = device_class
-        add(f"input_{inp.name}", binary)
-
-    for zone in control.zones:
-        add(f"zone_{zone.name}", _climate(zone, topics))
+    # Each input and control as it declares itself (agent.control.room.PUBLISHED).
+    for published in PUBLISHED:
+        for item in getattr(control, published.section):
+            for key, component in published.entities(item, topics).items():
+                add(key, component)
     for scene in control.scenes:
         # Home Assistant's MQTT scene: activate only, it has no state (nor do ours).
         add(f"scene_{scene.name}", {
@@ -231,7 +162,7 @@ def discovery_payload(
     metered = [r for r in control.relays if r.rated_power_w > 0]
     for relay in metered:
         add(f"relay_{relay.name}_energy", _energy(
-            f"{relay.name} energy", topics, _value_template("relays_kwh", relay.name)
+            f"{relay.name} energy", topics, value_template("relays_kwh", relay.name)
         ))  # fmt: skip
     if metered:
         add("energy_total", _energy("energy total", topics, "{{ value_json['total_kwh'] }}"))
@@ -283,86 +214,6 @@ def removal_payload(previous: bytes, current: bytes) -> Optional[bytes]:
     return _dumps({**new, "cmps": {**new["cmps"], **gone}})
 
 
-def _climate(zone: Any, topics: Topics) -> dict[str, Any]:
-    base = topics.base
-    state = zone_topic(base, zone.name)
-    # Exactly what the zone's relays can do; heat never cools (Thermostat.set_hvac).
-    presets = ", ".join(f"'{p}'" for p in PRESETS)
-    return {
-        "p": "climate",
-        "name": zone.name,
-        "modes": ["off", *hvac_modes(zone)],
-        "mode_stat_t": state,
-        "mode_stat_tpl": "{{ value_json['hvac'] }}",
-        "mode_cmd_t": command_topic(base, "zone", zone.name, "mode"),
-        "pr_modes": list(PRESETS),
-        "pr_mode_stat_t": state,
-        "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] in "
-        f"[{presets}] else 'none' }}}}",
-        "pr_mode_cmd_t": command_topic(base, "zone", zone.name, "preset"),
-        # HA offers and sends "none" for no preset; the zone's word for it is auto (schedule).
-        "pr_mode_cmd_tpl": "{{ 'auto' if value == 'none' else value }}",
-        "temp_stat_t": state,
-        "temp_stat_tpl": "{{ value_json['setpoint'] }}",
-        "temp_cmd_t": command_topic(base, "zone", zone.name, "setpoint"),
-        "curr_temp_t": topics.state(zone.sensor),
-        "curr_temp_tpl": _value_template("values", "temperature"),
-        "act_t": state,
-        "act_tpl": "{{ value_json['action'] }}",
-        # HA's own defaults (7..35 °C), widened to the frost setpoint, within what
-        # Thermostat.set_manual accepts.
-        "min_temp": max(zone.plausible_min, min(7.0, zone.frost)),
-        "max_temp": min(zone.plausible_max, 35.0),
-        "temp_step": 0.5,
-        "precision": 0.1,
-        "temp_unit": "C",
-    }
-
-
-def _fan(vent: Any, base: str) -> dict[str, Any]:
-    """Home Assistant's fan: on/off, one speed per stage, presets auto and boost (boost for
-    the unit's boost_minutes; a JSON command gives another duration)."""
-    state = ventilation_topic(base, vent.name)
-    command = command_topic(base, "ventilation", vent.name)
-    fan: dict[str, Any] = {
-        "p": "fan",
-        "name": vent.name,
-        "stat_t": state,
-        "stat_val_tpl": ON_TEMPLATE,
-        "cmd_t": command,
-        "pl_on": "ON",
-        "pl_off": "OFF",
-    }
-    if len(vent.stages) > 1:  # HA refuses a speed range of one (speed_range_max > min)
-        fan.update({
-            "pct_stat_t": state,
-            "pct_val_tpl": "{{ value_json['stage'] }}",
-            "pct_cmd_t": f"{command}/stage",
-            "spd_rng_min": 1,
-            "spd_rng_max": len(vent.stages),
-        })  # fmt: skip
-    return {
-        **fan,
-        "pr_mode_stat_t": state,
-        "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] != 'manual' else 'None' }}",
-        "pr_mode_cmd_t": f"{command}/preset",
-        "pr_modes": ["auto", "boost"],
-    }
-
-
-def _on_off(platform: str, name: str, state: str, command: str) -> dict[str, Any]:
-    return {
-        "p": platform,
-        "name": name,
-        "stat_t": state,
-        # The light platform's name for the state template differs from the switch's.
-        "stat_val_tpl" if platform == "light" else "val_tpl": RELAY_TEMPLATE,
-        "cmd_t": command,
-        "pl_on": "ON",
-        "pl_off": "OFF",
-    }
-
-
 def _energy(name: str, topics: Topics, template: str) -> dict[str, Any]:
     return {
         "p": "sensor",
@@ -374,12 +225,6 @@ def _energy(name: str, topics: Topics, template: str) -> dict[str, Any]:
         "unit_of_meas": "kWh",
         "sug_dsp_prc": 2,
     }
-
-
-def _value_template(table: str, key: str) -> str:
-    # "" while the key is missing (a device down publishes no values): HA ignores an empty
-    # state without logging a template warning. json.dumps quotes any name safely for Jinja.
-    return f"{{{{ value_json['{table}'].get({json.dumps(key)}, '') }}}}"
 
 
 def _dumps(obj: Any) -> bytes:

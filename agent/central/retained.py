@@ -25,9 +25,9 @@ from agent.mqtt.contract import CONTRACT_VERSION, Topics, iso_utc, json_payload
 from drivers import DRIVERS, QUANTITIES
 
 if TYPE_CHECKING:
+    from agent.common.events import Event
     from agent.config.schema import Config
     from agent.control.room import RoomController
-    from agent.control.types import Event
     from agent.mqtt.link import MqttLink
 
 log = logging.getLogger("roomagent")

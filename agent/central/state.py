@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from agent.central.ha_discovery import input_topic, lights_topic, ventilation_topic, zone_topic
+from agent.control.room import PUBLISHED
 from agent.mqtt.contract import Topics
-from drivers.quantities import QUANTITIES
 
 if TYPE_CHECKING:
     from agent.control.room import RoomController
@@ -28,58 +27,18 @@ def room_states(
     room: RoomController, topics: Topics, grid_factor: float
 ) -> dict[str, dict[str, Any]]:
     """topic -> body (without "ts", so an unchanged state compares equal) of everything but
-    the relays."""
-    base = topics.base
+    the relays: each input and control as it declares (agent.control.room.PUBLISHED), and the
+    energy counters."""
     states: dict[str, dict[str, Any]] = {}
-    for inp in room.config.inputs:
-        states[input_topic(base, inp.name)] = {"state": room.inputs.state(inp.name)}
-    for name in room.zones:
-        states[zone_topic(base, name)] = zone_body(room, name)
-    for name in room.lights:
-        states[lights_topic(base, name)] = lights_body(room, name)
-    for name in room.ventilation:
-        states[ventilation_topic(base, name)] = ventilation_body(room, name)
+    for published in PUBLISHED:
+        for item in getattr(room.config, published.section):
+            states[topics.control(published.kind, item.name)] = published.state(room, item.name)
     states[topics.energy_state] = energy_body(room, grid_factor)
     return states
 
 
 def relay_body(on: bool, reason: str) -> dict[str, Any]:
     return {"on": on, "reason": reason}
-
-
-def zone_body(room: RoomController, name: str) -> dict[str, Any]:
-    zone = room.zones[name]
-    mode = zone.current_mode()
-    return {
-        "mode": mode,
-        "hvac": "off" if mode == "off" else zone.hvac,
-        "setpoint": zone.effective_setpoint(),
-        "action": room.zone_action(name),
-        # At the sensor's published precision: the raw compensated float changes every reading,
-        # and each change is a retained publish.
-        "temperature": _rounded(room.zone_temperature(name), QUANTITIES["temperature"].decimals),
-    }
-
-
-def _rounded(value: Optional[float], decimals: int) -> Optional[float]:
-    return None if value is None else round(value, decimals)
-
-
-def lights_body(room: RoomController, name: str) -> dict[str, Any]:
-    """`on`: the group's relays (they all follow the group: the first speaks for them);
-    `mode`: manual while an override (command, wall switch, scene) holds, else auto."""
-    light = room.lights[name]
-    override = light.override
-    manual = override is not None and room.clock.monotonic() < override.until
-    return {"on": room.relays.state(light.config.relays[0]), "mode": "manual" if manual else "auto"}
-
-
-def ventilation_body(room: RoomController, name: str) -> dict[str, Any]:
-    """`stage`: what the relays do now (0 off, 1, 2); `mode`: auto, boost or manual."""
-    vent = room.ventilation[name]
-    stages = vent.config.stages
-    stage = next((i + 1 for i, r in enumerate(stages) if room.relays.state(r)), 0)
-    return {"on": stage > 0, "stage": stage, "stages": len(stages), "mode": vent.mode()}
 
 
 def energy_body(room: RoomController, grid_factor: float) -> dict[str, Any]:
@@ -89,23 +48,18 @@ def energy_body(room: RoomController, grid_factor: float) -> dict[str, Any]:
     return {"relays_kwh": kwh, "total_kwh": total, "co2e_kg": round(total * grid_factor, 4)}
 
 
+# cmd/state/<kind>/<name>'s kinds: the relays, each published kind of control, the devices.
+STATE_KINDS = ("relay", *(p.kind for p in PUBLISHED), "device", "energy")
+
+
 def topic_of(topics: Topics, kind: str, name: Optional[str]) -> Optional[str]:
     """`cmd/state/<kind>/<name>`'s topic, or None for a kind there is none of."""
-    base = topics.base
     if kind == "energy":
         return topics.energy_state if name is None else None
-    if name is None:
+    if name is None or kind not in STATE_KINDS:
         return None
-    makers = {
-        "relay": topics.relay,
-        "input": lambda n: input_topic(base, n),
-        "zone": lambda n: zone_topic(base, n),
-        "lights": lambda n: lights_topic(base, n),
-        "ventilation": lambda n: ventilation_topic(base, n),
-        "device": topics.state,
-    }
-    maker = makers.get(kind)
-    return maker(name) if maker is not None else None
-
-
-STATE_KINDS = ("relay", "input", "zone", "lights", "ventilation", "device", "energy")
+    if kind == "relay":
+        return topics.relay(name)
+    if kind == "device":
+        return topics.state(name)
+    return topics.control(kind, name)

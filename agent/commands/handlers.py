@@ -11,27 +11,17 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from agent.central.ha_discovery import lights_topic, ventilation_topic, zone_topic
 from agent.central.state import STATE_KINDS, topic_of
-from agent.commands.processor import (
-    MAX_PULSE,
-    CommandError,
-    Handler,
-    number,
-    optional_minutes,
-    word,
-)
-from agent.control.thermostat import hvac_modes
+from agent.commands.processor import MAX_PULSE, Handler
+from agent.control.room import PUBLISHED
+from agent.control.types import Published
+from agent.mqtt.command_args import CommandError, command_verb, number
 from drivers import DRIVERS
 
 if TYPE_CHECKING:
+    from agent.common.events import Event
     from agent.control.room import RoomController
-    from agent.control.thermostat import Thermostat
-    from agent.control.types import Event
     from agent.node.ports import CommandPorts, NodeParts
-
-HA_MODES = ("off", "heat", "cool", "heat_cool", "auto")
-PRESETS = ("comfort", "eco", "boost", "frost", "auto")
 
 
 def _one(path: list[str], what: str) -> str:
@@ -40,17 +30,10 @@ def _one(path: list[str], what: str) -> str:
     return path[0]
 
 
-def _verb(body: dict[str, Any]) -> str:
-    value = body.get("command")
-    if value is None:
-        raise CommandError("bad_argument", "command: missing (the payload was empty or had none)")
-    if not isinstance(value, str):
-        raise CommandError("bad_argument", "command: must be a string")
-    return value.lower()
-
-
-NAMES = ("relay", "zone", "scene", "lights", "device", "ping", "stats", "reannounce", "config",
-         "ventilation", "state", "sessions")  # fmt: skip
+# The node's own command families; each control that takes commands adds its kind
+# (agent.control.room.PUBLISHED: cmd/zone, cmd/lights, cmd/ventilation).
+NAMES = ("relay", "scene", "device", "ping", "stats", "reannounce", "config", "state", "sessions")
+CONTROLS = {p.kind: p for p in PUBLISHED if p.command is not None}
 
 
 class Handlers:
@@ -61,7 +44,7 @@ class Handlers:
     def sessions(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         """cmd/sessions {"sessions": [{start, end, title, expected}, ...]}
         (agent/room/sessions.py)."""
-        from agent.room.sessions import CalendarError
+        from agent.config.sessions import CalendarError
 
         push = self.ports.sessions_command
         if path or push is None:
@@ -93,7 +76,7 @@ class Handlers:
             raise CommandError("unknown_target", f"no relay {name!r}")
         if name in self.owners:
             raise CommandError("controlled", f"relay {name!r} is run by {self.owners[name]}")
-        verb = _verb(body)
+        verb = command_verb(body)
         pulse: Optional[float] = None
         if verb in ("on", "off"):
             on = verb == "on"
@@ -125,65 +108,24 @@ class Handlers:
             result.update(state="deferred", reason=deferred[0].reason)
         return result
 
-    def zone(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+    def control(
+        self, published: Published, path: list[str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """cmd/<kind>/<name>/...: the control's own command (agent.control.types.Published),
+        then its retained state published again, changed or not."""
+        assert published.command is not None
         room = self._room()
-        if not path or path[0] not in room.zones:
-            raise CommandError("unknown_target", "expected cmd/zone/<zone>/{setpoint,mode,preset}"
-                               + (f"; no zone {path[0]!r}" if path else ""))  # fmt: skip
-        if len(path) != 2 or not path[1]:
-            raise CommandError("unknown_target", f"cmd/zone/{path[0]}: missing the sub-topic: "
-                               "cmd/zone/<zone>/setpoint, mode or preset")  # fmt: skip
-        zone, what = room.zones[path[0]], path[1]
-        reason = self._reason(body)
-        minutes = optional_minutes(body)
-        key = "value" if "value" in body else "command"
-        try:
-            if what == "setpoint":
-                c = zone.config
-                events = zone.set_manual(number(body, key, c.plausible_min, c.plausible_max),
-                                         minutes, reason)  # fmt: skip
-            elif what == "mode":
-                mode = word(body, "mode" if "mode" in body else key, HA_MODES)
-                events = self._zone_mode(zone, mode, reason, minutes)
-            elif what == "preset":
-                preset = word(body, "preset" if "preset" in body else key, PRESETS)
-                events = zone.set_mode(preset, reason, minutes)
-            else:
-                raise CommandError(
-                    "unknown_command", f"zone takes setpoint, mode, preset; not {what!r}"
-                )
-        except ValueError as e:
-            raise CommandError("bad_argument", str(e)) from None
+        name, events, result = published.command(room, path, body, self._reason(body))
         self._emit(events)
-        self.ports.refresh_state(zone_topic(self.ports.topics.base, path[0]))
-        return {"zone": path[0], "mode": zone.current_mode(), "hvac": zone.hvac,
-                "setpoint": zone.effective_setpoint()}  # fmt: skip
-
-    @staticmethod
-    def _zone_mode(
-        zone: Thermostat, mode: str, reason: str, minutes: Optional[float]
-    ) -> list[Event]:
-        """off switches the zone off; heat, cool and heat_cool say which of its stages may run
-        (a zone that was off follows its schedule again); auto is everything it can do."""
-        if mode == "off":
-            return zone.set_mode("off", reason, minutes)
-        hvac = hvac_modes(zone.config)[-1] if mode == "auto" else mode
-        if hvac not in hvac_modes(zone.config):
-            can = ", ".join(("off", *hvac_modes(zone.config)))
-            raise CommandError(
-                "bad_argument", f"mode: zone {zone.config.name} can do {can}; not {mode!r}"
-            )
-        events = zone.set_hvac(hvac, reason)
-        if zone.current_mode() == "off" or mode == "auto":
-            events += zone.set_mode("auto", reason, minutes)
-        return events
+        self.ports.refresh_state(self.ports.topics.control(published.kind, name))
+        return result
 
     def scene(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         room = self._room()
         name = _one(path, "scene")
         if name not in room.scenes:
             raise CommandError("unknown_target", f"no scene {name!r}")
-        if _verb(body) not in ("apply", "on"):
+        if command_verb(body) not in ("apply", "on"):
             raise CommandError("unknown_command", "scene takes apply (or ON)")
         try:
             events = room.apply_scene(name, self._reason(body))
@@ -191,72 +133,6 @@ class Handlers:
             raise CommandError("bad_argument", str(e)) from None
         self._emit(events)
         return {"scene": name}
-
-    def lights(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
-        room = self._room()
-        if not 1 <= len(path) <= 2 or not path[0]:
-            raise CommandError("unknown_target", "expected cmd/lights/<group>")
-        name = path[0]
-        light = room.lights.get(name)
-        if light is None:
-            raise CommandError("unknown_target", f"no lights {name!r}")
-        if len(path) == 2 and path[1] != "effect":
-            raise CommandError("unknown_target", f"cmd/lights/{name}: no sub-topic {path[1]!r}")
-        verb = _verb(body)
-        minutes = optional_minutes(body)
-        if verb == "manual":  # Home Assistant's effect list: hold what the lights do now
-            verb = "on" if room.relays.state(light.config.relays[0]) else "off"
-        if verb in ("on", "off"):
-            events = light.command(verb == "on", minutes, self._reason(body))
-        elif verb == "auto":
-            events = light.resume_automatic(self._reason(body))
-        else:
-            raise CommandError("unknown_command", f"lights take ON, OFF, AUTO; not {verb!r}")
-        self._emit(events)
-        self.ports.refresh_state(lights_topic(self.ports.topics.base, name))
-        return {"lights": name, "mode": "auto" if verb == "auto" else "manual"}
-
-    def ventilation(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
-        """cmd/ventilation/<name>: ON, OFF, AUTO, BOOST (optional minutes) or
-        {"command": "stage", "stage": n}; .../stage takes the stage alone (Home Assistant's
-        speed), .../preset auto or boost."""
-        room = self._room()
-        if not path or path[0] not in room.ventilation:
-            raise CommandError("unknown_target", "expected cmd/ventilation/<name>"
-                               + (f"; no ventilation {path[0]!r}" if path else ""))  # fmt: skip
-        name, vent = path[0], room.ventilation[path[0]]
-        what = path[1] if len(path) == 2 else None
-        if len(path) > 2 or what not in (None, "stage", "preset"):
-            raise CommandError(
-                "unknown_target", f"cmd/ventilation/{name}: sub-topics are stage and preset"
-            )
-        top = len(vent.config.stages)
-        minutes = optional_minutes(body)
-        reason = self._reason(body)
-        verb = "stage" if what == "stage" else _verb(body)
-        try:
-            if verb == "stage":
-                key = "stage" if "stage" in body else "value" if "value" in body else "command"
-                stage = number(body, key, 0, top)
-                if not stage.is_integer():
-                    raise CommandError(
-                        "bad_argument", f"{key}: a whole stage 0..{top}, got {stage:g}"
-                    )
-                events = vent.set_stage(int(stage), minutes, reason)
-            elif verb in ("on", "off"):
-                events = vent.set_stage(1 if verb == "on" else 0, minutes, reason)
-            elif verb == "boost":
-                events = vent.boost(minutes, reason)
-            elif verb in ("auto", "none"):  # HA sends none for no preset
-                events = vent.resume_automatic(reason)
-            else:
-                raise CommandError("unknown_command", "ventilation takes ON, OFF, AUTO, BOOST, "
-                                   f"stage; not {verb!r}")  # fmt: skip
-        except ValueError as e:
-            raise CommandError("bad_argument", str(e)) from None
-        self._emit(events)
-        self.ports.refresh_state(ventilation_topic(self.ports.topics.base, name))
-        return {"ventilation": name, "mode": vent.mode()}
 
     def state(self, path: list[str], body: dict[str, Any]) -> dict[str, Any]:
         """cmd/state/<kind>/<name> (cmd/state/energy): the entity's retained state in the
@@ -323,4 +199,11 @@ def table(ports: CommandPorts, parts: Callable[[], NodeParts]) -> dict[str, Hand
 
         return handle
 
-    return {name: family(name) for name in NAMES}
+    def control(published: Published) -> Handler:
+        def handle(path: list[str], body: dict[str, Any]) -> dict[str, Any]:
+            return Handlers(ports, parts()).control(published, path, body)
+
+        return handle
+
+    return {**{name: family(name) for name in NAMES},
+            **{kind: control(published) for kind, published in CONTROLS.items()}}  # fmt: skip

@@ -9,14 +9,13 @@ command and error code.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
+from agent.mqtt.command_args import CommandError, number
 from agent.mqtt.contract import dumps
 
 log = logging.getLogger("roomagent.commands")
@@ -25,7 +24,6 @@ MAX_PAYLOAD = 4096  # bytes: a command is small; anything bigger is a mistake or
 MAX_CONFIG_PAYLOAD = 65536  # bytes: cmd/config carries a whole node config
 MAX_ID = 128  # characters
 REMEMBERED_IDS = 1000  # recent ids whose answer is repeated instead of executing again
-MAX_MINUTES = 7 * 24 * 60
 MAX_PULSE = 3600.0  # s
 
 
@@ -43,29 +41,6 @@ class Response:
         if self.result:
             body["result"] = self.result
         return dumps(body)
-
-
-ERRORS = {
-    "too_large": "payload over 4096 bytes (65536 for cmd/config)",
-    "bad_encoding": "payload is not UTF-8",
-    "bad_json": "payload is neither valid JSON (an object) nor a plain value",
-    "bad_argument": "a field is missing, of the wrong type, or out of range",
-    "unknown_target": "no such relay, zone, scene, light group or device on this node",
-    "unknown_command": "the target does not take this command",
-    "expired": "the command's expiry time has passed",
-    "clock_unsynced": "the command has an expiry, and this node's clock is not yet trusted",
-    "refused": "a safety rule refused it (interlock, minimum time, chatter guard)",
-    "controlled": "the relay belongs to a zone, light group or ventilation: command that",
-    "unavailable": "the node has nothing to act on for this (no room control configured)",
-    "invalid_config": "the new config was refused; the reason names the file, key and problem",
-}
-
-
-class CommandError(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        assert code in ERRORS
-        super().__init__(reason)
-        self.code, self.reason = code, reason
 
 
 def parse_payload(payload: bytes, limit: int = MAX_PAYLOAD) -> dict[str, Any]:
@@ -143,29 +118,6 @@ def _instant(body: dict[str, Any], key: str) -> float:
     if parsed.tzinfo is None:
         raise CommandError("bad_argument", f"{key}: needs a time zone (e.g. Z)")
     return parsed.timestamp()
-
-
-def number(body: dict[str, Any], key: str, lo: float, hi: float) -> float:
-    value = body.get(key)
-    if isinstance(value, str):  # Home Assistant sends setpoints as plain text
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise CommandError("bad_argument", f"{key}: must be a number, got {value!r}")
-    if not lo <= value <= hi:
-        raise CommandError("bad_argument", f"{key}: must be {lo:g}..{hi:g}, got {value:g}")
-    return float(value)
-
-
-def optional_minutes(body: dict[str, Any]) -> Optional[float]:
-    return number(body, "minutes", 1, MAX_MINUTES) if "minutes" in body else None
-
-
-def word(body: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise CommandError("bad_argument", f"{key}: must be one of {', '.join(choices)}")
-    return value.lower()
 
 
 class Deduplicator:

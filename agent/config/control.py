@@ -1,8 +1,9 @@
 """The room-control part of a node's config: [control], [[relays]], [[inputs]], [[zones]],
 [[lights]], [[ventilation]] and [[scenes]]; reference in docs/config.md.
 
-Each table's keys are the fields of the control module's own config dataclass, so a key is
-documented and validated in one place. Errors read like the rest of the config's:
+Each table's keys are the fields of its settings dataclass (agent/config/<section>.py, e.g.
+ZoneConfig in zones.py), so a key is documented and validated in one place. Errors read like the
+rest of the config's:
 ``room.toml: zones[0].deadband: must be > 0``.
 """
 
@@ -11,8 +12,16 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar
+
+from agent.config.inputs import InputConfig, validate_inputs
+from agent.config.lights import LightConfig, check_light_references
+from agent.config.relays import RelayConfig, validate_relays
+from agent.config.scenes import SceneConfig, check_targets
+from agent.config.schedule import WeeklySchedule
+from agent.config.ventilation import VentilationConfig
+from agent.config.zones import ZoneConfig
 
 T = TypeVar("T")
 # What a name must be wherever it becomes an MQTT topic level or a Home Assistant id.
@@ -127,13 +136,14 @@ def parse_records(
 @dataclasses.dataclass(frozen=True)
 class ControlConfig:
     timezone: str = "UTC"  # the building's, for schedules (daylight saving handled)
-    relays: tuple[Any, ...] = ()  # RelayConfig
-    inputs: tuple[Any, ...] = ()  # InputConfig
-    zones: tuple[Any, ...] = ()  # ZoneConfig
-    schedules: Any = dataclasses.field(default_factory=dict)  # zone name -> WeeklySchedule
-    lights: tuple[Any, ...] = ()  # LightConfig
-    ventilation: tuple[Any, ...] = ()  # VentilationConfig
-    scenes: tuple[Any, ...] = ()  # SceneConfig
+    relays: tuple[RelayConfig, ...] = ()
+    inputs: tuple[InputConfig, ...] = ()
+    zones: tuple[ZoneConfig, ...] = ()
+    # zone name -> its schedule
+    schedules: Mapping[str, WeeklySchedule] = dataclasses.field(default_factory=dict)
+    lights: tuple[LightConfig, ...] = ()
+    ventilation: tuple[VentilationConfig, ...] = ()
+    scenes: tuple[SceneConfig, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -166,13 +176,6 @@ def parse_control(
     `presence` the names of the BLE presence groups, which a light group may use for
     occupancy like a motion input; `ble_measures` what each BLE device is configured to
     measure (its `quantities`), so a zone may regulate on a BLE thermometer."""
-    from agent.config.relays import RelayConfig, validate_relays
-    from agent.control.inputs import InputConfig, validate_inputs
-    from agent.control.lights import LightConfig, check_light_references
-    from agent.control.scenes import SceneConfig
-    from agent.control.schedule import WeeklySchedule
-    from agent.control.thermostat import ZoneConfig
-    from agent.control.ventilation import VentilationConfig
     from drivers import DRIVERS
 
     top = data.get("control", {})
@@ -310,8 +313,6 @@ def _check_scenes(
 ) -> None:
     """Every scene target must exist and take its value, so a scene fails at load, not when a
     council session starts."""
-    from agent.control.scenes import check_targets
-
     names = ({x.name for x in lights}, {z.name for z in zones}, {v.name for v in ventilation})
     for i, scene in enumerate(scenes):
         try:

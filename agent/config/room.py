@@ -23,8 +23,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
+from agent.config.analytics import OptimumStartConfig, parse_optimum_start
 from agent.config.control import RecordError, parse_record
-from agent.room.sessions import CalendarError, Session, parse_records
+from agent.config.sessions import CalendarError, Session, parse_records
 
 SECTIONS = ("room", "sessions")
 SEASONS = ("auto", "heating", "cooling")
@@ -47,9 +48,8 @@ class RoomConfig:
     calendar: Optional[str] = None  # .ics path or URL
     calendar_poll_minutes: float = 15.0
     comfort_interval: float = 60.0  # s between retained comfort/occupancy updates
-    # agent.analytics.optimum_start.OptimumStartConfig from [room.optimum_start]; None: the
-    # fixed preheat_minutes.
-    optimum_start: Any = None
+    # [room.optimum_start]; None: the fixed preheat_minutes.
+    optimum_start: Optional[OptimumStartConfig] = None
 
     def __post_init__(self) -> None:
         for field in ("volume_m3", "calendar_poll_minutes", "comfort_interval"):
@@ -91,8 +91,6 @@ def parse_room(
             parsed, extra = parse_record(data["room"], RoomConfig, skip=("optimum_start",))
         except RecordError as e:
             raise error("room" + (f".{e.key}" if e.key else ""), e.message) from None
-        from agent.config.analytics import parse_optimum_start
-
         learning = parse_optimum_start(extra.get("optimum_start"), parsed.preheat_minutes, error)
         room = dataclasses.replace(parsed, optimum_start=learning)
         names = {d.name for d in devices}

@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 in CI
 
 from agent.common.suggest import hint
 from agent.config.analytics import SECTIONS as FAULT_SECTIONS
-from agent.config.analytics import parse_faults
+from agent.config.analytics import FaultConfig, parse_faults
 from agent.config.ble import BleConfig, parse_ble
 from agent.config.control import ControlConfig, parse_control
 from agent.config.errors import Collector, ConfigError
@@ -34,8 +34,10 @@ from agent.config.link import (
     parse_remote,
 )
 from agent.config.modbus import EnergyConfig, ModbusLineConfig, parse_energy, parse_modbus
+from agent.config.report import AGGREGATES, ReportPolicy
 from agent.config.room import SECTIONS as ROOM_SECTIONS
 from agent.config.room import parse_room
+from agent.config.sessions import Session
 from agent.config.table import Table as _Table
 from agent.config.table import at_least as _at_least
 from agent.config.table import between as _between
@@ -43,8 +45,6 @@ from agent.config.table import name_check as _name
 from agent.config.table import one_of as _one_of
 from agent.config.table import topic_check as _topic
 from agent.pi import header
-from agent.pipeline.reporting import AGGREGATES, ReportPolicy
-from agent.pipeline.staged_outbox import DEFAULT_SYNC_INTERVAL
 from drivers import DRIVERS
 
 CONTROL_SECTIONS = ("control", "relays", "inputs", "zones", "lights", "ventilation", "scenes")
@@ -53,6 +53,13 @@ RESERVED_DEVICE_NAMES = frozenset({"agent"})
 DEFAULT_STATE_DIR = Path("/var/lib/roomagent")
 # Where the installer puts the node's config; the installers' commands use it without --config.
 DEFAULT_CONFIG = Path("/etc/roomagent/roomagent.toml")
+
+# The staged outbox's spill interval (agent.pipeline.staged_outbox). 15 s: four spills a minute
+# leave room under issue 19's budget of six card syncs a minute for the relay-state writes a
+# room's control makes (min_off, restore) and the energy totals' one a minute. At 10 s the six
+# spills alone used the whole budget, and the council chamber measured 7.3 a minute with the
+# broker down (docs/buffer.md).
+DEFAULT_SYNC_INTERVAL = 15.0
 
 
 @dataclass(frozen=True)
@@ -119,15 +126,8 @@ class Config:
     modbus: tuple[ModbusLineConfig, ...] = ()
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     room: Any = None  # agent.config.room.RoomConfig: [room], for comfort/occupancy/sessions
-    sessions: tuple[Any, ...] = ()  # agent.room.sessions.Session from [[sessions]]
-    # agent.analytics.faults.FaultConfig from [faults]; None: switched off
-    faults: Any = field(default_factory=lambda: _default_faults())
-
-
-def _default_faults() -> Any:
-    from agent.analytics.faults import FaultConfig
-
-    return FaultConfig()
+    sessions: tuple[Session, ...] = ()  # [[sessions]]
+    faults: Optional[FaultConfig] = field(default_factory=FaultConfig)  # None: switched off
 
 
 def load(path: os.PathLike[str] | str) -> Config:

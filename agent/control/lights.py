@@ -15,69 +15,21 @@ daylight judgement is made only from readings taken while the group was off.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from agent.control.types import Clock, Event, RoomInputs, Want
+from agent.common.events import Event
+from agent.config.lights import LightConfig
+from agent.control.types import Clock, Published, RoomInputs, Want
+from agent.mqtt.command_args import CommandError, command_verb, optional_minutes
+from agent.mqtt.contract import Topics
+from agent.mqtt.ha_components import ON_TEMPLATE, command_topic, on_off
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 LUX_MAX_AGE = 300.0  # s: an illuminance reading older than this says nothing about daylight
-
-
-@dataclass(frozen=True)
-class LightConfig:
-    name: str
-    relays: tuple[str, ...]
-    occupancy: tuple[str, ...] = ()  # motion inputs and presence sources; () = manual only
-    vacancy_minutes: float = 15.0
-    daylight_sensor: Optional[str] = None  # a device giving "illuminance"
-    daylight_lux: float = 500.0  # above it, occupancy does not switch the lights on
-    daylight_hysteresis: float = 100.0  # held off until it falls below daylight_lux - this
-    switch: Optional[str] = None  # a wall button or switch input
-    override_minutes: float = 120.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "relays", tuple(self.relays))
-        object.__setattr__(self, "occupancy", tuple(self.occupancy))
-        self.validate()
-
-    def validate(self) -> None:
-        if not self.name:
-            raise ValueError("name: must not be empty")
-        if not self.relays:
-            raise ValueError("relays: a light group needs at least one relay")
-        if len(set(self.relays)) != len(self.relays):
-            raise ValueError(f"relays: a relay is listed twice in {list(self.relays)}")
-        if len(set(self.occupancy)) != len(self.occupancy):
-            raise ValueError(f"occupancy: a source is listed twice in {list(self.occupancy)}")
-        _positive("vacancy_minutes", self.vacancy_minutes)
-        _positive("override_minutes", self.override_minutes)
-        _positive("daylight_lux", self.daylight_lux)
-        if not 0 <= self.daylight_hysteresis < self.daylight_lux:
-            raise ValueError(
-                f"daylight_hysteresis: must be at least 0 and below daylight_lux "
-                f"({self.daylight_lux:g}), got {self.daylight_hysteresis:g}"
-            )
-
-
-def check_light_references(
-    config: LightConfig,
-    input_kinds: Mapping[str, str],
-    presence_sources: Collection[str] = (),
-) -> None:
-    """For the config loader: the names a light group uses must exist and be the right kind.
-    input_kinds maps each input's name to its kind ("motion", "button", ...)."""
-    for i, source in enumerate(config.occupancy):
-        if input_kinds.get(source) != "motion" and source not in presence_sources:
-            kind = input_kinds.get(source)
-            what = f"a {kind} input" if kind else "not an input or a presence source"
-            raise ValueError(
-                f"occupancy[{i}]: {source!r} is {what}; need a motion input or a BLE presence group"
-            )
-    if config.switch is not None and input_kinds.get(config.switch) not in ("button", "switch"):
-        kind = input_kinds.get(config.switch)
-        what = f"a {kind} input" if kind else "not an input"
-        raise ValueError(f"switch: {config.switch!r} is {what}; need a button or switch")
 
 
 @dataclass(frozen=True)
@@ -234,14 +186,67 @@ class LightControl:
         return Event("mode", f"lights:{self.config.name}", state, reason, self.clock.time())
 
 
-def _positive(field: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{field}: must be a positive number, got {value!r}")
-
-
 def _onoff(on: bool) -> str:
     return "on" if on else "off"
 
 
 def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+# What central systems see of a light group (agent.control.types.Published) ----------------------
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    """`on`: the group's relays (they all follow the group: the first speaks for them);
+    `mode`: manual while an override (command, wall switch, scene) holds, else auto."""
+    light = room.lights[name]
+    override = light.override
+    manual = override is not None and room.clock.monotonic() < override.until
+    return {"on": room.relays.state(light.config.relays[0]), "mode": "manual" if manual else "auto"}
+
+
+def _entities(group: LightConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    """On or off for the group's override_minutes, then automatic again: the effect "auto"
+    hands the group back to its rules at once ("manual" holds what it does now). HA sends ON
+    before the effect (on_command_type first), so "auto" has the last word."""
+    base = topics.base
+    state = topics.control("lights", group.name)
+    light = on_off("light", group.name, state, command_topic(base, "lights", group.name))
+    light.update({
+        "stat_val_tpl": ON_TEMPLATE,
+        "on_cmd_type": "first",
+        "fx_cmd_t": command_topic(base, "lights", group.name, "effect"),
+        "fx_list": ["auto", "manual"],
+        "fx_stat_t": state,
+        "fx_val_tpl": "{{ value_json['mode'] }}",
+    })  # fmt: skip
+    return {f"lights_{group.name}": light}
+
+
+def _command(
+    room: RoomController, path: list[str], body: dict[str, Any], reason: str
+) -> tuple[str, list[Event], dict[str, Any]]:
+    """cmd/lights/<group>: ON, OFF, AUTO (optional minutes); .../effect auto or manual."""
+    if not 1 <= len(path) <= 2 or not path[0]:
+        raise CommandError("unknown_target", "expected cmd/lights/<group>")
+    name = path[0]
+    light = room.lights.get(name)
+    if light is None:
+        raise CommandError("unknown_target", f"no lights {name!r}")
+    if len(path) == 2 and path[1] != "effect":
+        raise CommandError("unknown_target", f"cmd/lights/{name}: no sub-topic {path[1]!r}")
+    verb = command_verb(body)
+    minutes = optional_minutes(body)
+    if verb == "manual":  # Home Assistant's effect list: hold what the lights do now
+        verb = "on" if room.relays.state(light.config.relays[0]) else "off"
+    if verb in ("on", "off"):
+        events = light.command(verb == "on", minutes, reason)
+    elif verb == "auto":
+        events = light.resume_automatic(reason)
+    else:
+        raise CommandError("unknown_command", f"lights take ON, OFF, AUTO; not {verb!r}")
+    return name, events, {"lights": name, "mode": "auto" if verb == "auto" else "manual"}
+
+
+PUBLISHED = Published("lights", "lights", _entities, _state, _command)

@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
+from agent.common.events import Event
 from agent.common.state_store import KeyValueStore
 from agent.config.relays import RelayConfig, finite_number, validate_relays
-from agent.control.types import Clock, Event
+from agent.control.types import Clock
 
 HOUR = 3600.0
 # While a metered relay is on or a switch is pending, the state is written at least this often:

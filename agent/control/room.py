@@ -11,20 +11,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from agent.common.events import Event
 from agent.common.state_store import StateStore
 from agent.config.control import ControlConfig
+from agent.control import inputs, lights, thermostat, ventilation
 from agent.control.inputs import InputBank
 from agent.control.lights import LightControl
 from agent.control.relays import RelayBank
 from agent.control.scenes import SceneManager
 from agent.control.thermostat import Thermostat
-from agent.control.types import Clock, Control, Event, RoomInputs, Want
+from agent.control.types import Clock, Control, Published, RoomInputs, Want
 from agent.control.ventilation import VentilationControl
 
 # device name, quantity -> (value, monotonic time it was measured), or None
 ReadingSource = Callable[[str, str], Optional[tuple[float, float]]]
 # BLE presence group -> someone is there (None: not known now, e.g. the BLE scan is down)
 PresenceSource = Callable[[], Mapping[str, Optional[bool]]]
+
+# What central systems see of the room's controls and inputs, one line per kind, in the order
+# of their Home Assistant components (the discovery payload keeps it byte for byte).
+PUBLISHED: tuple[Published, ...] = (
+    lights.PUBLISHED,
+    ventilation.PUBLISHED,
+    inputs.PUBLISHED,
+    thermostat.PUBLISHED,
+)
 
 # A room counts as occupied while any motion input saw motion this recently: PIRs re-trigger
 # every few seconds while people move, and sit quietly through a long speech.

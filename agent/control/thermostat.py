@@ -11,112 +11,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from agent.control.schedule import WeeklySchedule
-from agent.control.types import Clock, Event, RoomInputs, Want
+from agent.common.events import Event
+from agent.config.schedule import WeeklySchedule
+from agent.config.zones import ZoneConfig
+from agent.control.types import Clock, Published, RoomInputs, Want
+from agent.mqtt.command_args import CommandError, number, optional_minutes, word
+from agent.mqtt.contract import Topics
+from agent.mqtt.ha_components import command_topic, value_template
+from drivers.quantities import QUANTITIES
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 MODES = ("auto", "off", "comfort", "eco", "boost", "manual", "frost")
 SCHEDULE_MODES = frozenset({"off", "frost", "eco", "comfort", "boost"})
-FAILSAFES = ("off", "frost")
-
-
-@dataclass(frozen=True)
-class ZoneConfig:
-    name: str
-    sensor: str  # the device whose "temperature" this zone regulates on
-    comfort: float  # °C, heating setpoints per mode
-    eco: float
-    boost: float
-    heat_stages: tuple[str, ...] = ()  # relay names, first stage first
-    cool_stages: tuple[str, ...] = ()
-    frost: float = 7.0
-    cool_offset: float = 2.0  # K: cooling regulates on the heating setpoint + this
-    # In eco the room is empty: cool only when it gets really warm (eco 17 + 8 = 25 °C), rather
-    # than spending energy to hold 19 °C in an empty room in summer.
-    eco_cool_offset: float = 8.0
-    deadband: float = 0.5  # K
-    stage_offset: float = 1.0  # K between one stage's band and the next
-    boost_minutes: float = 60.0
-    manual_minutes: float = 120.0
-    vacancy_setback_minutes: float = 30.0  # vacant this long during comfort: eco instead
-    stale_after: float = 300.0  # s: an older temperature is not regulated on
-    plausible_min: float = -10.0
-    plausible_max: float = 50.0
-    failsafe: str = "off"  # "off": everything off; "frost": heat 1 at failsafe_duty, cool off
-    failsafe_duty: float = 0.2
-    failsafe_period_minutes: float = 20.0
-
-    def __post_init__(self) -> None:
-        for field in ("name", "sensor"):
-            if not isinstance(getattr(self, field), str) or not getattr(self, field):
-                raise ValueError(f"{field}: must be a non-empty string")
-        relays: list[str] = []
-        for field in ("heat_stages", "cool_stages"):
-            stages = getattr(self, field)
-            if isinstance(stages, str) or not all(isinstance(s, str) and s for s in stages):
-                raise ValueError(f"{field}: must be a list of relay names, got {stages!r}")
-            object.__setattr__(self, field, tuple(stages))  # a loader may hand over a list
-            relays.extend(stages)
-        if not relays:
-            raise ValueError("heat_stages: a zone needs at least one heat or cool stage relay")
-        for relay in relays:
-            if relays.count(relay) > 1:
-                raise ValueError(f"heat_stages/cool_stages: relay {relay!r} is named twice")
-        for field in (*_POSITIVE, *_NON_NEGATIVE, *_SETPOINTS, "plausible_min", "plausible_max"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{field}: must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{field}: must be a finite number, got {value!r}")
-        for field in _POSITIVE:
-            if getattr(self, field) <= 0:
-                raise ValueError(f"{field}: must be more than 0, got {getattr(self, field)}")
-        for field in _NON_NEGATIVE:
-            if getattr(self, field) < 0:
-                raise ValueError(f"{field}: must not be negative, got {getattr(self, field)}")
-        if self.plausible_min >= self.plausible_max:
-            raise ValueError(
-                f"plausible_max: must be above plausible_min ({self.plausible_min}), "
-                f"got {self.plausible_max}"
-            )
-        for field in _SETPOINTS:
-            if not self.plausible_min <= getattr(self, field) <= self.plausible_max:
-                raise ValueError(
-                    f"{field}: {getattr(self, field)} °C is outside the plausible range "
-                    f"{self.plausible_min:g}..{self.plausible_max:g} °C"
-                )
-        if self.eco_cool_offset <= self.deadband:
-            raise ValueError(f"eco_cool_offset: must be more than the deadband ({self.deadband} K)")
-        if self.cool_offset <= self.deadband:
-            raise ValueError(
-                f"cool_offset: must be more than the deadband ({self.deadband} K) so heating "
-                f"and cooling never chase each other, got {self.cool_offset}"
-            )
-        if self.failsafe not in FAILSAFES:
-            raise ValueError(f"failsafe: must be 'off' or 'frost', got {self.failsafe!r}")
-        if self.failsafe == "frost" and not self.heat_stages:
-            raise ValueError("failsafe: 'frost' needs a heat stage; this zone only cools")
-        if not 0 <= self.failsafe_duty <= 1:
-            raise ValueError(f"failsafe_duty: must be 0..1, got {self.failsafe_duty}")
-
-    def setpoint(self, mode: str) -> float:
-        """The heating setpoint of one of the fixed modes: comfort, eco, boost, frost."""
-        return float(getattr(self, mode))
-
-
-_SETPOINTS = ("comfort", "eco", "boost", "frost")
-_POSITIVE = (
-    "cool_offset",
-    "eco_cool_offset",
-    "deadband",
-    "stage_offset",
-    "boost_minutes",
-    "manual_minutes",
-    "stale_after",
-    "failsafe_period_minutes",
-)
-_NON_NEGATIVE = ("vacancy_setback_minutes", "failsafe_duty")
 
 
 @dataclass(frozen=True)
@@ -419,3 +329,120 @@ def _describe(target: _Target) -> str:
     if target.setpoint is None:
         return f"off ({target.why})"
     return f"{target.mode} {target.setpoint:.1f} °C ({target.why})"
+
+
+# What central systems see of a zone (agent.control.types.Published) -----------------------------
+
+HA_PRESETS = ("comfort", "eco", "boost", "frost")  # the fixed-setpoint modes, HA's presets
+HA_MODES = ("off", "heat", "cool", "heat_cool", "auto")  # what cmd/zone/<zone>/mode takes
+PRESETS = (*HA_PRESETS, "auto")  # what cmd/zone/<zone>/preset takes
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    zone = room.zones[name]
+    mode = zone.current_mode()
+    return {
+        "mode": mode,
+        "hvac": "off" if mode == "off" else zone.hvac,
+        "setpoint": zone.effective_setpoint(),
+        "action": room.zone_action(name),
+        # At the sensor's published precision: the raw compensated float changes every reading,
+        # and each change is a retained publish.
+        "temperature": _rounded(room.zone_temperature(name), QUANTITIES["temperature"].decimals),
+    }
+
+
+def _rounded(value: Optional[float], decimals: int) -> Optional[float]:
+    return None if value is None else round(value, decimals)
+
+
+def _entities(zone: ZoneConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    """Home Assistant's climate: exactly what the zone's relays can do; heat never cools
+    (Thermostat.set_hvac)."""
+    base = topics.base
+    state = topics.control("zone", zone.name)
+    presets = ", ".join(f"'{p}'" for p in HA_PRESETS)
+    climate = {
+        "p": "climate",
+        "name": zone.name,
+        "modes": ["off", *hvac_modes(zone)],
+        "mode_stat_t": state,
+        "mode_stat_tpl": "{{ value_json['hvac'] }}",
+        "mode_cmd_t": command_topic(base, "zone", zone.name, "mode"),
+        "pr_modes": list(HA_PRESETS),
+        "pr_mode_stat_t": state,
+        "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] in "
+        f"[{presets}] else 'none' }}}}",
+        "pr_mode_cmd_t": command_topic(base, "zone", zone.name, "preset"),
+        # HA offers and sends "none" for no preset; the zone's word for it is auto (schedule).
+        "pr_mode_cmd_tpl": "{{ 'auto' if value == 'none' else value }}",
+        "temp_stat_t": state,
+        "temp_stat_tpl": "{{ value_json['setpoint'] }}",
+        "temp_cmd_t": command_topic(base, "zone", zone.name, "setpoint"),
+        "curr_temp_t": topics.state(zone.sensor),
+        "curr_temp_tpl": value_template("values", "temperature"),
+        "act_t": state,
+        "act_tpl": "{{ value_json['action'] }}",
+        # HA's own defaults (7..35 °C), widened to the frost setpoint, within what
+        # Thermostat.set_manual accepts.
+        "min_temp": max(zone.plausible_min, min(7.0, zone.frost)),
+        "max_temp": min(zone.plausible_max, 35.0),
+        "temp_step": 0.5,
+        "precision": 0.1,
+        "temp_unit": "C",
+    }
+    return {f"zone_{zone.name}": climate}
+
+
+def _command(
+    room: RoomController, path: list[str], body: dict[str, Any], reason: str
+) -> tuple[str, list[Event], dict[str, Any]]:
+    """cmd/zone/<zone>/setpoint, mode or preset."""
+    if not path or path[0] not in room.zones:
+        raise CommandError("unknown_target", "expected cmd/zone/<zone>/{setpoint,mode,preset}"
+                           + (f"; no zone {path[0]!r}" if path else ""))  # fmt: skip
+    if len(path) != 2 or not path[1]:
+        raise CommandError("unknown_target", f"cmd/zone/{path[0]}: missing the sub-topic: "
+                           "cmd/zone/<zone>/setpoint, mode or preset")  # fmt: skip
+    zone, what = room.zones[path[0]], path[1]
+    minutes = optional_minutes(body)
+    key = "value" if "value" in body else "command"
+    try:
+        if what == "setpoint":
+            c = zone.config
+            events = zone.set_manual(number(body, key, c.plausible_min, c.plausible_max),
+                                     minutes, reason)  # fmt: skip
+        elif what == "mode":
+            mode = word(body, "mode" if "mode" in body else key, HA_MODES)
+            events = _zone_mode(zone, mode, reason, minutes)
+        elif what == "preset":
+            preset = word(body, "preset" if "preset" in body else key, PRESETS)
+            events = zone.set_mode(preset, reason, minutes)
+        else:
+            raise CommandError(
+                "unknown_command", f"zone takes setpoint, mode, preset; not {what!r}"
+            )
+    except ValueError as e:
+        raise CommandError("bad_argument", str(e)) from None
+    return path[0], events, {"zone": path[0], "mode": zone.current_mode(), "hvac": zone.hvac,
+                             "setpoint": zone.effective_setpoint()}  # fmt: skip
+
+
+def _zone_mode(zone: Thermostat, mode: str, reason: str, minutes: Optional[float]) -> list[Event]:
+    """off switches the zone off; heat, cool and heat_cool say which of its stages may run
+    (a zone that was off follows its schedule again); auto is everything it can do."""
+    if mode == "off":
+        return zone.set_mode("off", reason, minutes)
+    hvac = hvac_modes(zone.config)[-1] if mode == "auto" else mode
+    if hvac not in hvac_modes(zone.config):
+        can = ", ".join(("off", *hvac_modes(zone.config)))
+        raise CommandError(
+            "bad_argument", f"mode: zone {zone.config.name} can do {can}; not {mode!r}"
+        )
+    events = zone.set_hvac(hvac, reason)
+    if zone.current_mode() == "off" or mode == "auto":
+        events += zone.set_mode("auto", reason, minutes)
+    return events
+
+
+PUBLISHED = Published("zone", "zones", _entities, _state, _command)

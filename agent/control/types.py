@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+
+from agent.common.events import Event
+from agent.mqtt.contract import Topics
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 
 class Clock(Protocol):
@@ -23,17 +29,6 @@ class Want:
     relay: str
     on: bool
     reason: str  # e.g. "zone chamber: 19.2 °C below comfort 21.0 − 0.5 (sensor climate)"
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something that switched, changed or went wrong, with why: published on <base>/events."""
-
-    kind: str  # "relay", "input", "alarm", "mode", "scene", "energy"
-    subject: str  # the relay, input, zone or scene name
-    state: str  # e.g. "on", "off", "motion", "clear", "pressed", "stale", "resolved"
-    reason: str
-    timestamp: float  # wall clock (Clock.time())
 
 
 @dataclass(frozen=True)
@@ -58,3 +53,29 @@ class Control(Protocol):
     says what it wants for its relays, with the events of what it decided."""
 
     def step(self, room: RoomInputs) -> tuple[list[Want], list[Event]]: ...
+
+
+# One item's Home Assistant components (key -> component) from its settings and the node's topics.
+Entities = Callable[[Any, Topics], dict[str, dict[str, Any]]]
+# One item's retained state body (without "ts"), from the room controller running it.
+State = Callable[["RoomController", str], dict[str, Any]]
+# A command to this kind (the path below cmd/<kind>, the body, the reason to give): the item's
+# name, the events of what it did and the answer's result; agent.mqtt.command_args.CommandError
+# refuses it.
+Command = Callable[
+    ["RoomController", list[str], dict[str, Any], str], tuple[str, list[Event], dict[str, Any]]
+]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What central systems see of one kind of control, declared by its module and listed once
+    in agent.control.room.PUBLISHED: central/ and commands/ iterate over these, so a new rule
+    needs no code there. Its retained state is on <base>/<kind>/<name> (also cmd/state/<kind>/
+    <name>), its commands arrive on cmd/<kind>/<name>/..."""
+
+    kind: str  # the topic level: "zone", "lights", "ventilation", "input"
+    section: str  # the ControlConfig field holding one settings record per item
+    entities: Entities
+    state: State
+    command: Optional[Command] = None

@@ -13,82 +13,19 @@ in a full room costs the air. Events report sensors going stale and recovering, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
-from agent.control.types import Clock, Event, RoomInputs, Want
+from agent.common.events import Event
+from agent.config.ventilation import VentilationConfig
+from agent.control.types import Clock, Published, RoomInputs, Want
+from agent.mqtt.command_args import CommandError, command_verb, number, optional_minutes
+from agent.mqtt.contract import Topics
+from agent.mqtt.ha_components import ON_TEMPLATE, command_topic
+
+if TYPE_CHECKING:
+    from agent.control.room import RoomController
 
 Reading = tuple[float, float]  # (value, monotonic time it was taken)
-FAILSAFES = ("on", "off")
-
-
-@dataclass(frozen=True)
-class VentilationConfig:
-    name: str
-    relays: Union[str, tuple[str, ...]]  # one relay, or (low, high) for two stages
-    co2_sensor: str
-    co2_on: float = 1000.0  # ppm: stage 1 above it
-    co2_off: float = 800.0  # ppm: stage 1 ends below it
-    co2_high: Optional[float] = None  # ppm: stage 2 above it, ends below it - (on - off)
-    voc_sensor: Optional[str] = None
-    voc_on: float = 250.0  # VOC index: stage 1 above it
-    voc_off: float = 150.0
-    stale_after: float = 300.0  # s
-    failsafe: str = "on"  # what a stale sensor asks for
-    min_run_minutes: float = 10.0
-    boost_minutes: float = 30.0  # a boost() without a duration
-
-    def __post_init__(self) -> None:
-        relays = (self.relays,) if isinstance(self.relays, str) else tuple(self.relays)
-        object.__setattr__(self, "relays", relays)
-        self.validate()
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """The relays, one per stage: (fan,) or (low, high)."""
-        return (self.relays,) if isinstance(self.relays, str) else self.relays
-
-    def validate(self) -> None:
-        if not self.name:
-            raise ValueError("name: must not be empty")
-        stages = self.stages
-        if len(stages) not in (1, 2) or not all(stages):
-            raise ValueError(f"relays: one relay, or two (low, high), got {list(stages)}")
-        if len(set(stages)) != len(stages):
-            raise ValueError(f"relays: low and high are the same relay {stages[0]!r}")
-        if not self.co2_sensor:
-            raise ValueError("co2_sensor: must name a device")
-        for field in ("co2_on", "co2_off", "voc_on", "voc_off", "stale_after", "boost_minutes"):
-            value = getattr(self, field)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{field}: must be a positive number, got {value!r}")
-        if not (math.isfinite(self.min_run_minutes) and self.min_run_minutes >= 0):
-            raise ValueError(f"min_run_minutes: must be 0 or more, got {self.min_run_minutes!r}")
-        if self.co2_off >= self.co2_on:
-            raise ValueError(
-                f"co2_off: must be below co2_on ({self.co2_on:g}), got {self.co2_off:g}"
-            )
-        if self.voc_off >= self.voc_on:
-            raise ValueError(
-                f"voc_off: must be below voc_on ({self.voc_on:g}), got {self.voc_off:g}"
-            )
-        if self.co2_high is not None and self.co2_high <= self.co2_on:
-            raise ValueError(
-                f"co2_high: must be above co2_on ({self.co2_on:g}), got {self.co2_high:g}"
-            )
-        if len(stages) == 2 and self.co2_high is None:
-            raise ValueError("co2_high: two relays (low, high) need the level for stage 2")
-        if len(stages) == 1 and self.co2_high is not None:
-            raise ValueError("co2_high: stage 2 needs two relays (low, high)")
-        if self.failsafe not in FAILSAFES:
-            raise ValueError(f"failsafe: must be 'on' or 'off', got {self.failsafe!r}")
-
-    @property
-    def co2_high_off(self) -> Optional[float]:
-        """Stage 2 ends below this: co2_high less the stage-1 hysteresis width."""
-        if self.co2_high is None:
-            return None
-        return self.co2_high - (self.co2_on - self.co2_off)
 
 
 class VentilationControl:
@@ -295,3 +232,91 @@ class VentilationControl:
             f"ventilation {self.config.name}: {reason}",
             self.clock.time(),
         )
+
+
+# What central systems see of a ventilation unit (agent.control.types.Published) -----------------
+
+
+def _state(room: RoomController, name: str) -> dict[str, Any]:
+    """`stage`: what the relays do now (0 off, 1, 2); `mode`: auto, boost or manual."""
+    vent = room.ventilation[name]
+    stages = vent.config.stages
+    stage = next((i + 1 for i, r in enumerate(stages) if room.relays.state(r)), 0)
+    return {"on": stage > 0, "stage": stage, "stages": len(stages), "mode": vent.mode()}
+
+
+def _entities(vent: VentilationConfig, topics: Topics) -> dict[str, dict[str, Any]]:
+    """Home Assistant's fan: on/off, one speed per stage, presets auto and boost (boost for
+    the unit's boost_minutes; a JSON command gives another duration)."""
+    base = topics.base
+    state = topics.control("ventilation", vent.name)
+    command = command_topic(base, "ventilation", vent.name)
+    fan: dict[str, Any] = {
+        "p": "fan",
+        "name": vent.name,
+        "stat_t": state,
+        "stat_val_tpl": ON_TEMPLATE,
+        "cmd_t": command,
+        "pl_on": "ON",
+        "pl_off": "OFF",
+    }
+    if len(vent.stages) > 1:  # HA refuses a speed range of one (speed_range_max > min)
+        fan.update({
+            "pct_stat_t": state,
+            "pct_val_tpl": "{{ value_json['stage'] }}",
+            "pct_cmd_t": f"{command}/stage",
+            "spd_rng_min": 1,
+            "spd_rng_max": len(vent.stages),
+        })  # fmt: skip
+    return {
+        f"ventilation_{vent.name}": {
+            **fan,
+            "pr_mode_stat_t": state,
+            "pr_mode_val_tpl": "{{ value_json['mode'] if value_json['mode'] != 'manual' "
+            "else 'None' }}",
+            "pr_mode_cmd_t": f"{command}/preset",
+            "pr_modes": ["auto", "boost"],
+        }
+    }
+
+
+def _command(
+    room: RoomController, path: list[str], body: dict[str, Any], reason: str
+) -> tuple[str, list[Event], dict[str, Any]]:
+    """cmd/ventilation/<name>: ON, OFF, AUTO, BOOST (optional minutes) or
+    {"command": "stage", "stage": n}; .../stage takes the stage alone (Home Assistant's
+    speed), .../preset auto or boost."""
+    if not path or path[0] not in room.ventilation:
+        raise CommandError("unknown_target", "expected cmd/ventilation/<name>"
+                           + (f"; no ventilation {path[0]!r}" if path else ""))  # fmt: skip
+    name, vent = path[0], room.ventilation[path[0]]
+    what = path[1] if len(path) == 2 else None
+    if len(path) > 2 or what not in (None, "stage", "preset"):
+        raise CommandError(
+            "unknown_target", f"cmd/ventilation/{name}: sub-topics are stage and preset"
+        )
+    top = len(vent.config.stages)
+    minutes = optional_minutes(body)
+    verb = "stage" if what == "stage" else command_verb(body)
+    try:
+        if verb == "stage":
+            key = "stage" if "stage" in body else "value" if "value" in body else "command"
+            stage = number(body, key, 0, top)
+            if not stage.is_integer():
+                raise CommandError("bad_argument", f"{key}: a whole stage 0..{top}, got {stage:g}")
+            events = vent.set_stage(int(stage), minutes, reason)
+        elif verb in ("on", "off"):
+            events = vent.set_stage(1 if verb == "on" else 0, minutes, reason)
+        elif verb == "boost":
+            events = vent.boost(minutes, reason)
+        elif verb in ("auto", "none"):  # HA sends none for no preset
+            events = vent.resume_automatic(reason)
+        else:
+            raise CommandError("unknown_command", "ventilation takes ON, OFF, AUTO, BOOST, "
+                               f"stage; not {verb!r}")  # fmt: skip
+    except ValueError as e:
+        raise CommandError("bad_argument", str(e)) from None
+    return name, events, {"ventilation": name, "mode": vent.mode()}
+
+
+PUBLISHED = Published("ventilation", "ventilation", _entities, _state, _command)

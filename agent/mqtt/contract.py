@@ -49,6 +49,11 @@ class Topics:
     def relay(self, name: str) -> str:
         return f"{self.base}/relay/{name}"
 
+    def control(self, kind: str, name: str) -> str:
+        """The retained state of one input, zone, light group or ventilation unit
+        (agent.control.types.Published)."""
+        return f"{self.base}/{kind}/{name}"
+
     @property
     def energy(self) -> str:
         return f"{self.base}/energy"

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
     from agent.common.clock import SystemClock
+    from agent.common.events import Event
     from agent.config.schema import Config, DeviceConfig
     from agent.control.room import RoomController
-    from agent.control.types import Event
     from agent.mqtt.contract import Topics
     from agent.sensing.bus_choice import Hardware
     from agent.sensing.runner import DeviceRunner

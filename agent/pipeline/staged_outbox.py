@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+from agent.config.schema import DEFAULT_SYNC_INTERVAL
 from agent.pipeline import stage_sweep
 from agent.pipeline.outbox import (
     MIN_FREE_BYTES,
@@ -70,11 +71,6 @@ CREATE TABLE IF NOT EXISTS meta (
 ACK_GRACE = 1.0
 # How often the runtime calls tick(): a due spill waits at most this much more.
 TICK = 1.0
-# 15 s: four spills a minute leave room under issue 19's budget of six card syncs a minute for
-# the relay-state writes a room's control makes (min_off, restore) and the energy totals' one a
-# minute. At 10 s the six spills alone used the whole budget, and the council chamber measured
-# 7.3 a minute with the broker down (docs/buffer.md).
-DEFAULT_SYNC_INTERVAL = 15.0
 # Seqs reserved on the card ahead of use: one fsync per this many readings.
 SEQ_BLOCK = 10000
 # The card's WAL is written full-length (zeros) once at each start, so spills overwrite blocks

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
     from agent.config.schema import Config
+    from agent.config.sessions import Session
     from agent.room.service import RoomService
-    from agent.room.sessions import Session
 
 
 def follow(

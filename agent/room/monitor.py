@@ -22,12 +22,13 @@ from zoneinfo import ZoneInfo
 
 from agent.common.state_store import KeyValueStore
 from agent.config.room import RoomConfig
+from agent.config.sessions import CalendarError, Session
 from agent.mqtt.contract import iso_utc
 from agent.room.comfort import ComfortTracker, Grade, grade, season_of
 from agent.room.comfort_log import ComfortLog
 from agent.room.occupancy import EDGE_WINDOW, Co2Occupancy, Estimate
 from agent.room.session_report import SessionRecorder
-from agent.room.sessions import CalendarError, Session, SessionCalendar, parse_ics, parse_pushed
+from agent.room.sessions import SessionCalendar, parse_ics, parse_pushed
 
 log = logging.getLogger(__name__)
 

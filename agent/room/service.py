@@ -16,10 +16,10 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any, Optional
 
-from agent.control.types import Event
+from agent.common.events import Event
+from agent.config.sessions import CalendarError
 from agent.mqtt.contract import json_payload
 from agent.room.monitor import Output, RoomMonitor
-from agent.room.sessions import CalendarError
 
 if TYPE_CHECKING:
     from agent.node.ports import NodeParts, RoomPorts

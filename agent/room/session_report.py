@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from agent.common.state_store import KeyValueStore
+from agent.config.sessions import Session, _iso
 from agent.room.comfort import CATEGORIES
-from agent.room.sessions import Session, _iso
 
 KEY = "session_report"
 PERSIST_EVERY = 60.0  # s of session time between saves (one state-file write a minute at most)

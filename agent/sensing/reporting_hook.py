@@ -7,8 +7,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
+from agent.config.report import ReportPolicy
 from agent.config.schema import DeviceConfig
-from agent.pipeline.reporting import Aggregator, ReportPolicy
+from agent.pipeline.reporting import Aggregator
 from agent.sensing.runner import Sample
 
 

@@ -24,8 +24,8 @@ from agent.pi import header
 from drivers import DRIVERS
 
 if TYPE_CHECKING:
+    from agent.config.inputs import InputConfig
     from agent.config.relays import RelayConfig
-    from agent.control.inputs import InputConfig
 
 INPUT_KINDS = {"motion": "PIR", "button": "button", "switch": "switch", "contact": "contact"}
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from agent.common.events import Event
 from agent.common.seq_floor import write_durably
-from agent.control.types import Event
 from drivers.modbus_meter import COUNTERS
 
 log = logging.getLogger("roomagent.modbus")
