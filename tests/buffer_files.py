@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Optional
 
 from agent.pipeline.staged_outbox import stage_path
 
@@ -19,7 +20,9 @@ FAST_ROOM = "".join(
 )  # fmt: skip
 
 
-def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
+def committed(
+    state: Path, with_reserved: bool = False, stage_dir: Optional[Path] = None
+) -> tuple[set[int], int]:
     """The seqs in the buffer now (on the card and in its RAM stage), and one past the highest
     handed out that the files show; with_reserved: past the block reserved on the card too,
     below which a restarted agent never hands out a seq."""
@@ -36,7 +39,7 @@ def committed(state: Path, with_reserved: bool = False) -> tuple[set[int], int]:
             return set(), 0
         rows = {r[0] for r in db.execute("SELECT seq FROM outbox")}
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    stage = stage_path(state / "buffer.sqlite")
+    stage = stage_path(state / "buffer.sqlite", stage_dir)
     if stage.exists():
         with contextlib.closing(sqlite3.connect(stage)) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
