@@ -11,6 +11,7 @@ from typing import Callable
 
 import pytest
 
+from tests import mqtt_fixtures
 from tests.mqtt_fixtures import Broker, NatsCluster, make_broker
 from tests.waiting import wait_until
 
@@ -21,6 +22,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # pytest-xdist hands out tests in collection order (after whole xdist_groups): a test of a
     # minute that starts last ends the leg a minute after the others. Long ones go first.
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def port_claims(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The directory where free_port() claims ports for the whole session: under pytest-xdist
+    the parent of a worker's basetemp (popen-gwN) is the session's, shared by all workers."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    claims = shared / "ports"
+    claims.mkdir(exist_ok=True)
+    mqtt_fixtures.PORT_CLAIMS = claims
 
 
 @pytest.fixture

@@ -17,11 +17,31 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+# Ports handed out in this test session, one empty file each (set by tests/conftest.py to a
+# directory all pytest-xdist workers of the session share). The kernel may hand a port one test
+# freed to another worker's broker while the first test's agent still reconnects to it (an
+# outage test, or an agent pointed where nothing listens): that agent, node id test-node as
+# well, then answers the other test's commands ("no lights 'hall'"). So no port is handed out
+# twice in a session.
+PORT_CLAIMS: Optional[Path] = None
+_claimed: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port in _claimed:
+            continue
+        _claimed.add(port)
+        if PORT_CLAIMS is None:
+            return port
+        try:
+            (PORT_CLAIMS / str(port)).touch(exist_ok=False)
+            return port
+        except FileExistsError:
+            continue  # another worker of this session had it
 
 
 def mosquitto_binary() -> str:
